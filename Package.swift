@@ -1,0 +1,53 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Settings shared by every Swift target.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "repo",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "repo", targets: ["repo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+    ],
+    targets: [
+        // C modules: system libraries from Debian, wrapped in shims.
+        .systemLibrary(name: "CRepoZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CRepoCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CRepoXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
+
+        // Primitives: chunker, crypto, compression, checksums.
+        .target(name: "RepoPrimitives", dependencies: ["CRepoZstd", "CRepoCrypto", "CRepoXXHash"],
+                swiftSettings: swiftSettings),
+        // Storage backend: named immutable objects.
+        .target(name: "RepoStorage", swiftSettings: swiftSettings),
+        // Index catalog: SQLite view of index segments + in-memory membership filter.
+        .target(name: "RepoIndex", dependencies: ["RepoPrimitives", .product(name: "GRDB", package: "GRDB.swift")],
+                swiftSettings: swiftSettings),
+        // Repository: keys, packs, index segments, blob save/load, locks.
+        .target(name: "RepoRepository", dependencies: ["RepoPrimitives", "RepoStorage", "RepoIndex"],
+                swiftSettings: swiftSettings),
+        // Snapshot model: plain values.
+        .target(name: "RepoSnapshot", dependencies: ["RepoPrimitives"], swiftSettings: swiftSettings),
+        // Operations: store, dump, check, stats.
+        .target(name: "RepoOperations", dependencies: ["RepoRepository", "RepoSnapshot"],
+                swiftSettings: swiftSettings),
+        // Command line.
+        .target(name: "RepoCLI", dependencies: [
+            "RepoOperations",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: swiftSettings),
+        .executableTarget(name: "repo", dependencies: ["RepoCLI"], swiftSettings: swiftSettings),
+
+        .testTarget(name: "RepoPrimitivesTests", dependencies: ["RepoPrimitives"], swiftSettings: swiftSettings),
+        .testTarget(name: "RepoStorageTests", dependencies: ["RepoStorage"], swiftSettings: swiftSettings),
+        .testTarget(name: "RepoRepositoryTests", dependencies: ["RepoOperations"], swiftSettings: swiftSettings),
+        .testTarget(name: "RepoIntegrationTests", dependencies: ["repo"], swiftSettings: swiftSettings),
+    ]
+)

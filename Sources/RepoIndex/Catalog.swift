@@ -1,0 +1,233 @@
+public import RepoPrimitives
+import GRDB
+import Foundation
+
+/// Errors of the local catalog.
+public struct CatalogError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The local SQLite catalog: a materialized, rebuildable view of the repository's index
+/// segments (pack → blobs) and decrypted snapshots, kept in the cache directory.
+///
+/// Deleting the file loses nothing: the repository layer refills it from index segments (and
+/// from pack headers for packs no segment lists). Several processes may use one catalog at once
+/// (WAL mode, busy timeout). Thread-safe.
+public final class Catalog: Sendable {
+    private let pool: DatabasePool
+    public let path: String
+
+    /// Opens (creating if needed) the catalog at `path`. A file that cannot be opened as a
+    /// catalog of this schema version is deleted and recreated: it is only a cache.
+    public init(path: String) throws {
+        self.path = path
+        do {
+            pool = try Self.openPool(path)
+        } catch {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            pool = try Self.openPool(path)
+        }
+    }
+
+    static let schemaVersion = 1
+
+    private static func openPool(_ path: String) throws -> DatabasePool {
+        var config = Configuration()
+        config.busyMode = .timeout(60)
+        let pool = try DatabasePool(path: path, configuration: config)
+        try pool.write { db in
+            let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+            if version != 0 && version != schemaVersion {
+                throw CatalogError(description: "catalog schema \(version) is not \(schemaVersion)")
+            }
+            if version == 0 {
+                try db.execute(sql: """
+                    CREATE TABLE IF NOT EXISTS segments (name TEXT PRIMARY KEY);
+                    CREATE TABLE IF NOT EXISTS packs (
+                        pid INTEGER PRIMARY KEY,
+                        name BLOB NOT NULL UNIQUE,
+                        salt BLOB NOT NULL,
+                        kind INTEGER NOT NULL,
+                        location INTEGER NOT NULL,
+                        size INTEGER NOT NULL,
+                        segment TEXT
+                    );
+                    CREATE TABLE IF NOT EXISTS blobs (
+                        id BLOB NOT NULL,
+                        pid INTEGER NOT NULL,
+                        type INTEGER NOT NULL,
+                        flags INTEGER NOT NULL,
+                        offset INTEGER NOT NULL,
+                        length INTEGER NOT NULL,
+                        raw INTEGER NOT NULL,
+                        PRIMARY KEY (id, pid)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs(pid);
+                    CREATE TABLE IF NOT EXISTS snapshots (name TEXT PRIMARY KEY, body BLOB NOT NULL);
+                    PRAGMA user_version = \(schemaVersion);
+                    """)
+            }
+        }
+        return pool
+    }
+
+    // MARK: segments and packs
+
+    /// Names of the index segments already loaded.
+    public func segmentNames() throws -> Set<String> {
+        try pool.read { db in Set(try String.fetchAll(db, sql: "SELECT name FROM segments")) }
+    }
+
+    /// Names of every known pack.
+    public func packNames() throws -> Set<Hash256> {
+        try pool.read { db in
+            Set(try Data.fetchAll(db, sql: "SELECT name FROM packs").map { Hash256(bytes: $0) })
+        }
+    }
+
+    /// Packs known from pack headers only (no index segment lists them yet).
+    public func unindexedPacks() throws -> [PackDescriptor] {
+        try pool.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM packs WHERE segment IS NULL")
+            return try rows.map { try Self.descriptor(db, $0) }
+        }
+    }
+
+    /// Every pack with its blobs (used by check and stats).
+    public func allPacks() throws -> [PackDescriptor] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM packs").map { try Self.descriptor(db, $0) }
+        }
+    }
+
+    private static func descriptor(_ db: Database, _ row: Row) throws -> PackDescriptor {
+        let pid: Int64 = row["pid"]
+        let blobs = try Row.fetchAll(db, sql: "SELECT * FROM blobs WHERE pid = ? ORDER BY offset", arguments: [pid])
+            .map(entry)
+        return PackDescriptor(name: Hash256(bytes: row["name"] as Data), salt: [UInt8](row["salt"] as Data),
+                              kind: BlobType(rawValue: UInt8(row["kind"] as Int)) ?? .data,
+                              location: UInt8(row["location"] as Int), size: row["size"], blobs: blobs)
+    }
+
+    private static func entry(_ row: Row) -> PackBlobEntry {
+        PackBlobEntry(id: Hash256(bytes: row["id"] as Data),
+                      type: BlobType(rawValue: UInt8(row["type"] as Int)) ?? .data,
+                      flags: UInt8(row["flags"] as Int), offset: row["offset"],
+                      length: row["length"], rawLength: row["raw"])
+    }
+
+    /// Records an index segment and its packs in one transaction. Packs already present (from
+    /// another segment or a header scan) are attached to this segment if they had none.
+    public func addSegment(_ name: String, packs: [PackDescriptor]) throws {
+        try pool.write { db in
+            for p in packs { try Self.insert(db, p, segment: name) }
+            try db.execute(sql: "INSERT OR IGNORE INTO segments(name) VALUES (?)", arguments: [name])
+        }
+    }
+
+    /// Records a pack known only from its header.
+    public func addUnindexedPack(_ pack: PackDescriptor) throws {
+        try pool.write { db in try Self.insert(db, pack, segment: nil) }
+    }
+
+    private static func insert(_ db: Database, _ p: PackDescriptor, segment: String?) throws {
+        let name = Data(p.name.bytes)
+        if let pid = try Int64.fetchOne(db, sql: "SELECT pid FROM packs WHERE name = ?", arguments: [name]) {
+            if let segment {
+                try db.execute(sql: "UPDATE packs SET segment = ? WHERE pid = ? AND segment IS NULL",
+                               arguments: [segment, pid])
+            }
+            return
+        }
+        try db.execute(sql: "INSERT INTO packs(name, salt, kind, location, size, segment) VALUES (?,?,?,?,?,?)",
+                       arguments: [name, Data(p.salt), Int(p.kind.rawValue), Int(p.location), p.size, segment])
+        let pid = db.lastInsertedRowID
+        let stmt = try db.cachedStatement(sql: "INSERT OR IGNORE INTO blobs(id, pid, type, flags, offset, length, raw) VALUES (?,?,?,?,?,?,?)")
+        for b in p.blobs {
+            try stmt.execute(arguments: [Data(b.id.bytes), pid, Int(b.type.rawValue), Int(b.flags), b.offset, b.length, b.rawLength])
+        }
+    }
+
+    /// Forgets everything (before a full rebuild).
+    public func clear() throws {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM blobs; DELETE FROM packs; DELETE FROM segments; DELETE FROM snapshots;")
+        }
+    }
+
+    // MARK: blobs
+
+    /// Where a blob can be read, or nil if no indexed pack holds it.
+    public func lookup(_ id: BlobID) throws -> BlobLocation? {
+        try pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT b.*, p.name AS pname, p.salt AS psalt FROM blobs b JOIN packs p ON p.pid = b.pid
+                WHERE b.id = ? LIMIT 1
+                """, arguments: [Data(id.bytes)]) else { return nil }
+            return BlobLocation(pack: Hash256(bytes: row["pname"] as Data), packSalt: [UInt8](row["psalt"] as Data),
+                                entry: Self.entry(row))
+        }
+    }
+
+    /// The 8-byte prefixes of all indexed blob ids (to build a `MembershipFilter`).
+    public func blobPrefixes() throws -> [UInt64] {
+        try pool.read { db in
+            var out: [UInt64] = []
+            out.reserveCapacity(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM blobs") ?? 0)
+            let cursor = try Data.fetchCursor(db, sql: "SELECT id FROM blobs")
+            while let d = try cursor.next() {
+                out.append(d.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+            }
+            return out
+        }
+    }
+
+    /// Counts and sizes for `repo stats`.
+    public struct Totals: Sendable {
+        public var packs = 0, packBytes = 0, blobs = 0, dataBlobs = 0, treeBlobs = 0, rawBytes = 0, storedBytes = 0
+    }
+
+    public func totals() throws -> Totals {
+        try pool.read { db in
+            var t = Totals()
+            if let r = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(size),0) AS s FROM packs") {
+                t.packs = r["n"]; t.packBytes = r["s"]
+            }
+            // Distinct blob ids: a blob stored twice by concurrent writers counts once.
+            if let r = try Row.fetchOne(db, sql: """
+                SELECT COUNT(*) AS n, COALESCE(SUM(raw),0) AS raw, COALESCE(SUM(length),0) AS len,
+                       COALESCE(SUM(type = 0),0) AS d, COALESCE(SUM(type = 1),0) AS t
+                FROM (SELECT type, raw, length FROM blobs GROUP BY id)
+                """) {
+                t.blobs = r["n"]; t.rawBytes = r["raw"]; t.storedBytes = r["len"]
+                t.dataBlobs = r["d"]; t.treeBlobs = r["t"]
+            }
+            return t
+        }
+    }
+
+    // MARK: snapshots
+
+    /// Cached decrypted snapshot bodies by object name.
+    public func cachedSnapshots() throws -> [String: [UInt8]] {
+        try pool.read { db in
+            var out: [String: [UInt8]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT name, body FROM snapshots") {
+                out[row["name"]] = [UInt8](row["body"] as Data)
+            }
+            return out
+        }
+    }
+
+    public func cacheSnapshot(name: String, body: [UInt8]) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO snapshots(name, body) VALUES (?, ?)", arguments: [name, Data(body)])
+        }
+    }
+
+    public func uncacheSnapshots(_ names: [String]) throws {
+        try pool.write { db in
+            for n in names { try db.execute(sql: "DELETE FROM snapshots WHERE name = ?", arguments: [n]) }
+        }
+    }
+}

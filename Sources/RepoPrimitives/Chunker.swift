@@ -1,0 +1,109 @@
+/// Chunk size limits of a repository (stored in its config).
+public struct ChunkerParameters: Codable, Sendable, Equatable {
+    public var min: Int
+    public var avg: Int
+    public var max: Int
+
+    public init(min: Int, avg: Int, max: Int) {
+        self.min = min; self.avg = avg; self.max = max
+    }
+
+    /// The default: 1 MiB average, a quarter of that minimum, four times that maximum.
+    public static let `default` = ChunkerParameters(average: 1 << 20)
+
+    /// Parameters for an average size; min = avg/4, max = avg*4.
+    public init(average: Int) { self.init(min: average / 4, avg: average, max: average * 4) }
+
+    /// Checks the limits a reader and writer rely on; returns a reason when invalid.
+    public var invalidReason: String? {
+        if avg < 4096 || avg > 64 << 20 { return "average chunk size must be between 4 KiB and 64 MiB" }
+        if avg & (avg - 1) != 0 { return "average chunk size must be a power of two" }
+        if !(64 <= min && min < avg && avg < max) { return "chunk sizes must satisfy 64 <= min < avg < max" }
+        if max > 256 << 20 { return "maximum chunk size must be at most 256 MiB" }
+        return nil
+    }
+}
+
+/// FastCDC content-defined chunking with normalized chunking (level 2) and a keyed gear table.
+///
+/// The gear table is derived from the repository's chunker key, so cut points differ between
+/// repositories and do not reveal content across repositories. The fingerprint is the classic
+/// gear hash `fp = (fp << 1) + gear[byte]`; a cut is taken where the top bits of `fp` are all
+/// zero: `log2(avg) + 2` bits before the average size, `log2(avg) - 2` bits after it. No cut is
+/// considered before `min` bytes and one is forced at `max`. FORMAT.md §Chunking specifies it.
+///
+/// Immutable and thread-safe.
+public final class FastCDC: @unchecked Sendable {
+    public let parameters: ChunkerParameters
+    private let gear: UnsafeMutablePointer<UInt64>
+    private let maskSmall: UInt64   // harder: used before avg
+    private let maskLarge: UInt64   // easier: used after avg
+
+    /// - Parameters:
+    ///   - key: the repository's 32-byte chunker key.
+    ///   - parameters: validated min/avg/max.
+    public init(key: [UInt8], parameters: ChunkerParameters) {
+        precondition(parameters.invalidReason == nil, parameters.invalidReason ?? "")
+        self.parameters = parameters
+        gear = .allocate(capacity: 256)
+        for (i, v) in Self.gearTable(key: key).enumerated() { gear[i] = v }
+        let bits = parameters.avg.trailingZeroBitCount
+        maskSmall = ~UInt64(0) << UInt64(64 - (bits + 2))
+        maskLarge = ~UInt64(0) << UInt64(64 - (bits - 2))
+    }
+
+    deinit { gear.deallocate() }
+
+    /// The 256 gear values: entry i is the first 8 bytes (big-endian) of
+    /// HMAC-SHA256(chunkerKey, "repo/v1/gear" || byte(i)).
+    public static func gearTable(key: [UInt8]) -> [UInt64] {
+        let mac = HMACSHA256(key: key)
+        let label = Array("repo/v1/gear".utf8)
+        return (0..<256).map { i in mac.mac(label + [UInt8(i)]).w0 }
+    }
+
+    /// Length of the chunk that starts at the beginning of `data`.
+    ///
+    /// The caller must pass at least `max` bytes unless the stream ends within `data`
+    /// (`final == true`); then the last chunk may be shorter than `min`.
+    /// - Returns: a length in `1...min(data.count, max)`, or 0 for empty `data`.
+    @inline(__always)
+    public func cut(_ data: UnsafeRawBufferPointer, final: Bool) -> Int {
+        let n = data.count
+        precondition(final || n >= parameters.max, "chunker needs max bytes unless at end of stream")
+        if n <= parameters.min { return n }
+        let limit = Swift.min(n, parameters.max)
+        let normal = Swift.min(parameters.avg, limit)
+        let p = data.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        let g = gear
+        var fp: UInt64 = 0
+        var i = parameters.min
+        let ms = maskSmall, ml = maskLarge
+        while i < normal {
+            fp = (fp &<< 1) &+ g[Int(p[i])]
+            if fp & ms == 0 { return i + 1 }
+            i += 1
+        }
+        while i < limit {
+            fp = (fp &<< 1) &+ g[Int(p[i])]
+            if fp & ml == 0 { return i + 1 }
+            i += 1
+        }
+        return limit
+    }
+
+    /// All chunk lengths of a complete buffer (tests and tools).
+    public func chunkLengths(_ data: [UInt8]) -> [Int] {
+        var out: [Int] = []
+        data.withUnsafeBytes { buf in
+            var off = 0
+            while off < buf.count {
+                let rest = UnsafeRawBufferPointer(rebasing: buf[off...])
+                let n = cut(rest, final: true)
+                out.append(n)
+                off += n
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,67 @@
+internal import CRepoZstd
+
+/// Failures of the compression primitives.
+public enum CompressionError: Error, CustomStringConvertible {
+    case zstd(String)
+    case sizeMismatch(expected: Int, actual: Int)
+
+    public var description: String {
+        switch self {
+        case .zstd(let m): return "zstd: \(m)"
+        case .sizeMismatch(let e, let a): return "zstd: decompressed \(a) bytes, expected \(e)"
+        }
+    }
+}
+
+/// zstd compression with a reusable context (`ZSTD_compressCCtx`). Not thread-safe.
+public final class ZstdCompressor {
+    private let ctx: OpaquePointer
+    public let level: Int32
+
+    public init(level: Int32) {
+        guard let c = ZSTD_createCCtx() else { fatalError("ZSTD_createCCtx failed") }
+        ctx = c
+        self.level = level
+    }
+
+    deinit { ZSTD_freeCCtx(ctx) }
+
+    /// Compresses `input`; returns nil when the result would not be smaller than the input
+    /// (the caller then stores the bytes raw).
+    public func compressIfSmaller(_ input: UnsafeRawBufferPointer) -> [UInt8]? {
+        guard input.count > 0 else { return nil }
+        let bound = input.count - 1   // only a strictly smaller result is worth keeping
+        var failed = false
+        let out = [UInt8](unsafeUninitializedCapacity: bound) { buf, count in
+            let r = ZSTD_compressCCtx(ctx, buf.baseAddress, bound, input.baseAddress, input.count, level)
+            if crepo_zstd_is_error(r) != 0 { failed = true; count = 0 } else { count = r }
+        }
+        return failed ? nil : out
+    }
+}
+
+/// zstd decompression with a reusable context. Not thread-safe.
+public final class ZstdDecompressor {
+    private let ctx: OpaquePointer
+
+    public init() {
+        guard let c = ZSTD_createDCtx() else { fatalError("ZSTD_createDCtx failed") }
+        ctx = c
+    }
+
+    deinit { ZSTD_freeDCtx(ctx) }
+
+    /// Decompresses a frame whose decompressed size the caller knows (it is recorded per blob).
+    public func decompress(_ input: UnsafeRawBufferPointer, expectedSize: Int) throws -> [UInt8] {
+        var err: String?
+        let out = [UInt8](unsafeUninitializedCapacity: max(expectedSize, 1)) { buf, count in
+            let r = ZSTD_decompressDCtx(ctx, buf.baseAddress, expectedSize, input.baseAddress, input.count)
+            if crepo_zstd_is_error(r) != 0 {
+                err = String(cString: ZSTD_getErrorName(r)); count = 0
+            } else { count = r }
+        }
+        if let err { throw CompressionError.zstd(err) }
+        guard out.count == expectedSize else { throw CompressionError.sizeMismatch(expected: expectedSize, actual: out.count) }
+        return out
+    }
+}

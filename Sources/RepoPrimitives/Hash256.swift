@@ -1,0 +1,68 @@
+/// A 32-byte value: a blob id (HMAC-SHA256), a pack or object name (SHA-256), a key.
+///
+/// Stored inline as four words so that it hashes and compares without allocation; printed and
+/// parsed as 64 lowercase hex digits.
+public struct Hash256: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
+
+    public static let zero = Hash256(w0: 0, w1: 0, w2: 0, w3: 0)
+
+    public init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
+        self.w0 = w0; self.w1 = w1; self.w2 = w2; self.w3 = w3
+    }
+
+    /// Builds from exactly 32 bytes (big-endian word order, so byte order equals hex order).
+    public init<C: Collection>(bytes: C) where C.Element == UInt8 {
+        precondition(bytes.count == 32, "Hash256 needs 32 bytes")
+        var words: [UInt64] = [0, 0, 0, 0]
+        for (i, b) in bytes.enumerated() { words[i / 8] = (words[i / 8] << 8) | UInt64(b) }
+        self.init(w0: words[0], w1: words[1], w2: words[2], w3: words[3])
+    }
+
+    public init(pointer: UnsafeRawPointer) {
+        self.init(bytes: UnsafeRawBufferPointer(start: pointer, count: 32))
+    }
+
+    /// Parses 64 hex digits; nil if the text is not exactly that.
+    public init?(hex: String) {
+        guard let bytes = Hex.decode(hex), bytes.count == 32 else { return nil }
+        self.init(bytes: bytes)
+    }
+
+    public var bytes: [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        for (i, w) in [w0, w1, w2, w3].enumerated() {
+            for j in 0..<8 { out[i * 8 + j] = UInt8(truncatingIfNeeded: w >> (56 - 8 * UInt64(j))) }
+        }
+        return out
+    }
+
+    public var hex: String { Hex.encode(bytes) }
+    public var shortHex: String { String(hex.prefix(8)) }
+    public var description: String { hex }
+
+    /// The first 8 bytes as an integer: a uniformly distributed fingerprint for filters.
+    public var prefix64: UInt64 { w0 }
+
+    public static func < (a: Hash256, b: Hash256) -> Bool {
+        (a.w0, a.w1, a.w2, a.w3) < (b.w0, b.w1, b.w2, b.w3)
+    }
+}
+
+extension Hash256: Codable {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let s = try c.decode(String.self)
+        guard let h = Hash256(hex: s) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "not a 64-digit hex id: \(s)")
+        }
+        self = h
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(hex)
+    }
+}
+
+/// A blob id: HMAC-SHA256 of the blob's plaintext under the repository's id key.
+public typealias BlobID = Hash256

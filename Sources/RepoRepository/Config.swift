@@ -1,0 +1,44 @@
+public import RepoPrimitives
+import Foundation
+
+/// The public, unencrypted repository header stored as the object `config` (JSON).
+public struct RepositoryConfig: Codable, Sendable, Equatable {
+    /// Format version; this code reads and writes 1.
+    public var version: Int
+    /// Random repository id (64 hex digits); names the cache directory and is bound into key slots.
+    public var id: Hash256
+    public var chunker: ChunkerParameters
+    /// `zstd:N` (N in 1...19) or `none`.
+    public var compression: String
+    /// Target pack size in bytes.
+    public var packSize: Int
+
+    public static let currentVersion = 1
+    public static let objectName = "config"
+
+    public init(id: Hash256, chunker: ChunkerParameters, compression: String, packSize: Int = 16 << 20) {
+        self.version = Self.currentVersion
+        self.id = id; self.chunker = chunker; self.compression = compression; self.packSize = packSize
+    }
+
+    /// The zstd level, or nil for `none`.
+    public var zstdLevel: Int32? { Self.parseCompression(compression) ?? nil }
+
+    /// Parses `zstd:N` / `zstd` / `none`; returns nil (outer) when the text is invalid.
+    public static func parseCompression(_ text: String) -> Int32?? {
+        if text == "none" { return .some(nil) }
+        if text == "zstd" { return .some(3) }
+        guard text.hasPrefix("zstd:"), let n = Int32(text.dropFirst(5)), (1...19).contains(n) else { return nil }
+        return .some(n)
+    }
+
+    public func encoded() throws -> [UInt8] {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array(try enc.encode(self)) + [0x0A]
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws -> RepositoryConfig {
+        try JSONDecoder().decode(RepositoryConfig.self, from: Data(bytes))
+    }
+}

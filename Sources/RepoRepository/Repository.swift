@@ -1,0 +1,245 @@
+public import RepoPrimitives
+public import RepoStorage
+public import RepoIndex
+import Foundation
+import Synchronization
+
+/// An open repository: the config, the unwrapped master key, and the local catalog brought up
+/// to date with the backend. Loads and saves blobs and sealed objects; knows nothing of
+/// snapshots' meaning. Thread-safe.
+public final class Repository: Sendable {
+    public let backend: StorageBackend
+    public let config: RepositoryConfig
+    public let key: MasterKey
+    public let catalog: Catalog
+    public let chunker: FastCDC
+    /// Receives warnings (damaged segments, stale locks…); the CLI prints them on stderr.
+    public let warn: @Sendable (String) -> Void
+
+    init(backend: StorageBackend, config: RepositoryConfig, key: MasterKey, catalog: Catalog,
+         warn: @escaping @Sendable (String) -> Void) {
+        self.backend = backend; self.config = config; self.key = key; self.catalog = catalog; self.warn = warn
+        chunker = FastCDC(key: key.chunker, parameters: config.chunker)
+    }
+
+    // MARK: create and open
+
+    /// Creates a new repository in an empty location and returns its config.
+    public static func create(backend: StorageBackend, password: [UInt8], chunker: ChunkerParameters,
+                              compression: String, kdfN: UInt64 = KeySlot.defaultN) throws -> RepositoryConfig {
+        if (try? backend.exists(RepositoryConfig.objectName)) == true {
+            throw RepoError(.failure, "a repository already exists at \(backend.location)",
+                            hint: "use it as it is, or choose another --repo path")
+        }
+        do { try backend.prepare() } catch {
+            throw RepoError(.failure, "cannot create a repository at \(backend.location): \(error)",
+                            hint: "choose an empty or new directory you can write to")
+        }
+        let config = RepositoryConfig(id: SecureRandom.hash(), chunker: chunker, compression: compression)
+        let master = MasterKey.generate()
+        let slot = try KeySlot.make(master: master, password: password, repositoryID: config.id, n: kdfN,
+                                    host: HostInfo.hostname, username: HostInfo.username)
+        let slotBytes = try slot.encoded()
+        // Key slot first, config last: a location with a config always has a usable key.
+        try backend.put("keys/" + SHA256Hasher.hash(slotBytes).hex, data: slotBytes)
+        try backend.put(RepositoryConfig.objectName, data: try config.encoded())
+        return config
+    }
+
+    /// Opens the repository at `backend` with `password`, and brings the catalog under
+    /// `cacheDirectory` up to date.
+    ///
+    /// - Throws: `RepoError` `.noRepository` if there is no config, `.wrongPassword` if no key
+    ///   slot opens, `.integrity` for a malformed config.
+    public static func open(backend: StorageBackend, password: [UInt8], cacheDirectory: String,
+                            warn: @escaping @Sendable (String) -> Void = { _ in }) throws -> Repository {
+        let configBytes: [UInt8]
+        do {
+            configBytes = try backend.get(RepositoryConfig.objectName)
+        } catch StorageError.notFound {
+            throw RepoError(.noRepository, "no repository at \(backend.location)",
+                            hint: "check --repo / REPO_REPOSITORY, or create one with `repo init --repo \(backend.location)`")
+        } catch {
+            throw RepoError(.noRepository, "cannot read the repository at \(backend.location): \(error)")
+        }
+        let config: RepositoryConfig
+        do { config = try RepositoryConfig.decode(configBytes) } catch {
+            throw RepoError(.integrity, "the repository config at \(backend.location) is malformed: \(error)")
+        }
+        guard config.version == RepositoryConfig.currentVersion else {
+            throw RepoError(.failure, "repository format version \(config.version) is not supported (this repo reads version 1)",
+                            hint: "upgrade repo")
+        }
+        if let reason = config.chunker.invalidReason { throw RepoError(.integrity, "repository config: \(reason)") }
+        let key = try unlock(backend: backend, config: config, password: password)
+        let dir = cacheDirectory + "/" + config.id.hex
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw RepoError(.failure, "cannot create the cache directory \(dir): \(error.localizedDescription)",
+                            hint: "pass --cache-dir DIR (or REPO_CACHE_DIR) pointing to a writable directory")
+        }
+        let catalog: Catalog
+        do { catalog = try Catalog(path: dir + "/catalog.sqlite") } catch {
+            throw RepoError(.failure, "cannot open the catalog in \(dir): \(error)",
+                            hint: "delete \(dir); it is a cache and is rebuilt from the repository")
+        }
+        let repo = Repository(backend: backend, config: config, key: key, catalog: catalog, warn: warn)
+        try repo.synchronizeCatalog()
+        return repo
+    }
+
+    private static func unlock(backend: StorageBackend, config: RepositoryConfig, password: [UInt8]) throws -> MasterKey {
+        let slots = try backend.list(prefix: "keys/")
+        guard !slots.isEmpty else {
+            throw RepoError(.integrity, "the repository at \(backend.location) has no key slots (keys/ is empty)")
+        }
+        for info in slots.sorted(by: { $0.name < $1.name }) {
+            guard let slot = try? KeySlot.decode(try backend.get(info.name)) else { continue }
+            if let key = try slot.open(password: password, repositoryID: config.id) { return key }
+        }
+        throw RepoError(.wrongPassword, "wrong password: none of the \(slots.count) key slot(s) of \(backend.location) opens with it",
+                        hint: "check REPO_PASSWORD, --password-file or --password-command")
+    }
+
+    // MARK: catalog
+
+    /// Loads index segments the catalog has not seen and headers of packs that no segment lists
+    /// (left by an interrupted writer), so that a retried store reuses them. Rebuilds from
+    /// scratch if a segment the catalog knows has disappeared.
+    public func synchronizeCatalog() throws {
+        let listed = try backend.list(prefix: "index/")
+        let remote = Set(listed.map { String($0.name.dropFirst("index/".count)) })
+        var known = try catalog.segmentNames()
+        if !known.isSubset(of: remote) {
+            try catalog.clear()
+            known = []
+        }
+        var superseded = Set<String>()
+        var segments: [(String, IndexSegment)] = []
+        for name in remote.subtracting(known).sorted() {
+            do {
+                let seg = try loadSegment(name)
+                segments.append((name, seg))
+                for s in seg.superseded { superseded.insert(s.hex) }
+            } catch {
+                warn("index segment \(name) is unreadable and was skipped: \(error); `repo check` will report it")
+            }
+        }
+        for (name, seg) in segments where !superseded.contains(name) {
+            try catalog.addSegment(name, packs: seg.packs)
+        }
+        // Packs that no index segment lists: read their headers.
+        let knownPacks = try catalog.packNames()
+        let reader = PackReader(master: key)
+        for info in try backend.list(prefix: "data/") {
+            guard let name = Hash256(hex: String(info.name.split(separator: "/").last ?? "")),
+                  !knownPacks.contains(name) else { continue }
+            do {
+                try catalog.addUnindexedPack(try reader.readHeader(name: name, backend: backend))
+            } catch {
+                warn("pack \(name.hex) is not indexed and its header is unreadable: \(error)")
+            }
+        }
+    }
+
+    func loadSegment(_ name: String) throws -> IndexSegment {
+        let bytes = try backend.get("index/" + name)
+        let body = try SealedObject.open(bytes, kind: .index, key: key, name: "index/" + name)
+        do { return try IndexSegment.decode(body) } catch {
+            throw RepoError(.integrity, "index/\(name): malformed segment: \(error)")
+        }
+    }
+
+    /// A membership filter over every blob the catalog knows.
+    public func membershipFilter() throws -> MembershipFilter {
+        MembershipFilter(prefixes: try catalog.blobPrefixes())
+    }
+
+    // MARK: sealed objects
+
+    /// Seals and stores an object; returns its id (the SHA-256 of the stored bytes).
+    @discardableResult
+    public func saveObject(_ body: [UInt8], kind: SealedObject.Kind) throws -> Hash256 {
+        let sealed = try SealedObject.seal(body, kind: kind, key: key)
+        let (name, id) = SealedObject.objectName(kind: kind, bytes: sealed)
+        try backend.put(name, data: sealed)
+        return id
+    }
+
+    /// Loads and opens an object by backend name.
+    public func loadObject(_ name: String, kind: SealedObject.Kind) throws -> [UInt8] {
+        try SealedObject.open(try backend.get(name), kind: kind, key: key, name: name)
+    }
+
+    /// Every snapshot's id and decrypted body. Bodies are cached in the catalog.
+    public func snapshotBodies() throws -> [(id: Hash256, body: [UInt8])] {
+        let listed = try backend.list(prefix: "snapshots/")
+        let cached = try catalog.cachedSnapshots()
+        var out: [(Hash256, [UInt8])] = []
+        var seen = Set<String>()
+        for info in listed {
+            let hex = String(info.name.dropFirst("snapshots/".count))
+            guard let id = Hash256(hex: hex) else { continue }
+            seen.insert(hex)
+            if let body = cached[hex] { out.append((id, body)); continue }
+            do {
+                let body = try loadObject(info.name, kind: .snapshot)
+                try catalog.cacheSnapshot(name: hex, body: body)
+                out.append((id, body))
+            } catch {
+                warn("snapshot \(hex) is unreadable and was skipped: \(error)")
+            }
+        }
+        let gone = cached.keys.filter { !seen.contains($0) }
+        if !gone.isEmpty { try catalog.uncacheSnapshots(gone) }
+        return out
+    }
+
+    // MARK: blobs
+
+    /// Where a blob is stored; nil if the index has no such blob.
+    public func locate(_ id: BlobID) throws -> BlobLocation? { try catalog.lookup(id) }
+
+    /// Reads and decrypts one blob. `reader` is the calling thread's `PackReader`.
+    public func loadBlob(_ id: BlobID, reader: PackReader) throws -> [UInt8] {
+        guard let loc = try locate(id) else {
+            throw RepoError(.integrity, "blob \(id.hex) is referenced but not in the index",
+                            hint: "run `repo check` for the full picture")
+        }
+        return try loadBlob(at: loc, reader: reader)
+    }
+
+    public func loadBlob(at loc: BlobLocation, reader: PackReader) throws -> [UInt8] {
+        let e = loc.entry
+        let sealed: [UInt8]
+        do {
+            sealed = try backend.get(PackDescriptor.objectName(loc.pack), range: e.offset..<(e.offset + e.length))
+        } catch StorageError.notFound {
+            throw RepoError(.integrity, "pack \(loc.pack.hex) holding blob \(e.id.shortHex) is missing")
+        } catch let err as StorageError {
+            if case .badRange = err { throw RepoError(.integrity, "pack \(loc.pack.hex) is truncated: \(err)") }
+            throw RepoError(.failure, "reading pack \(loc.pack.hex): \(err)")
+        }
+        return try sealed.withUnsafeBytes { try reader.open($0, entry: e, packSalt: loc.packSalt, pack: loc.pack) }
+    }
+
+    /// Convenience for occasional loads (trees): a fresh reader per call.
+    public func loadBlob(_ id: BlobID) throws -> [UInt8] { try loadBlob(id, reader: PackReader(master: key)) }
+
+    /// Computes a blob id with a fresh HMAC context (for occasional use; hot paths keep one).
+    public func blobID(of data: [UInt8]) -> BlobID { HMACSHA256(key: key.blobID).mac(data) }
+}
+
+/// Who and where we are, for key slots, locks and snapshots.
+public enum HostInfo {
+    public static var hostname: String {
+        var buf = [CChar](repeating: 0, count: 256)
+        gethostname(&buf, 255)
+        return String(cString: buf)
+    }
+
+    public static var username: String {
+        ProcessInfo.processInfo.environment["USER"] ?? ProcessInfo.processInfo.environment["LOGNAME"] ?? "uid\(getuid())"
+    }
+}

@@ -1,0 +1,23 @@
+public import Foundation
+
+/// RFC 3339 timestamps as stored in the repository (UTC, fractional seconds).
+public enum Timestamp {
+    public static func format(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: date)
+    }
+
+    /// Parses RFC 3339 / ISO 8601 with or without fractional seconds, or a plain date
+    /// (`2024-05-01`, taken as midnight UTC).
+    public static func parse(_ text: String) -> Date? {
+        let f = ISO8601DateFormatter()
+        for opts: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime],
+                                                   [.withFullDate]] {
+            f.formatOptions = opts
+            if let d = f.date(from: text) { return d }
+        }
+        return nil
+    }
+}

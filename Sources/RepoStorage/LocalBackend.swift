@@ -1,0 +1,180 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A storage backend in a local directory.
+///
+/// `put` writes `<dir>/.tmp-<random>` in the target's directory, `fsync`s it, `rename`s it into
+/// place and `fsync`s the directory, so an object is either absent or complete and durable.
+/// Temporary files left by a crash are never listed.
+public struct LocalBackend: StorageBackend {
+    public let root: String
+    public var location: String { root }
+
+    public init(path: String) {
+        var p = path
+        while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
+        root = p
+    }
+
+    private func path(_ name: String) -> String { root + "/" + name }
+
+    public func prepare() throws {
+        try Self.makeDirectories(root)
+        guard let dir = opendir(root) else { throw Self.error("open directory", root) }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let n = Self.entryName(entry)
+            if n != "." && n != ".." {
+                throw StorageError.io(operation: "prepare", name: root, reason: "directory is not empty")
+            }
+        }
+    }
+
+    public func put(_ name: String, data: [UInt8]) throws {
+        let target = path(name)
+        let dir = String(target[..<target.lastIndex(of: "/")!])
+        try Self.makeDirectories(dir)
+        let tmp = dir + "/.tmp-" + Self.randomSuffix()
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Self.error("create", tmp) }
+        var ok = false
+        defer {
+            if !ok { unlink(tmp) }
+        }
+        do {
+            try data.withUnsafeBytes { buf in
+                var off = 0
+                while off < buf.count {
+                    let n = write(fd, buf.baseAddress! + off, buf.count - off)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw errno == ENOSPC || errno == EDQUOT ? StorageError.noSpace(name: name) : Self.error("write", tmp)
+                    }
+                    off += n
+                }
+            }
+            if fsync(fd) != 0 { throw errno == ENOSPC ? StorageError.noSpace(name: name) : Self.error("fsync", tmp) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        if close(fd) != 0 { throw Self.error("close", tmp) }
+        if rename(tmp, target) != 0 { throw Self.error("rename", target) }
+        ok = true
+        try Self.syncDirectory(dir)
+    }
+
+    public func get(_ name: String, range: Range<Int>?) throws -> [UInt8] {
+        let p = path(name)
+        let fd = open(p, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw StorageError.notFound(name) }
+            throw Self.error("open", p)
+        }
+        defer { close(fd) }
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else { throw Self.error("stat", p) }
+        let size = Int(st.st_size)
+        let r = range ?? 0..<size
+        guard r.lowerBound >= 0, r.upperBound <= size else {
+            throw StorageError.badRange(name: name, size: size, requested: r)
+        }
+        return try [UInt8](unsafeUninitializedCapacity: max(r.count, 1)) { buf, count in
+            var done = 0
+            while done < r.count {
+                let n = pread(fd, buf.baseAddress! + done, r.count - done, off_t(r.lowerBound + done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw Self.error("read", p)
+                }
+                if n == 0 { throw StorageError.badRange(name: name, size: r.lowerBound + done, requested: r) }
+                done += n
+            }
+            count = r.count
+        }
+    }
+
+    public func stat(_ name: String) throws -> ObjectInfo {
+        var st = Glibc.stat()
+        guard sysStat(path(name), &st) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { throw StorageError.notFound(name) }
+            throw Self.error("stat", path(name))
+        }
+        return ObjectInfo(name: name, size: Int(st.st_size))
+    }
+
+    public func list(prefix: String) throws -> [ObjectInfo] {
+        // Walk the deepest directory the prefix names, then filter by the full prefix.
+        let dirPart = prefix.contains("/") ? String(prefix[..<prefix.lastIndex(of: "/")!]) : ""
+        var out: [ObjectInfo] = []
+        try walk(relative: dirPart, into: &out)
+        return out.filter { $0.name.hasPrefix(prefix) }
+    }
+
+    private func walk(relative: String, into out: inout [ObjectInfo]) throws {
+        let full = relative.isEmpty ? root : path(relative)
+        guard let dir = opendir(full) else {
+            if errno == ENOENT || errno == ENOTDIR { return }
+            throw Self.error("open directory", full)
+        }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let n = Self.entryName(entry)
+            if n == "." || n == ".." || n.hasPrefix(".tmp-") { continue }
+            let rel = relative.isEmpty ? n : relative + "/" + n
+            var st = Glibc.stat()
+            guard lstat(path(rel), &st) == 0 else { continue }   // vanished meanwhile
+            if (st.st_mode & S_IFMT) == S_IFDIR {
+                try walk(relative: rel, into: &out)
+            } else if (st.st_mode & S_IFMT) == S_IFREG {
+                out.append(ObjectInfo(name: rel, size: Int(st.st_size)))
+            }
+        }
+    }
+
+    public func delete(_ name: String) throws {
+        if unlink(path(name)) != 0 && errno != ENOENT { throw Self.error("delete", path(name)) }
+    }
+
+    // MARK: helpers
+
+    private static func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+        withUnsafePointer(to: entry.pointee.d_name) {
+            $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+        }
+    }
+
+    private static func error(_ op: String, _ p: String) -> StorageError {
+        let e = errno
+        return .io(operation: op, name: p, reason: String(cString: strerror(e)))
+    }
+
+    private static func randomSuffix() -> String {
+        var g = SystemRandomNumberGenerator()
+        return String(g.next(), radix: 16) + String(g.next(), radix: 16)
+    }
+
+    static func makeDirectories(_ p: String) throws {
+        var st = Glibc.stat()
+        if sysStat(p, &st) == 0 { return }
+        if let slash = p.lastIndex(of: "/"), slash != p.startIndex {
+            try makeDirectories(String(p[..<slash]))
+        }
+        if mkdir(p, 0o755) != 0 && errno != EEXIST { throw error("create directory", p) }
+    }
+
+    private static func syncDirectory(_ dir: String) throws {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw error("open directory", dir) }
+        defer { close(fd) }
+        if fsync(fd) != 0 && errno != EINVAL { throw error("fsync directory", dir) }
+    }
+}
+
+/// `stat(2)` under a name that the struct's own `stat(_:)` method does not shadow.
+private func sysStat(_ path: String, _ st: inout Glibc.stat) -> Int32 { stat(path, &st) }

@@ -1,0 +1,75 @@
+/// Metadata of one stored object.
+public struct ObjectInfo: Sendable, Equatable {
+    /// Full object name, e.g. `data/3f/3f9c…`.
+    public var name: String
+    public var size: Int
+
+    public init(name: String, size: Int) {
+        self.name = name; self.size = size
+    }
+}
+
+/// Errors every backend reports in the same shape, so callers can tell "not there" apart from
+/// "could not reach it".
+public enum StorageError: Error, Equatable, CustomStringConvertible {
+    /// The named object does not exist.
+    case notFound(String)
+    /// The operation failed at the operating-system or network level.
+    case io(operation: String, name: String, reason: String)
+    /// The requested byte range lies outside the object.
+    case badRange(name: String, size: Int, requested: Range<Int>)
+    /// The device or quota is full.
+    case noSpace(name: String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let n): return "object \(n) not found"
+        case .io(let op, let n, let r): return "\(op) \(n): \(r)"
+        case .badRange(let n, let s, let r): return "object \(n) has \(s) bytes; bytes \(r.lowerBound)..<\(r.upperBound) requested (truncated object?)"
+        case .noSpace(let n): return "no space left on device while writing \(n); free some space and retry"
+        }
+    }
+}
+
+/// A store of named, immutable objects: the only thing the repository layer asks of the place
+/// where bytes live (a local directory now; object storage later).
+///
+/// Names are `/`-separated relative paths of ASCII letters, digits, `-`, `_` and `.`; the
+/// backend attaches no meaning to them. Every implementation must pass
+/// `StorageBackendConformance` in the tests.
+public protocol StorageBackend: Sendable {
+    /// Human-readable location, for messages.
+    var location: String { get }
+
+    /// Prepares an empty location for a new repository (creates directories, buckets, …).
+    /// Succeeds if the location exists and is empty or does not exist yet.
+    func prepare() throws
+
+    /// Stores `data` under `name` atomically: no reader ever observes a partial object, and
+    /// once `put` returns the object is durable. Writing an existing name replaces it
+    /// atomically (callers only do that with identical bytes or names they own).
+    func put(_ name: String, data: [UInt8]) throws
+
+    /// Returns the object's bytes, or `range` of them. Throws `.notFound` if absent and
+    /// `.badRange` if the range exceeds the object.
+    func get(_ name: String, range: Range<Int>?) throws -> [UInt8]
+
+    /// Size of the named object; throws `.notFound` if absent.
+    func stat(_ name: String) throws -> ObjectInfo
+
+    /// Every complete object whose name starts with `prefix` (which usually ends in `/`), in no
+    /// particular order. Objects still being written are never listed.
+    func list(prefix: String) throws -> [ObjectInfo]
+
+    /// Removes the object. Removing an absent object succeeds (idempotent).
+    func delete(_ name: String) throws
+}
+
+extension StorageBackend {
+    public func get(_ name: String) throws -> [UInt8] { try get(name, range: nil) }
+
+    /// True if the object exists.
+    public func exists(_ name: String) throws -> Bool {
+        do { _ = try stat(name); return true } catch StorageError.notFound { return false }
+    }
+}

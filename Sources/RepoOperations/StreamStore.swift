@@ -31,6 +31,8 @@ public struct StreamStore {
         public var snapshot: Snapshot
         public var sha256: Hash256
         public var session: WriteSession.SessionStats
+        /// Data chunks that were new to the repository.
+        public var newChunks: Int
     }
 
     /// Reads `fd` to its end and stores it.
@@ -40,9 +42,9 @@ public struct StreamStore {
         let started = Date()
         let session = try WriteSession(repository: repository)
         let contexts = (0..<max(1, workers)).map { _ in session.makeContext() }
-        let pool = OrderedWorkPool<[UInt8], ChunkRef>(threads: contexts.count) { chunk, i in
+        let pool = OrderedWorkPool<[UInt8], (ChunkRef, Bool)>(threads: contexts.count) { chunk, i in
             let saved = try session.save(chunk, type: .data, context: contexts[i])
-            return ChunkRef(id: saved.id, size: chunk.count)
+            return (ChunkRef(id: saved.id, size: chunk.count), saved.isNew)
         }
         defer { pool.close() }
         let metaContext = session.makeContext()
@@ -53,9 +55,13 @@ public struct StreamStore {
         let hasher = SHA256Hasher()
         let window = contexts.count * 3
         var total = 0
+        var newChunks = 0
 
         func drain(until limit: Int) throws {
-            while pool.inFlight > limit, let ref = try pool.next() { try builder.append(ref) }
+            while pool.inFlight > limit, let (ref, isNew) = try pool.next() {
+                try builder.append(ref)
+                if isNew { newChunks += 1 }
+            }
         }
 
         var failure: Error?
@@ -101,7 +107,7 @@ public struct StreamStore {
                                              newBytes: stats.newStoredBytes, seconds: Date().timeIntervalSince(started)),
                                 program: "repo " + repoVersion)
         let id = try repository.saveObject(try snapshot.encoded(), kind: .snapshot)
-        return Result(snapshotID: id, snapshot: snapshot, sha256: digest, session: stats)
+        return Result(snapshotID: id, snapshot: snapshot, sha256: digest, session: stats, newChunks: newChunks)
     }
 }
 

@@ -1,0 +1,40 @@
+import ArgumentParser
+import RepoPrimitives
+import RepoRepository
+
+extension RepoCommand {
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a new repository.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(help: ArgumentHelp("Average chunk size, a power of two (e.g. 512K, 1M, 2M); min is a quarter, max four times it.", valueName: "SIZE"))
+        var chunkAvg: String = "1M"
+
+        @Option(help: ArgumentHelp("Per-blob compression: zstd:N (1-19) or none.", valueName: "ALGO"))
+        var compression: String = "zstd:3"
+
+        func validate() throws {
+            guard let avg = Format.parseSize(chunkAvg) else { throw ValidationError("--chunk-avg: \"\(chunkAvg)\" is not a size") }
+            if let reason = ChunkerParameters(average: avg).invalidReason { throw ValidationError("--chunk-avg: \(reason)") }
+            guard RepositoryConfig.parseCompression(compression) != nil else {
+                throw ValidationError("--compression must be zstd:N with N from 1 to 19, or none")
+            }
+        }
+
+        func run() throws {
+            let backend = try global.backend()
+            let password = try global.password(confirm: true)
+            guard !password.isEmpty else { throw RepoError(.usage, "the password must not be empty") }
+            let config = try Repository.create(backend: backend, password: password,
+                                               chunker: ChunkerParameters(average: Format.parseSize(chunkAvg)!),
+                                               compression: compression)
+            if global.json {
+                try Console.printJSON(["id": config.id.hex, "location": backend.location])
+            } else if !global.quiet {
+                print("created repository \(config.id.shortHex) at \(backend.location)")
+                print("keep the password safe: without it the data cannot be read")
+            }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import RepoPrimitives
+import RepoRepository
+import RepoOperations
+import RepoSnapshot
+import Foundation
+
+extension RepoCommand {
+    struct Snapshots: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List snapshots, oldest first.")
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var filter: SnapshotFilterOptions
+
+        func run() throws {
+            let repo = try global.open()
+            let list = try repo.snapshots(matching: SnapshotFilter(name: filter.name, host: filter.host, tags: filter.tags))
+            if global.json {
+                try Console.printJSON(list.map(SnapshotJSON.init))
+                return
+            }
+            let local = DateFormatter()
+            local.dateFormat = "yyyy-MM-dd HH:mm:ss"
+            var rows = [["ID", "Time", "Host", "Name", "Size", "Tags"]]
+            for e in list {
+                rows.append([e.id.shortHex, local.string(from: e.date), e.snapshot.host,
+                             e.snapshot.name ?? (e.snapshot.paths ?? []).joined(separator: ","),
+                             Format.bytes(e.snapshot.stats.totalBytes) + (e.snapshot.partial == true ? " (partial)" : ""),
+                             e.snapshot.tags.joined(separator: ",")])
+            }
+            let widths = (0..<6).map { c in rows.map { $0[c].count }.max() ?? 0 }
+            for (i, r) in rows.enumerated() {
+                print(zip(r, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                    .trimmingCharacters(in: .whitespaces))
+                if i == 0 { print(String(repeating: "-", count: widths.reduce(0, +) + 10)) }
+            }
+            if !global.quiet { print("\(list.count) snapshot\(list.count == 1 ? "" : "s")") }
+        }
+    }
+}
+
+/// `repo snapshots --json` element (documented in the README).
+struct SnapshotJSON: Encodable {
+    var id: String
+    var short_id: String
+    var time: String
+    var host: String
+    var username: String
+    var name: String?
+    var paths: [String]?
+    var tags: [String]
+    var tree: String
+    var size: Int
+    var chunks: Int
+    var new_bytes: Int
+    var partial: Bool
+    var program: String
+
+    init(_ e: SnapshotEntry) {
+        let s = e.snapshot
+        id = e.id.hex; short_id = e.id.shortHex; time = s.time; host = s.host; username = s.username
+        name = s.name; paths = s.paths; tags = s.tags; tree = s.tree.hex; size = s.stats.totalBytes
+        chunks = s.stats.chunks; new_bytes = s.stats.newBytes; partial = s.partial ?? false; program = s.program
+    }
+}

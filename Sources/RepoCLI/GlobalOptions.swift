@@ -1,0 +1,120 @@
+import ArgumentParser
+import RepoStorage
+import RepoRepository
+import Foundation
+
+/// Options every command takes (DESIGN.md §1), with their environment fallbacks.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .customLong("repo"), help: ArgumentHelp("Repository location (env REPO_REPOSITORY).", valueName: "PATH"))
+    var repository: String?
+
+    @Option(help: ArgumentHelp("Read the password from the first line of FILE (env REPO_PASSWORD_FILE).", valueName: "FILE"))
+    var passwordFile: String?
+
+    @Option(help: ArgumentHelp("Run CMD with /bin/sh and use the first line it prints as the password (env REPO_PASSWORD_COMMAND).", valueName: "CMD"))
+    var passwordCommand: String?
+
+    @Option(help: ArgumentHelp("Directory for the local catalog cache (env REPO_CACHE_DIR; default $XDG_CACHE_HOME/repo or ~/.cache/repo).", valueName: "DIR"))
+    var cacheDir: String?
+
+    @Flag(help: "Machine-readable JSON output.")
+    var json = false
+
+    @Flag(name: .shortAndLong, help: "Print only errors.")
+    var quiet = false
+
+    @Flag(name: .shortAndLong, help: "Print more detail, and progress even when not on a terminal.")
+    var verbose = false
+
+    private var env: [String: String] { ProcessInfo.processInfo.environment }
+
+    /// The storage backend the user named.
+    func backend() throws -> StorageBackend {
+        guard let location = repository ?? env["REPO_REPOSITORY"], !location.isEmpty else {
+            throw RepoError(.usage, "no repository given", hint: "pass --repo PATH or set REPO_REPOSITORY")
+        }
+        if location.hasPrefix("file://") { return LocalBackend(path: String(location.dropFirst(7))) }
+        if location.contains("://") {
+            throw RepoError(.usage, "unsupported repository location \(location): only local paths are supported")
+        }
+        return LocalBackend(path: location)
+    }
+
+    var cacheDirectory: String {
+        if let d = cacheDir ?? env["REPO_CACHE_DIR"], !d.isEmpty { return d }
+        if let x = env["XDG_CACHE_HOME"], !x.isEmpty { return x + "/repo" }
+        return (env["HOME"] ?? NSTemporaryDirectory()) + "/.cache/repo"
+    }
+
+    /// The password, from (in order) --password-command, --password-file, REPO_PASSWORD,
+    /// REPO_PASSWORD_FILE, REPO_PASSWORD_COMMAND, or a prompt on the terminal.
+    func password(confirm: Bool = false) throws -> [UInt8] {
+        if let cmd = passwordCommand { return try Self.passwordFromCommand(cmd) }
+        if let file = passwordFile { return try Self.passwordFromFile(file) }
+        if let p = env["REPO_PASSWORD"] { return Array(p.utf8) }
+        if let file = env["REPO_PASSWORD_FILE"], !file.isEmpty { return try Self.passwordFromFile(file) }
+        if let cmd = env["REPO_PASSWORD_COMMAND"], !cmd.isEmpty { return try Self.passwordFromCommand(cmd) }
+        guard let first = Console.prompt("enter password for repository: ") else {
+            throw RepoError(.usage, "no password given and no terminal to ask on",
+                            hint: "set REPO_PASSWORD, or pass --password-file FILE or --password-command CMD")
+        }
+        if confirm {
+            guard Console.prompt("enter the password again: ") == first else {
+                throw RepoError(.usage, "the passwords do not match")
+            }
+        }
+        return Array(first.utf8)
+    }
+
+    private static func firstLine(_ data: Data) -> [UInt8] {
+        let bytes = [UInt8](data)
+        let line = bytes.split(separator: 0x0A, maxSplits: 1, omittingEmptySubsequences: false).first ?? []
+        return Array(line.last == 0x0D ? line.dropLast() : line)
+    }
+
+    static func passwordFromFile(_ path: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw RepoError(.failure, "cannot read the password file \(path)", hint: "check the path and its permissions")
+        }
+        return firstLine(data)
+    }
+
+    static func passwordFromCommand(_ cmd: String) throws -> [UInt8] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", cmd]
+        let out = Pipe()
+        p.standardOutput = out
+        do { try p.run() } catch {
+            throw RepoError(.failure, "cannot run the password command: \(error.localizedDescription)")
+        }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationReason == .exit, p.terminationStatus == 0 else {
+            throw RepoError(.failure, "the password command `\(cmd)` failed with status \(p.terminationStatus)")
+        }
+        return firstLine(data)
+    }
+
+    /// Opens the repository, printing catalog warnings unless quiet.
+    func open() throws -> Repository {
+        let backend = try backend()
+        let quiet = self.quiet
+        return try Repository.open(backend: backend, password: try password(), cacheDirectory: cacheDirectory,
+                                   warn: { if !quiet { Console.line("repo: warning: \($0)") } })
+    }
+
+    func progressLine(_ verb: String) -> ProgressLine? {
+        ProgressLine.make(verb: verb, quiet: quiet || json, verbose: verbose)
+    }
+}
+
+/// `--name/--host/--tag` filters for `latest`.
+struct SnapshotFilterOptions: ParsableArguments {
+    @Option(help: "Only snapshots with this stream name.")
+    var name: String?
+    @Option(help: "Only snapshots from this host.")
+    var host: String?
+    @Option(name: .customLong("tag"), help: "Only snapshots with this tag (repeatable; all must match).")
+    var tags: [String] = []
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import RepoRepository
+import Foundation
+
+/// The root command: `repo`.
+struct RepoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "repo",
+        abstract: "A content-addressed, deduplicating, encrypted backup repository.",
+        discussion: """
+            Exit codes: 0 success, 1 error, 2 usage, 3 some input unreadable, 10 no repository, \
+            11 repository locked, 12 wrong password, 13 integrity errors, 130/143 interrupted.
+            """,
+        version: "repo \(RepoOperationsVersion.string)",
+        subcommands: [Init.self, Store.self, Snapshots.self, Dump.self, Check.self, Stats.self, Unlock.self]
+    )
+}
+
+/// Entry point for the thin `repo` executable: parses, runs, maps errors to exit codes.
+public enum RepoMain {
+    public static func main() -> Never {
+        do {
+            var command = try RepoCommand.parseAsRoot()
+            try command.run()
+            fflush(nil)
+            exit(0)
+        } catch let error as RepoError {
+            fflush(nil)
+            Console.error(error)
+            exit(exitCode(error.kind))
+        } catch let error as ExitCode {
+            fflush(nil)
+            exit(error.rawValue)
+        } catch {
+            fflush(nil)
+            let code = RepoCommand.exitCode(for: error)
+            let message = RepoCommand.fullMessage(for: error)
+            if code == .success {
+                print(message)
+                fflush(nil)
+                exit(0)
+            }
+            Console.line(message)
+            // ArgumentParser reports usage errors as EX_USAGE (64); the contract says 2.
+            exit(code == .validationFailure ? 2 : code.rawValue)
+        }
+    }
+
+    static func exitCode(_ kind: RepoError.Kind) -> Int32 {
+        switch kind {
+        case .failure: 1
+        case .usage: 2
+        case .partial: 3
+        case .noRepository: 10
+        case .locked: 11
+        case .wrongPassword: 12
+        case .integrity: 13
+        case .interrupted(let sig): 128 + sig
+        }
+    }
+}
+
+enum RepoOperationsVersion {
+    static let string = "0.1.0"
+}

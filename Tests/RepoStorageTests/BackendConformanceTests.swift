@@ -1,0 +1,115 @@
+import XCTest
+import Foundation
+@testable import RepoStorage
+
+/// The contract of `StorageBackend` (see its doc comments), run against every backend.
+class StorageBackendConformance: XCTestCase {
+    /// Subclasses return a fresh, empty backend.
+    func makeBackend() throws -> StorageBackend? { nil }
+
+    func withBackend(_ body: (StorageBackend) throws -> Void) throws {
+        guard let b = try makeBackend() else { return }   // the abstract base class runs nothing
+        try body(b)
+    }
+
+    func testPutGetStat() throws {
+        try withBackend { b in
+            let data = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            try b.put("data/ab/abcdef", data: data)
+            XCTAssertEqual(try b.get("data/ab/abcdef"), data)
+            XCTAssertEqual(try b.stat("data/ab/abcdef"), ObjectInfo(name: "data/ab/abcdef", size: data.count))
+            XCTAssertEqual(try b.get("data/ab/abcdef", range: 10..<20), Array(data[10..<20]))
+            XCTAssertEqual(try b.get("data/ab/abcdef", range: 99_990..<100_000), Array(data[99_990...]))
+            XCTAssertTrue(try b.exists("data/ab/abcdef"))
+        }
+    }
+
+    func testEmptyObject() throws {
+        try withBackend { b in
+            try b.put("keys/empty", data: [])
+            XCTAssertEqual(try b.get("keys/empty"), [])
+            XCTAssertEqual(try b.stat("keys/empty").size, 0)
+        }
+    }
+
+    func testNotFoundAndBadRange() throws {
+        try withBackend { b in
+            XCTAssertThrowsError(try b.get("index/missing")) { XCTAssertEqual($0 as? StorageError, .notFound("index/missing")) }
+            XCTAssertThrowsError(try b.stat("index/missing")) { XCTAssertEqual($0 as? StorageError, .notFound("index/missing")) }
+            XCTAssertFalse(try b.exists("index/missing"))
+            try b.put("index/x", data: [1, 2, 3])
+            XCTAssertThrowsError(try b.get("index/x", range: 2..<5)) {
+                guard case .badRange = $0 as? StorageError else { return XCTFail("expected badRange, got \($0)") }
+            }
+        }
+    }
+
+    func testListByPrefixRecursive() throws {
+        try withBackend { b in
+            try b.put("data/00/0011", data: [1])
+            try b.put("data/ff/ff22", data: [1, 2])
+            try b.put("index/aa", data: [3])
+            try b.put("config", data: [4])
+            XCTAssertEqual(Set(try b.list(prefix: "data/").map(\.name)), ["data/00/0011", "data/ff/ff22"])
+            XCTAssertEqual(try b.list(prefix: "data/ff/").map(\.size), [2])
+            XCTAssertEqual(try b.list(prefix: "index/").map(\.name), ["index/aa"])
+            XCTAssertEqual(try b.list(prefix: "snapshots/"), [])
+        }
+    }
+
+    func testOverwriteAndDeleteIdempotent() throws {
+        try withBackend { b in
+            try b.put("locks/l", data: [1])
+            try b.put("locks/l", data: [2, 2])
+            XCTAssertEqual(try b.get("locks/l"), [2, 2])
+            try b.delete("locks/l")
+            try b.delete("locks/l")
+            XCTAssertFalse(try b.exists("locks/l"))
+        }
+    }
+
+    func testConcurrentPuts() throws {
+        try withBackend { b in
+            DispatchQueue.concurrentPerform(iterations: 32) { i in
+                try? b.put("data/\(i % 4)/obj\(i)", data: [UInt8](repeating: UInt8(i), count: 1000 + i))
+            }
+            let listed = try b.list(prefix: "data/")
+            XCTAssertEqual(listed.count, 32)
+            for o in listed { XCTAssertEqual(try b.get(o.name).count, o.size) }
+        }
+    }
+}
+
+final class MemoryBackendTests: StorageBackendConformance {
+    override func makeBackend() throws -> StorageBackend? { MemoryBackend() }
+}
+
+final class LocalBackendTests: StorageBackendConformance {
+    var dir: String!
+
+    override func setUpWithError() throws {
+        dir = NSTemporaryDirectory() + "repo-backend-" + UUID().uuidString
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+
+    override func makeBackend() throws -> StorageBackend? {
+        let b = LocalBackend(path: dir)
+        try b.prepare()
+        return b
+    }
+
+    func testTemporaryFilesAreNeverListed() throws {
+        let b = try XCTUnwrap(makeBackend())
+        try FileManager.default.createDirectory(atPath: dir + "/data/ab", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir + "/data/ab/.tmp-123", contents: Data([1, 2]))
+        try b.put("data/ab/real", data: [1])
+        XCTAssertEqual(try b.list(prefix: "data/").map(\.name), ["data/ab/real"])
+    }
+
+    func testPrepareRefusesNonEmptyDirectory() throws {
+        let b = try XCTUnwrap(makeBackend())
+        try b.put("config", data: [1])
+        XCTAssertThrowsError(try b.prepare())
+    }
+}

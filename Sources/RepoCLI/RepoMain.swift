@@ -31,6 +31,11 @@ public enum RepoMain {
         } catch let error as ExitCode {
             fflush(nil)
             exit(error.rawValue)
+        } catch where !String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+            // Anything not from the argument parser is a runtime failure (storage, decoding…).
+            fflush(nil)
+            Console.error(RepoError(.failure, String(describing: error)))
+            exit(1)
         } catch {
             fflush(nil)
             let code = RepoCommand.exitCode(for: error)

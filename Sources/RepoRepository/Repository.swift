@@ -98,8 +98,7 @@ public final class Repository: Sendable {
             guard let slot = try? KeySlot.decode(try backend.get(info.name)) else { continue }
             if let key = try slot.open(password: password, repositoryID: config.id) { return key }
         }
-        throw RepoError(.wrongPassword, "wrong password: none of the \(slots.count) key slot(s) of \(backend.location) opens with it",
-                        hint: "check REPO_PASSWORD, --password-file or --password-command")
+        throw RepoError(.wrongPassword, "wrong password for \(backend.location): no key slot opens with it (check REPO_PASSWORD, --password-file or --password-command)")
     }
 
     // MARK: catalog

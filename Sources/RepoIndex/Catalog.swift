@@ -169,6 +169,15 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// True if a blob with this id and type is indexed (the dedup check: a data chunk is never
+    /// satisfied by a tree blob with equal bytes, so data and metadata stay in separate packs).
+    public func contains(_ id: BlobID, type: BlobType) throws -> Bool {
+        try pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM blobs WHERE id = ? AND type = ?)",
+                              arguments: [Data(id.bytes), Int(type.rawValue)]) ?? false
+        }
+    }
+
     /// The 8-byte prefixes of all indexed blob ids (to build a `MembershipFilter`).
     public func blobPrefixes() throws -> [UInt64] {
         try pool.read { db in

@@ -17,7 +17,7 @@ public struct IndexSegment: Sendable, Equatable {
     }
 
     public func encoded() -> [UInt8] {
-        var w = ByteWriter(capacity: 16 + packs.reduce(0) { $0 + 82 + $1.blobs.count * PackBlobEntry.encodedSize })
+        var w = ByteWriter(capacity: 16 + packs.reduce(0) { $0 + 78 + $1.blobs.count * PackBlobEntry.encodedSize })
         w.u8(1)
         w.u32(UInt32(superseded.count))
         for s in superseded { w.hash(s) }
@@ -42,7 +42,7 @@ public struct IndexSegment: Sendable, Equatable {
         var superseded: [Hash256] = []
         for _ in 0..<ns { superseded.append(try r.hash()) }
         let np = Int(try r.u32())
-        guard np <= r.remaining / 82 else { throw ByteReader.Truncated() }
+        guard np <= r.remaining / 78 else { throw ByteReader.Truncated() }
         var packs: [PackDescriptor] = []
         packs.reserveCapacity(np)
         for _ in 0..<np {

@@ -43,7 +43,9 @@ public struct KeySlot: Codable, Sendable {
               let wrapped = Hex.decode(wrapped) else {
             throw RepoError(.integrity, "key slot is malformed (unknown kdf or bad hex)")
         }
-        guard n >= 2, n & (n - 1) == 0, n <= 1 << 22, r >= 1, r <= 32, p >= 1, p <= 16 else {
+        // Bound the work and memory a (possibly planted) slot can demand: at most 1 GiB.
+        guard salt.count >= 16, n >= 2, n & (n - 1) == 0, r >= 1, r <= 32, p >= 1, p <= 16,
+              n <= (1 << 30) / (128 * r) else {
             throw RepoError(.integrity, "key slot has implausible scrypt parameters N=\(n) r=\(r) p=\(p)")
         }
         let kek = try Scrypt.derive(password: password, salt: salt, n: n, r: r, p: p, length: 32)

@@ -94,9 +94,18 @@ public final class Repository: Sendable {
         guard !slots.isEmpty else {
             throw RepoError(.integrity, "the repository at \(backend.location) has no key slots (keys/ is empty)")
         }
+        var malformed: [String] = []
         for info in slots.sorted(by: { $0.name < $1.name }) {
-            guard let slot = try? KeySlot.decode(try backend.get(info.name)) else { continue }
-            if let key = try slot.open(password: password, repositoryID: config.id) { return key }
+            // A damaged or unknown slot must not lock out the others: note it and go on.
+            do {
+                let slot = try KeySlot.decode(try backend.get(info.name))
+                if let key = try slot.open(password: password, repositoryID: config.id) { return key }
+            } catch {
+                malformed.append("\(info.name): \(error)")
+            }
+        }
+        if malformed.count == slots.count {
+            throw RepoError(.integrity, "no key slot of \(backend.location) is readable: " + malformed.joined(separator: "; "))
         }
         throw RepoError(.wrongPassword, "wrong password for \(backend.location): no key slot opens with it (check REPO_PASSWORD, --password-file or --password-command)")
     }

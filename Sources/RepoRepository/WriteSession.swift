@@ -13,12 +13,14 @@ public final class WriteSession: Sendable {
     private let state = Mutex<State>(State())
 
     struct State {
-        var pending = Set<BlobID>()
+        var pending = Set<PendingKey>()
         var idle: [BlobType: [PackWriter]] = [:]
         var written: [PackDescriptor] = []
         var stats = SessionStats()
         var finished = false
     }
+
+    struct PendingKey: Hashable { var id: BlobID; var type: BlobType }
 
     /// What a session added.
     public struct SessionStats: Sendable, Equatable {
@@ -64,13 +66,13 @@ public final class WriteSession: Sendable {
     /// Stores `data` as a blob of `type` unless a blob with the same id exists.
     public func save(_ data: UnsafeRawBufferPointer, type: BlobType, context: Context) throws -> Saved {
         let id = context.hmac.mac(data)
-        if filter.mayContain(id), try repository.catalog.lookup(id) != nil {
+        if filter.mayContain(id), try repository.catalog.contains(id, type: type) {
             state.withLock { $0.stats.blobs += 1 }
             return Saved(id: id, isNew: false)
         }
         let inserted = state.withLock { s -> Bool in
             s.stats.blobs += 1
-            return s.pending.insert(id).inserted
+            return s.pending.insert(PendingKey(id: id, type: type)).inserted
         }
         guard inserted else { return Saved(id: id, isNew: false) }
 

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs the Debian packages repo builds and tests against. Needs root (or sudo).
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+    libzstd-dev libssl-dev libsqlite3-dev libxxhash-dev libfuse3-dev fuse3 pkg-config zstd python3 >/dev/null

@@ -9,7 +9,7 @@ import Foundation
 /// `next` in order.
 final class OrderedWorkPool<Input, Output>: @unchecked Sendable {
     private let condition = NSCondition()
-    private var queue: [(Int, Input)] = []
+    private var queue: [(Int, Input)?] = []   // taken slots are nil'ed so inputs are freed at once
     private var queueHead = 0
     private var results: [Int: Result<Output, Error>] = [:]
     private var submitted = 0
@@ -72,9 +72,10 @@ final class OrderedWorkPool<Input, Output>: @unchecked Sendable {
             condition.lock()
             while queueHead == queue.count && !closed { condition.wait() }
             if queueHead == queue.count && closed { condition.unlock(); return }
-            let (seq, input) = queue[queueHead]
+            let (seq, input) = queue[queueHead]!
+            queue[queueHead] = nil
             queueHead += 1
-            if queueHead > 1024 && queueHead * 2 > queue.count {
+            if queueHead > 64 && queueHead * 2 > queue.count {
                 queue.removeFirst(queueHead)
                 queueHead = 0
             }

@@ -79,6 +79,7 @@ final class ProgressLine: @unchecked Sendable {
 
     private init(verb: String, interactive: Bool) {
         self.verb = verb; self.interactive = interactive
+        last = started   // the first line after one interval, not at zero bytes
     }
 
     static func make(verb: String, quiet: Bool, verbose: Bool) -> ProgressLine? {
@@ -90,7 +91,7 @@ final class ProgressLine: @unchecked Sendable {
     func update(_ r: ProgressReport) {
         lock.lock(); defer { lock.unlock() }
         let now = Date()
-        guard now.timeIntervalSince(last) >= (interactive ? 0.2 : 5) else { return }
+        guard now.timeIntervalSince(last) >= (interactive ? 0.2 : 2) else { return }
         last = now
         let elapsed = now.timeIntervalSince(started)
         var parts = ["\(verb) \(Format.bytes(r.bytes))", Format.rate(r.bytes, elapsed)]

@@ -149,6 +149,8 @@ public struct Check {
                     do {
                         let list = try ContentList.decode(try repository.loadBlob(at: loc, reader: PackReader(master: repository.key)))
                         if list.count != l.count { report.errors.append("\(context): \(node.name): content list \(l.id.shortHex) has \(list.count) chunks, expected \(l.count)") }
+                        let covered = list.reduce(0) { $0 + $1.size }
+                        if covered != l.size { report.errors.append("\(context): \(node.name): content list \(l.id.shortHex) covers \(covered) bytes, the node says \(l.size)") }
                         all += list
                     } catch {
                         report.errors.append("\(context): \(node.name): content list \(l.id.hex): \(error)")

@@ -24,7 +24,8 @@ final class OrderedWorkPool<Input, Output>: @unchecked Sendable {
     init(threads: Int, work: @escaping (Input, Int) throws -> Output) {
         self.work = work
         for i in 0..<max(1, threads) {
-            let t = Thread { [unowned self] in self.run(index: i) }
+            // Each thread keeps the pool alive until it has seen `close()` and exited.
+            let t = Thread { self.run(index: i) }
             t.stackSize = 1 << 20
             appendThread(t)
             t.start()
@@ -57,15 +58,14 @@ final class OrderedWorkPool<Input, Output>: @unchecked Sendable {
         return try r.get()
     }
 
-    /// Stops the threads after the queued work is done. Call once, after the last `next`.
+    /// Stops the threads after the queued work is done. Every owner must call this (the threads
+    /// hold the pool until then).
     func close() {
         condition.lock()
         closed = true
         condition.broadcast()
         condition.unlock()
     }
-
-    deinit { close() }
 
     private func run(index: Int) {
         while true {

@@ -19,7 +19,9 @@ enum Console {
 
     /// Reads a line without echo from the controlling terminal; nil when there is none.
     static func prompt(_ text: String) -> String? {
-        guard open("/dev/tty", O_RDONLY) >= 0 else { return nil }
+        let tty = open("/dev/tty", O_RDONLY)
+        guard tty >= 0 else { return nil }
+        close(tty)
         guard let p = getpass(text) else { return nil }
         return String(cString: p)
     }

@@ -34,4 +34,13 @@ final class ProgressTests: XCTestCase {
         XCTAssertEqual(piped.stderr, "")
         XCTAssertEqual(piped.out.trimmingCharacters(in: .whitespacesAndNewlines).count, 64)
     }
+
+    func testStoreRefusesATerminalAsInput() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        let out = try onTerminal(fx, "'\(Fixture.binary)' store --name x; echo \"rc=$?\"")
+        XCTAssertTrue(out.contains("rc=2"), out)
+        XCTAssertTrue(out.contains("standard input is a terminal"), out)
+        XCTAssertEqual(try fx.snapshots().count, 0)
+    }
 }

@@ -36,6 +36,9 @@ extension RepoCommand {
         func validate() throws {
             if name.isEmpty || name.contains("\0") { throw ValidationError("--name must be a non-empty name") }
             if let time, Timestamp.parse(time) == nil { throw ValidationError("--time: \"\(time)\" is not an ISO 8601 time") }
+            if command.isEmpty && isatty(0) != 0 {
+                throw ValidationError("standard input is a terminal: pipe a stream in (`pg_dump db | repo store --name db.sql`) or give the command after `--`")
+            }
         }
 
         func run() throws {

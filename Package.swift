@@ -21,6 +21,8 @@ let package = Package(
         .systemLibrary(name: "CRepoZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CRepoCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CRepoXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
+        // Linux calls Glibc's Swift module lacks (xattrs, O_NOATIME); header-only.
+        .systemLibrary(name: "CRepoPosix"),
 
         // Primitives: chunker, crypto, compression, checksums.
         .target(name: "RepoPrimitives", dependencies: ["CRepoZstd", "CRepoCrypto", "CRepoXXHash"],
@@ -36,7 +38,7 @@ let package = Package(
         // Snapshot model: plain values.
         .target(name: "RepoSnapshot", dependencies: ["RepoPrimitives"], swiftSettings: swiftSettings),
         // Operations: store, dump, check, stats.
-        .target(name: "RepoOperations", dependencies: ["RepoRepository", "RepoSnapshot"],
+        .target(name: "RepoOperations", dependencies: ["RepoRepository", "RepoSnapshot", "CRepoPosix"],
                 swiftSettings: swiftSettings),
         // Command line.
         .target(name: "RepoCLI", dependencies: [

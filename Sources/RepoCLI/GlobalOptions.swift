@@ -1,6 +1,7 @@
 import ArgumentParser
 import RepoStorage
 import RepoRepository
+import RepoOperations
 import Foundation
 
 /// Options every command takes (DESIGN.md §1), with their environment fallbacks.
@@ -117,4 +118,6 @@ struct SnapshotFilterOptions: ParsableArguments {
     var host: String?
     @Option(name: .customLong("tag"), help: "Only snapshots with this tag (repeatable; all must match).")
     var tags: [String] = []
+
+    var snapshotFilter: SnapshotFilter { SnapshotFilter(name: name, host: host, tags: tags) }
 }

@@ -144,18 +144,34 @@ struct ContentBuilder {
     }
 }
 
-/// Reads a file descriptor and cuts it into content-defined chunks.
+/// Reads a file descriptor and cuts it into content-defined chunks. One reader (and its
+/// buffer) can be reused for many files with `reset(fd:waitForInput:)`.
 struct ChunkReader {
-    private let fd: Int32
+    private var fd: Int32 = -1
     private let chunker: FastCDC
     private let cancellation: Cancellation?
     private var buffer: [UInt8]
     private var start = 0, end = 0
     private var eof = false
+    /// Poll before reading so a cancellation is noticed while a pipe is idle (regular files
+    /// never block, so tree backups skip it).
+    private var waitForInput = true
+    /// Bytes read from the current descriptor.
+    private(set) var bytesRead = 0
+
+    init(chunker: FastCDC, cancellation: Cancellation?) {
+        self.chunker = chunker; self.cancellation = cancellation
+        buffer = [UInt8](repeating: 0, count: chunker.parameters.max * 2 + (4 << 20))
+    }
 
     init(fd: Int32, chunker: FastCDC, cancellation: Cancellation?) {
-        self.fd = fd; self.chunker = chunker; self.cancellation = cancellation
-        buffer = [UInt8](repeating: 0, count: chunker.parameters.max * 2 + (4 << 20))
+        self.init(chunker: chunker, cancellation: cancellation)
+        self.fd = fd
+    }
+
+    mutating func reset(fd: Int32, waitForInput: Bool) {
+        self.fd = fd; self.waitForInput = waitForInput
+        start = 0; end = 0; eof = false; bytesRead = 0
     }
 
     /// The next chunk, or nil at the end of the input.
@@ -179,19 +195,28 @@ struct ChunkReader {
         }
         // Wait for input in short slices so a cancellation is noticed even when the input is idle.
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        while true {
+        while waitForInput {
             if let sig = cancellation?.requestedBy {
                 throw RepoError(.interrupted(signal: sig), "interrupted: no snapshot was saved")
             }
             let r = poll(&pfd, 1, 200)
             if r > 0 || (r < 0 && errno != EINTR) { break }
         }
+        if !waitForInput, let sig = cancellation?.requestedBy {
+            throw RepoError(.interrupted(signal: sig), "interrupted: no snapshot was saved")
+        }
         let room = buffer.count - end
         let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + end, room) }
         if n < 0 {
             if errno == EINTR || errno == EAGAIN { return }
-            throw RepoError(.failure, "reading the input failed: \(String(cString: strerror(errno)))")
+            throw InputReadError(code: errno)
         }
-        if n == 0 { eof = true } else { end += n }
+        if n == 0 { eof = true } else { end += n; bytesRead += n }
     }
+}
+
+/// A `read` of the input failed (an I/O error, or a file that became unreadable).
+struct InputReadError: Error, CustomStringConvertible {
+    var code: Int32
+    var description: String { "reading the input failed: \(String(cString: strerror(code)))" }
 }

@@ -63,6 +63,10 @@ public final class WriteSession: Sendable {
 
     public var stats: SessionStats { state.withLock { $0.stats } }
 
+    /// False only if the repository certainly has no blob `id` (as of the session's start);
+    /// used to trust a parent snapshot's content without a catalog query per chunk.
+    public func mayContain(_ id: BlobID) -> Bool { filter.mayContain(id) }
+
     /// Stores `data` as a blob of `type` unless a blob with the same id exists.
     public func save(_ data: UnsafeRawBufferPointer, type: BlobType, context: Context) throws -> Saved {
         let id = context.hmac.mac(data)

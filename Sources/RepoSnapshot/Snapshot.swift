@@ -31,6 +31,12 @@ public struct Snapshot: Codable, Sendable, Equatable {
         public var newBytes: Int
         /// Wall time of the operation in seconds.
         public var seconds: Double
+        /// Tree backups only: files and directories in the snapshot, files reused unread from
+        /// the parent snapshot, and entries that could not be read (and were left out).
+        public var files: Int?
+        public var dirs: Int?
+        public var unchangedFiles: Int?
+        public var unreadable: Int?
 
         public init(totalBytes: Int, chunks: Int, newBlobs: Int, newBytes: Int, seconds: Double) {
             self.totalBytes = totalBytes; self.chunks = chunks; self.newBlobs = newBlobs

@@ -1,0 +1,113 @@
+import ArgumentParser
+import RepoPrimitives
+import RepoRepository
+import RepoOperations
+import RepoSnapshot
+import Foundation
+
+extension RepoCommand {
+    struct Ls: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the files in a snapshot, recursively from PATH.",
+            discussion: "Each line: mode, owner uid/gid, size, mtime (local time), path; symlinks show their target. Control characters and bytes that are not UTF-8 in names are printed as escapes (\\n, \\xNN).")
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var filter: SnapshotFilterOptions
+
+        @Argument(help: "Snapshot id (or unique prefix), or `latest`.")
+        var snapshot: String
+
+        @Argument(help: "Directory or file inside the snapshot (default: the root).")
+        var path: String = "/"
+
+        @Flag(help: "Only the entries directly in PATH, not below.")
+        var noRecursive = false
+
+        func run() throws {
+            let repo = try global.open()
+            let lock = try repo.lock(exclusive: false, command: "ls \(snapshot)")
+            defer { lock.release() }
+            let entry = try repo.findSnapshot(snapshot, filter: filter.snapshotFilter)
+            let at = try repo.locate(path: path, in: entry)
+            var out = StandardOutput()
+            var rows: [LsJSON] = []
+            func emit(_ p: [UInt8], _ n: Node) {
+                if global.json { rows.append(LsJSON(path: p, node: n)) } else { out.write(Self.line(p, n) + "\n") }
+            }
+            if let node = at.node, node.type != .dir {
+                emit(at.path, node)
+            } else if let tree = at.tree {
+                if noRecursive {
+                    for n in tree.nodes {
+                        emit((at.path == [UInt8(ascii: "/")] ? [] : at.path) + [UInt8(ascii: "/")] + n.nameBytes, n)
+                    }
+                } else {
+                    try repo.walk(tree, prefix: at.path, emit)
+                }
+            }
+            if global.json { try Console.printJSON(rows) }
+            out.flush()
+        }
+
+        static func line(_ path: [UInt8], _ n: Node) -> String {
+            let typeChar = n.type == .dir ? "d" : n.type == .symlink ? "l" : "-"
+            let mode = typeChar + permissionString(n.mode ?? 0)
+            let owner = n.uid.map { "\($0)/\(n.gid ?? 0)" } ?? "-"
+            let size = n.type == .file ? String(n.size ?? 0) : "-"
+            let time = n.mtime.flatMap(FileTime.init(rfc3339:)).map { Self.local.string(from: $0.date) } ?? "-"
+            var text = [mode, owner.leftPad(9), size.leftPad(12), time, PathText.display(path)].joined(separator: " ")
+            if n.type == .symlink, let t = n.targetBytes { text += " -> " + PathText.display(t) }
+            return text
+        }
+
+        nonisolated(unsafe) static let local: DateFormatter = {
+            let f = DateFormatter()
+            f.dateFormat = "yyyy-MM-dd HH:mm:ss"
+            return f
+        }()
+
+        static func permissionString(_ mode: UInt32) -> String {
+            var s = ""
+            for (i, c) in "rwxrwxrwx".enumerated() { s.append(mode & (0o400 >> UInt32(i)) != 0 ? c : "-") }
+            return s
+        }
+    }
+}
+
+extension String {
+    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}
+
+/// Buffered standard output for long listings.
+struct StandardOutput {
+    private var buffer: [UInt8] = []
+    mutating func write(_ s: String) {
+        buffer.append(contentsOf: s.utf8)
+        if buffer.count > 1 << 16 { flush() }
+    }
+    mutating func flush() {
+        FileHandle.standardOutput.write(Data(buffer))
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// `repo ls --json` element.
+struct LsJSON: Encodable {
+    var path: String
+    var path_raw: String?
+    var type: String
+    var size: Int?
+    var mode: UInt32?
+    var uid: UInt32?
+    var gid: UInt32?
+    var mtime: String?
+    var target: String?
+
+    init(path p: [UInt8], node n: Node) {
+        if let s = String(validating: p, as: UTF8.self) { path = s } else {
+            path = String(decoding: p, as: UTF8.self); path_raw = Data(p).base64EncodedString()
+        }
+        type = n.type.rawValue; size = n.type == .file ? (n.size ?? 0) : nil; mode = n.mode; uid = n.uid; gid = n.gid
+        mtime = n.mtime; target = n.target
+    }
+}

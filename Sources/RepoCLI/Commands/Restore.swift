@@ -1,0 +1,89 @@
+import ArgumentParser
+import RepoPrimitives
+import RepoRepository
+import RepoOperations
+import RepoSnapshot
+import Foundation
+
+extension RepoCommand {
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Restore a snapshot, or a path inside it, into a directory.",
+            discussion: """
+                SNAPSHOT restores the whole tree under DIR (a backup of /srv/data lands in \
+                DIR/srv/data); SNAPSHOT:PATH restores the contents of directory PATH into DIR, or \
+                file PATH as DIR/<name>. Onto an existing tree only what differs is rewritten \
+                (files whose size and mtime match are left alone unless --verify). Files, \
+                directories, symlinks, hard links, modes, mtimes, xattrs and (as root) owners are \
+                restored; runs of zeros become holes. Extra files already in DIR are kept.
+                Examples:
+                  repo restore latest --target /tmp/r
+                  repo restore 4f2a:/var/lib/clickhouse/shadow --target /restore --include '*.bin'
+                """)
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var filter: SnapshotFilterOptions
+
+        @Argument(help: ArgumentHelp("Snapshot id (or prefix) or `latest`, optionally followed by :PATH.", valueName: "SNAPSHOT[:PATH]"))
+        var snapshot: String
+
+        @Option(help: ArgumentHelp("Directory to restore into (created if missing).", valueName: "DIR"))
+        var target: String
+
+        @Option(name: .customLong("include"), help: ArgumentHelp("Restore only entries matching GLOB (repeatable; `/` in GLOB matches paths in the snapshot).", valueName: "GLOB"))
+        var includes: [String] = []
+
+        @Flag(help: "Read every restored file back and compare it with the snapshot; exit 13 on any difference.")
+        var verify = false
+
+        func run() throws {
+            let (ref, path) = Self.split(snapshot)
+            let repo = try global.open()
+            let lock = try repo.lock(exclusive: false, command: "restore \(snapshot)")
+            defer { lock.release() }
+            let entry = try repo.findSnapshot(ref, filter: filter.snapshotFilter)
+            let at = try repo.locate(path: path ?? "/", in: entry)
+            let cancellation = Cancellation()
+            SignalTrap.install(cancellation)
+            var op = RepoOperations.Restore(repository: repo)
+            op.includes = includes
+            op.verify = verify
+            op.cancellation = cancellation
+            let quiet = global.quiet
+            op.warn = { message in
+                guard !quiet else { return }
+                ProgressLine.clearIfShown()
+                Console.line("repo: warning: \(message)")
+            }
+            let line = global.progressLine("restored")
+            if let line { op.progress = { line.update($0) } }
+            let result: RepoOperations.Restore.Result
+            do {
+                let snapPath = String(decoding: at.path, as: UTF8.self)
+                if let node = at.node, node.type != .dir {
+                    result = try op.run(node: node, snapshotPath: snapPath, target: target)
+                } else {
+                    result = try op.run(tree: at.tree ?? Tree(nodes: []), snapshotPath: snapPath, target: target)
+                }
+            } catch {
+                line?.finish()
+                throw error
+            }
+            line?.finish()
+            if global.json {
+                try Console.printJSON(result)
+            } else if !global.quiet {
+                print("restored \(result.files) files (\(Format.bytes(result.bytes)); \(Format.bytes(result.bytesWritten)) written, \(result.unchangedFiles) already up to date), \(result.dirs) dirs, \(result.symlinks) symlinks, \(result.hardlinks) hard links to \(target)" + (verify ? "; verified \(result.verifiedFiles) files" : ""))
+            }
+            if result.warnings > 0 {
+                throw RepoError(.partial, "\(result.warnings) metadata item(s) could not be applied (see the warnings above); file contents are complete")
+            }
+        }
+
+        /// Splits `SNAPSHOT[:PATH]`.
+        static func split(_ s: String) -> (String, String?) {
+            guard let i = s.firstIndex(of: ":") else { return (s, nil) }
+            return (String(s[..<i]), String(s[s.index(after: i)...]))
+        }
+    }
+}

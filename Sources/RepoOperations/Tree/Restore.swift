@@ -1,0 +1,505 @@
+public import RepoPrimitives
+public import RepoRepository
+public import RepoSnapshot
+import RepoIndex
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `repo restore`: recreates a snapshot tree (or part of it) under a target directory.
+///
+/// Phases: (1) plan: walk the tree, apply `includes`, expand content lists; (2) create
+/// directories; (3) prepare files in parallel: new files are created at their final size (holes
+/// where the content is zeros, so sparse files stay sparse), existing files are compared chunk
+/// by chunk (blob id of the bytes on disk) so only differing chunks are written; (4) read the
+/// needed blobs pack by pack, in pack offset order, on all cores, and write each to every place
+/// it belongs; (5) metadata: owner (as root), mode, xattrs, mtime, hard links, symlinks, and
+/// directories deepest first; (6) with `verify`, re-read every restored file and compare each
+/// chunk's blob id with the snapshot.
+public struct Restore {
+    public var repository: Repository
+    public var workers: Int = defaultWorkerCount
+    /// Globs: without a `/` matched against each name, with one against the path inside the
+    /// snapshot (e.g. `/var/lib/*.conf`). Empty restores everything.
+    public var includes: [String] = []
+    public var verify = false
+    public var progress: ProgressHandler?
+    public var cancellation: Cancellation?
+    public var warn: @Sendable (String) -> Void = { _ in }
+
+    public init(repository: Repository) { self.repository = repository }
+
+    public struct Result: Sendable, Codable {
+        public var files = 0, dirs = 0, symlinks = 0, hardlinks = 0
+        /// Files whose content on disk already matched (nothing written).
+        public var unchangedFiles = 0
+        /// Content bytes of the restored files, and bytes actually written.
+        public var bytes = 0
+        public var bytesWritten = 0
+        public var verifiedFiles = 0
+        /// Metadata that could not be applied (reported as warnings).
+        public var warnings = 0
+    }
+
+    struct FilePlan {
+        var path: [UInt8]
+        var node: Node
+        var chunks: [ChunkRef]
+        /// Offset of each chunk in the file.
+        var offsets: [Int]
+        /// Chunks to write (nil until prepared = all).
+        var needed: [Bool] = []
+        var isNew = true
+    }
+
+    struct Plan {
+        var dirs: [(path: [UInt8], node: Node?)] = []      // post-order
+        var files: [FilePlan] = []
+        var symlinks: [(path: [UInt8], node: Node)] = []
+        var hardlinks: [(path: [UInt8], to: Int)] = []      // index into files
+        var links: [String: Int] = [:]                      // device:inode → file index
+    }
+
+    /// Restores the entries of `tree` into `target`.
+    public func run(tree: Tree, snapshotPath: String, target: String) throws -> Result {
+        var plan = Plan()
+        let dest = Array(FileSystem.normalize(target).utf8)
+        _ = try planTree(tree, snapPath: snapshotPath == "/" ? "" : snapshotPath, dest: dest, forced: includes.isEmpty, plan: &plan)
+        plan.dirs.append((dest, nil))
+        return try execute(plan)
+    }
+
+    /// Restores one node (a file or symlink) as `target/<name>`.
+    public func run(node: Node, snapshotPath: String, target: String) throws -> Result {
+        var plan = Plan()
+        let dest = Array(FileSystem.normalize(target).utf8)
+        plan.dirs.append((dest, nil))
+        try planNode(node, snapPath: snapshotPath, dest: FileSystem.join(dest, node.nameBytes), plan: &plan)
+        return try execute(plan)
+    }
+
+    // MARK: planning
+
+    private func matches(snapPath: String, name: [UInt8]) -> Bool {
+        includes.contains { pattern in
+            let subject = pattern.contains("/") ? Array(snapPath.utf8) : name
+            return FileSystem.withCPath(subject) { fnmatch(pattern, $0, 0) == 0 }
+        }
+    }
+
+    /// Adds `tree`'s entries; returns whether anything was included.
+    private func planTree(_ tree: Tree, snapPath: String, dest: [UInt8], forced: Bool, plan: inout Plan) throws -> Bool {
+        var any = false
+        for node in tree.nodes {
+            let childSnap = snapPath + "/" + String(decoding: node.nameBytes, as: UTF8.self)
+            let childDest = FileSystem.join(dest, node.nameBytes)
+            let included = forced || matches(snapPath: childSnap, name: node.nameBytes)
+            if node.type == .dir {
+                let sub = try node.subtree.map { try repository.loadTree($0) } ?? Tree(nodes: [])
+                if try planTree(sub, snapPath: childSnap, dest: childDest, forced: included, plan: &plan) || included {
+                    plan.dirs.append((childDest, node))
+                    any = true
+                }
+            } else if included {
+                try planNode(node, snapPath: childSnap, dest: childDest, plan: &plan)
+                any = true
+            }
+        }
+        return any
+    }
+
+    private func planNode(_ node: Node, snapPath: String, dest: [UInt8], plan: inout Plan) throws {
+        switch node.type {
+        case .symlink:
+            plan.symlinks.append((dest, node))
+        case .dir:
+            let sub = try node.subtree.map { try repository.loadTree($0) } ?? Tree(nodes: [])
+            _ = try planTree(sub, snapPath: snapPath, dest: dest, forced: true, plan: &plan)
+            plan.dirs.append((dest, node))
+        case .file:
+            if let links = node.links, links > 1, let inode = node.inode, let device = node.device {
+                let key = "\(device):\(inode)"
+                if let first = plan.links[key] {
+                    plan.hardlinks.append((dest, first))
+                    return
+                }
+                plan.links[key] = plan.files.count
+            }
+            var chunks: [ChunkRef] = []
+            var it = ContentIterator(content: node.content ?? .chunks([]), repository: repository)
+            while let c = try it.next() { chunks.append(c) }
+            var offsets: [Int] = []
+            offsets.reserveCapacity(chunks.count)
+            var at = 0
+            for c in chunks { offsets.append(at); at += c.size }
+            if let size = node.size, size != at {
+                throw RepoError(.integrity, "\(PathText.display(dest)): content list covers \(at) bytes, the node says \(size)")
+            }
+            plan.files.append(FilePlan(path: dest, node: node, chunks: chunks, offsets: offsets))
+        }
+    }
+
+    // MARK: execution
+
+    private func execute(_ plan: Plan) throws -> Result {
+        var plan = plan
+        let result = Mutex(Result())
+        let written = Atomic<Int>(0)
+        let totalBytes = plan.files.reduce(0) { $0 + ($1.node.size ?? 0) }
+
+        // 2. Directories (any order: mkdir -p creates parents).
+        for (path, _) in plan.dirs { try makeDirectory(path) }
+        try checkCancelled()
+
+        // 3. Prepare files: create or compare.
+        let idKey = repository.key.blobID
+        let prepared = try parallelMap(plan.files.indices) { i -> (needed: [Bool], isNew: Bool) in
+            try Self.prepare(plan.files[i], hmac: HMACSHA256(key: idKey), verifyMode: verify)
+        }
+        for (i, p) in prepared.enumerated() {
+            plan.files[i].needed = p.needed
+            plan.files[i].isNew = p.isNew
+        }
+        try checkCancelled()
+
+        // 4. Blobs pack by pack.
+        var targets: [BlobID: [(file: Int, chunk: Int)]] = [:]
+        for (f, file) in plan.files.enumerated() {
+            for (c, ref) in file.chunks.enumerated() where file.needed[c] {
+                targets[ref.id, default: []].append((f, c))
+            }
+        }
+        var byPack: [Hash256: [(loc: BlobLocation, id: BlobID)]] = [:]
+        for id in targets.keys {
+            guard let loc = try repository.locate(id) else {
+                throw RepoError(.integrity, "blob \(id.hex) is referenced but not in the index", hint: "run `repo check`")
+            }
+            byPack[loc.pack, default: []].append((loc, id))
+        }
+        let packs = byPack.keys.sorted { $0.hex < $1.hex }
+        let files = plan.files
+        let repo = repository
+        try parallelFor(packs.count) { p, reader in
+            let blobs = byPack[packs[p]]!.sorted { $0.loc.entry.offset < $1.loc.entry.offset }
+            try Self.readPack(blobs, repository: repo, reader: reader) { id, bytes in
+                for t in targets[id]! {
+                    let file = files[t.file]
+                    let ref = file.chunks[t.chunk]
+                    guard bytes.count == ref.size else {
+                        throw RepoError(.integrity, "chunk \(id.shortHex) has \(bytes.count) bytes, the content list says \(ref.size)")
+                    }
+                    let n = try Self.write(bytes, to: file.path, at: file.offsets[t.chunk], sparse: file.isNew)
+                    written.add(n, ordering: .relaxed)
+                }
+            }
+            progress?(ProgressReport(bytes: written.load(ordering: .relaxed), totalBytes: totalBytes))
+        }
+
+        // 5. Metadata.
+        let isRoot = geteuid() == 0
+        try parallelFor(files.count) { i, _ in
+            let n = self.applyMetadata(files[i].node, path: files[i].path, isRoot: isRoot)
+            if n > 0 { result.withLock { $0.warnings += n } }
+        }
+        for (path, first) in plan.hardlinks {
+            try? FileSystem.remove(path)
+            let r = FileSystem.withCPath(files[first].path) { from in FileSystem.withCPath(path) { link(from, $0) } }
+            guard r == 0 else { throw RepoError(.failure, PosixError("link", path, errno).description) }
+        }
+        for (path, node) in plan.symlinks {
+            let target = node.targetBytes ?? []
+            if let existing = try? FileSystem.readLink(path), existing == target {
+                // already right
+            } else {
+                try? FileSystem.remove(path)
+                let r = FileSystem.withCPath(target) { t in FileSystem.withCPath(path) { symlink(t, $0) } }
+                guard r == 0 else { throw RepoError(.failure, PosixError("symlink", path, errno).description) }
+            }
+            let n = applyMetadata(node, path: path, isRoot: isRoot)
+            if n > 0 { result.withLock { $0.warnings += n } }
+        }
+        for (path, node) in plan.dirs {     // post-order: children before parents
+            guard let node else { continue }
+            let n = applyMetadata(node, path: path, isRoot: isRoot)
+            if n > 0 { result.withLock { $0.warnings += n } }
+        }
+
+        // 6. Verify.
+        if verify {
+            let bad = Mutex<[String]>([])
+            try parallelFor(files.count) { i, _ in
+                if let problem = Self.verify(files[i], hmac: HMACSHA256(key: idKey)) {
+                    bad.withLock { $0.append(problem) }
+                }
+            }
+            let problems = bad.withLock { $0 }
+            if !problems.isEmpty {
+                for p in problems.prefix(20) { warn(p) }
+                throw RepoError(.integrity, "verification failed for \(problems.count) restored file\(problems.count == 1 ? "" : "s")",
+                                hint: "run `repo check --read-data`, then restore again")
+            }
+        }
+
+        var r = result.withLock { $0 }
+        r.files = files.count
+        r.dirs = plan.dirs.filter { $0.node != nil }.count
+        r.symlinks = plan.symlinks.count
+        r.hardlinks = plan.hardlinks.count
+        r.unchangedFiles = files.filter { !$0.isNew && !$0.needed.contains(true) }.count
+        r.bytes = totalBytes
+        r.bytesWritten = written.load(ordering: .relaxed)
+        r.verifiedFiles = verify ? files.count : 0
+        return r
+    }
+
+    private func checkCancelled() throws {
+        if let sig = cancellation?.requestedBy {
+            throw RepoError(.interrupted(signal: sig), "interrupted: the restore is incomplete")
+        }
+    }
+
+    private func makeDirectory(_ path: [UInt8]) throws {
+        if let st = try? FileSystem.lstat(path) {
+            if st.isDirectory { return }
+            try? FileSystem.remove(path)
+        }
+        var parent = path
+        while let last = parent.lastIndex(of: UInt8(ascii: "/")), last > 0 {
+            parent = Array(parent[0..<last])
+            if (try? FileSystem.lstat(parent))?.isDirectory == true { break }
+        }
+        // Create each missing component from the top down.
+        var at = 0
+        while at < path.count {
+            let next = path[(at + 1)...].firstIndex(of: UInt8(ascii: "/")) ?? path.count
+            let prefix = Array(path[0..<next])
+            if !prefix.isEmpty, (try? FileSystem.lstat(prefix))?.isDirectory != true {
+                if FileSystem.withCPath(prefix, { mkdir($0, 0o777) }) != 0 && errno != EEXIST {
+                    throw RepoError(.failure, "cannot create \(PathText.display(prefix)): \(String(cString: strerror(errno)))",
+                                    hint: "check that the target is writable")
+                }
+            }
+            at = next
+        }
+    }
+
+    /// Creates or opens the destination and decides which chunks need writing.
+    static func prepare(_ file: FilePlan, hmac: HMACSHA256, verifyMode: Bool) throws -> (needed: [Bool], isNew: Bool) {
+        let size = file.node.size ?? 0
+        let all = [Bool](repeating: true, count: file.chunks.count)
+        if let st = try? FileSystem.lstat(file.path) {
+            if st.isRegular && st.links == 1 {
+                if !verifyMode, st.size == size, let m = file.node.mtime, st.mtime.rfc3339 == m {
+                    return ([Bool](repeating: false, count: file.chunks.count), false)
+                }
+                let fd = try openForWrite(file.path, create: false, read: true)
+                defer { close(fd) }
+                var needed = all
+                var buf = [UInt8]()
+                for (c, ref) in file.chunks.enumerated() where file.offsets[c] + ref.size <= st.size {
+                    buf = [UInt8](repeating: 0, count: ref.size)
+                    let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, ref.size, off_t(file.offsets[c])) }
+                    if n == ref.size && hmac.mac(buf) == ref.id { needed[c] = false }
+                }
+                guard ftruncate(fd, off_t(size)) == 0 else {
+                    throw RepoError(.failure, PosixError("truncate", file.path, errno).description)
+                }
+                return (needed, false)
+            }
+            try? FileSystem.remove(file.path)
+        }
+        let fd = try openForWrite(file.path, create: true)
+        defer { close(fd) }
+        guard ftruncate(fd, off_t(size)) == 0 else {
+            throw RepoError(.failure, PosixError("truncate", file.path, errno).description,
+                            hint: errno == ENOSPC ? "the target file system is full" : nil)
+        }
+        return (all, true)
+    }
+
+    static func openForWrite(_ path: [UInt8], create: Bool, read: Bool = false) throws -> Int32 {
+        let flags = (read ? O_RDWR : O_WRONLY) | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT | O_EXCL : 0)
+        var fd = FileSystem.withCPath(path) { open($0, flags, 0o600) }
+        if fd < 0 && errno == EACCES && !create {
+            _ = FileSystem.withCPath(path) { chmod($0, 0o600) }
+            fd = FileSystem.withCPath(path) { open($0, flags, 0o600) }
+        }
+        guard fd >= 0 else {
+            throw RepoError(.failure, PosixError("open", path, errno).description, hint: "check that the target is writable")
+        }
+        return fd
+    }
+
+    /// Writes `bytes` at `offset`. With `sparse` (a new file, created at its final size and so
+    /// all holes), 4 KiB blocks of zeros are skipped and stay holes. Returns the bytes written.
+    static func write(_ bytes: [UInt8], to path: [UInt8], at offset: Int, sparse: Bool) throws -> Int {
+        let block = 4096
+        var runs: [Range<Int>] = []
+        if sparse {
+            bytes.withUnsafeBytes { buf in
+                var start: Int? = nil
+                var at = 0
+                while at < buf.count {
+                    // Align blocks to file offsets so holes line up with the file system's blocks.
+                    let end = min(buf.count, at + block - (offset + at) % block)
+                    var zero = true
+                    var k = at
+                    while k + 8 <= end { if buf.loadUnaligned(fromByteOffset: k, as: UInt64.self) != 0 { zero = false; break }; k += 8 }
+                    if zero { while k < end { if buf[k] != 0 { zero = false; break }; k += 1 } }
+                    if zero {
+                        if let s = start { runs.append(s..<at); start = nil }
+                    } else if start == nil {
+                        start = at
+                    }
+                    at = end
+                }
+                if let s = start { runs.append(s..<buf.count) }
+            }
+        } else {
+            runs = [0..<bytes.count]
+        }
+        guard !runs.isEmpty else { return 0 }
+        let fd = try openForWrite(path, create: false)
+        defer { close(fd) }
+        var total = 0
+        try bytes.withUnsafeBytes { buf in
+            for run in runs {
+                var done = run.lowerBound
+                while done < run.upperBound {
+                    let n = pwrite(fd, buf.baseAddress! + done, run.upperBound - done, off_t(offset + done))
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw RepoError(.failure, PosixError("write", path, errno).description,
+                                        hint: errno == ENOSPC ? "the target file system is full" : nil)
+                    }
+                    done += n
+                }
+                total += run.count
+            }
+        }
+        return total
+    }
+
+    /// Reads the blobs of one pack in offset order, coalescing nearby blobs into one ranged
+    /// read, and hands each decrypted blob to `body`.
+    static func readPack(_ blobs: [(loc: BlobLocation, id: BlobID)], repository: Repository, reader: PackReader,
+                         body: (BlobID, [UInt8]) throws -> Void) throws {
+        var i = 0
+        let name = PackDescriptor.objectName(blobs[0].loc.pack)
+        while i < blobs.count {
+            var j = i + 1
+            let start = blobs[i].loc.entry.offset
+            var end = start + blobs[i].loc.entry.length
+            while j < blobs.count, blobs[j].loc.entry.offset - end < (1 << 20), blobs[j].loc.entry.offset + blobs[j].loc.entry.length - start < (32 << 20) {
+                end = max(end, blobs[j].loc.entry.offset + blobs[j].loc.entry.length)
+                j += 1
+            }
+            let span: [UInt8]
+            do { span = try repository.backend.get(name, range: start..<end) } catch {
+                throw RepoError(.integrity, "reading pack \(blobs[i].loc.pack.hex): \(error)", hint: "run `repo check --read-data`")
+            }
+            for k in i..<j {
+                let e = blobs[k].loc.entry
+                let plain = try span.withUnsafeBytes {
+                    try reader.open(UnsafeRawBufferPointer(rebasing: $0[(e.offset - start)..<(e.offset - start + e.length)]),
+                                    entry: e, packSalt: blobs[k].loc.packSalt, pack: blobs[k].loc.pack)
+                }
+                try body(blobs[k].id, plain)
+            }
+            i = j
+        }
+    }
+
+    /// Applies owner (as root), mode, xattrs and mtime; returns how many could not be applied.
+    private func applyMetadata(_ node: Node, path: [UInt8], isRoot: Bool) -> Int {
+        var failures = 0
+        func note(_ what: String) { failures += 1; warn("\(PathText.display(path)): \(what)") }
+        if isRoot, let uid = node.uid, let gid = node.gid {
+            if FileSystem.withCPath(path, { lchown($0, uid, gid) }) != 0 { note("cannot set owner: \(String(cString: strerror(errno)))") }
+        }
+        for attr in node.xattrs ?? [] {
+            do { try FileSystem.setExtendedAttribute(path, attr) } catch { note("\(error)") }
+        }
+        if node.type != .symlink, let mode = node.mode {
+            if FileSystem.withCPath(path, { chmod($0, mode_t(mode)) }) != 0 { note("cannot set mode: \(String(cString: strerror(errno)))") }
+        }
+        if let m = node.mtime, let t = FileTime(rfc3339: m) {
+            do { try FileSystem.setTimes(path, mtime: t) } catch { note("\(error)") }
+        }
+        return failures
+    }
+
+    /// Re-reads a restored file and compares every chunk's blob id; nil if it matches.
+    static func verify(_ file: FilePlan, hmac: HMACSHA256) -> String? {
+        let fd = FileSystem.withCPath(file.path) { open($0, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { return "\(PathText.display(file.path)): cannot be read back: \(String(cString: strerror(errno)))" }
+        defer { close(fd) }
+        guard let st = try? FileSystem.fstat(fd, path: file.path), st.size == (file.node.size ?? 0) else {
+            return "\(PathText.display(file.path)): size differs from the snapshot"
+        }
+        for (c, ref) in file.chunks.enumerated() {
+            var buf = [UInt8](repeating: 0, count: ref.size)
+            let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, ref.size, off_t(file.offsets[c])) }
+            guard n == ref.size, hmac.mac(buf) == ref.id else {
+                return "\(PathText.display(file.path)): bytes at offset \(file.offsets[c]) differ from the snapshot"
+            }
+        }
+        return nil
+    }
+
+    // MARK: parallel helpers
+
+    /// Runs `body(i, reader)` for i in 0..<count on `workers` threads; rethrows the first error.
+    private func parallelFor(_ count: Int, _ body: @escaping (Int, PackReader) throws -> Void) throws {
+        guard count > 0 else { return }
+        let next = Atomic<Int>(0)
+        let failure = Mutex<Error?>(nil)
+        let threads = min(max(1, workers), count)
+        let group = DispatchGroup()
+        let key = repository.key
+        let cancellation = self.cancellation
+        nonisolated(unsafe) let body = body
+        for _ in 0..<threads {
+            group.enter()
+            let t = Thread {
+                defer { group.leave() }
+                let reader = PackReader(master: key)
+                while true {
+                    if failure.withLock({ $0 != nil }) { return }
+                    if let sig = cancellation?.requestedBy {
+                        failure.withLock { if $0 == nil { $0 = RepoError(.interrupted(signal: sig), "interrupted: the restore is incomplete") } }
+                        return
+                    }
+                    let i = next.add(1, ordering: .relaxed).oldValue
+                    if i >= count { return }
+                    do { try body(i, reader) } catch {
+                        failure.withLock { if $0 == nil { $0 = error } }
+                        return
+                    }
+                }
+            }
+            t.stackSize = 1 << 20
+            t.start()
+        }
+        group.wait()
+        if let e = failure.withLock({ $0 }) { throw e }
+    }
+
+    private func parallelMap<T>(_ indices: Range<Int>, _ body: @escaping (Int) throws -> T) throws -> [T] {
+        let slots = ResultSlots<T>(indices.count)
+        try parallelFor(indices.count) { i, _ in
+            let v = try body(indices.lowerBound + i)
+            slots.lock.lock(); slots.values[i] = v; slots.lock.unlock()
+        }
+        return slots.values.map { $0! }
+    }
+}
+
+/// Results of a parallel map, one slot per index, filled under a lock.
+final class ResultSlots<T>: @unchecked Sendable {
+    var values: [T?]
+    let lock = NSLock()
+    init(_ n: Int) { values = [T?](repeating: nil, count: n) }
+}

@@ -1,0 +1,73 @@
+public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file timestamp with nanosecond precision, written as RFC 3339 UTC with nine fractional
+/// digits (`2026-11-21T00:59:43.123456789Z`) so that `mtime` restores exactly.
+public struct FileTime: Sendable, Equatable, Hashable, Comparable {
+    public var seconds: Int64
+    public var nanoseconds: Int32
+
+    public init(seconds: Int64, nanoseconds: Int32) { self.seconds = seconds; self.nanoseconds = nanoseconds }
+
+    public init(_ ts: timespec) { self.init(seconds: Int64(ts.tv_sec), nanoseconds: Int32(ts.tv_nsec)) }
+
+    public var timespec: Glibc.timespec { Glibc.timespec(tv_sec: Int(seconds), tv_nsec: Int(nanoseconds)) }
+
+    public var date: Date { Date(timeIntervalSince1970: Double(seconds) + Double(nanoseconds) / 1e9) }
+
+    public static func < (a: FileTime, b: FileTime) -> Bool { (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds) }
+
+    public var rfc3339: String {
+        var t = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        let frac = String(nanoseconds)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+                      Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+            + String(repeating: "0", count: 9 - frac.count) + frac + "Z"
+    }
+
+    /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; nil if malformed.
+    public init?(rfc3339 text: String) {
+        let b = Array(text.utf8)
+        func num(_ from: Int, _ count: Int) -> Int? {
+            guard from + count <= b.count else { return nil }
+            var v = 0
+            for c in b[from..<(from + count)] {
+                guard c >= 48 && c <= 57 else { return nil }
+                v = v * 10 + Int(c - 48)
+            }
+            return v
+        }
+        guard b.count >= 20, let year = num(0, 4), let mon = num(5, 2), let day = num(8, 2),
+              let hour = num(11, 2), let min = num(14, 2), let sec = num(17, 2) else { return nil }
+        var i = 19
+        var nanos = 0
+        if i < b.count && b[i] == UInt8(ascii: ".") {
+            i += 1
+            var digits = 0
+            while i < b.count, b[i] >= 48 && b[i] <= 57 {
+                if digits < 9 { nanos = nanos * 10 + Int(b[i] - 48); digits += 1 }
+                i += 1
+            }
+            guard digits > 0 else { return nil }
+            for _ in digits..<9 { nanos *= 10 }
+        }
+        var offset = 0
+        guard i < b.count else { return nil }
+        if b[i] == UInt8(ascii: "Z") {
+            i += 1
+        } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+            guard let oh = num(i + 1, 2), let om = num(i + 4, 2) else { return nil }
+            offset = (oh * 3600 + om * 60) * (b[i] == UInt8(ascii: "+") ? 1 : -1)
+            i += 6
+        } else { return nil }
+        guard i == b.count else { return nil }
+        var parts = tm()
+        parts.tm_year = Int32(year - 1900); parts.tm_mon = Int32(mon - 1); parts.tm_mday = Int32(day)
+        parts.tm_hour = Int32(hour); parts.tm_min = Int32(min); parts.tm_sec = Int32(sec)
+        self.init(seconds: Int64(timegm(&parts)) - Int64(offset), nanoseconds: Int32(nanos))
+    }
+}

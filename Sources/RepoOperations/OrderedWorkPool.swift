@@ -91,3 +91,10 @@ final class OrderedWorkPool<Input, Output>: @unchecked Sendable {
 
 /// Number of worker threads to use: the machine's active cores.
 public var defaultWorkerCount: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+
+/// Results of parallel work, one slot per index, filled under a lock.
+final class ResultSlots<T>: @unchecked Sendable {
+    var values: [T?]
+    let lock = NSLock()
+    init(_ n: Int) { values = [T?](repeating: nil, count: n) }
+}

@@ -2,18 +2,24 @@ public import RepoPrimitives
 public import RepoRepository
 public import RepoSnapshot
 public import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `repo store`: reads one stream, chunks it, saves new chunks through a `WriteSession` on all
-/// cores, and commits a snapshot whose single tree node records the stream's size and SHA-256.
+/// `repo store`: reads one or more streams, chunks them, saves new chunks through one
+/// `WriteSession` on all cores, and commits a snapshot whose root tree has one file node per
+/// stream recording its size and SHA-256.
 ///
-/// Write ordering (FORMAT.md): packs, then the index segment, then the snapshot. When the input
-/// fails, the caller's `beforeCommit` throws, or the operation is cancelled, the session's packs
-/// are still indexed (so a retry reuses them) but no snapshot is written.
+/// Several streams (`--stream NAME=CMD`) are read concurrently, each by its own thread and
+/// worker pool. If any input fails, the others are aborted and no snapshot is written.
+///
+/// Write ordering (FORMAT.md): packs, then the index segment, then the snapshot. When an input
+/// fails or the operation is cancelled, the session's packs are still indexed (so a retry
+/// reuses them) but no snapshot is written.
 public struct StreamStore {
     public var repository: Repository
+    /// The snapshot's name (the retention group); for one stream also the node's name.
     public var name: String
     public var tags: [String]
     public var host: String
@@ -26,21 +32,136 @@ public struct StreamStore {
         self.repository = repository; self.name = name; self.tags = tags; self.host = host; self.time = time
     }
 
+    /// One input stream.
+    public struct Input: @unchecked Sendable {
+        public var name: String
+        public var fd: Int32
+        /// Called once the input reached its end and its chunks are saved; throws if whatever
+        /// produced it failed (e.g. the dump command exited non-zero).
+        public var finished: () throws -> Void
+        /// Stops the producer because another stream failed.
+        public var abort: () -> Void
+
+        public init(name: String, fd: Int32, finished: @escaping () throws -> Void = {}, abort: @escaping () -> Void = {}) {
+            self.name = name; self.fd = fd; self.finished = finished; self.abort = abort
+        }
+    }
+
+    /// What was stored of one stream.
+    public struct StreamResult: Sendable {
+        public var name: String
+        public var size: Int
+        public var sha256: Hash256
+        public var chunks: Int
+        public var newChunks: Int
+        var content: Content
+    }
+
     public struct Result: Sendable {
         public var snapshotID: Hash256
         public var snapshot: Snapshot
-        public var sha256: Hash256
+        public var streams: [StreamResult]
         public var session: WriteSession.SessionStats
-        /// Data chunks that were new to the repository.
-        public var newChunks: Int
+        /// The first stream's digest and new data chunks of all streams.
+        public var sha256: Hash256 { streams[0].sha256 }
+        public var newChunks: Int { streams.reduce(0) { $0 + $1.newChunks } }
     }
 
-    /// Reads `fd` to its end and stores it.
-    /// - Parameter beforeCommit: called after the input ended and every chunk is durable, right
-    ///   before the snapshot is written; throw to abandon the snapshot (e.g. the dump command failed).
-    public func run(input fd: Int32, beforeCommit: () throws -> Void = {}) throws -> Result {
+    /// Reads `fd` to its end and stores it as the single stream `name`.
+    /// - Parameter beforeCommit: called after the input ended and every chunk is saved, before
+    ///   the snapshot is written; throw to abandon the snapshot (e.g. the dump command failed).
+    public func run(input fd: Int32, beforeCommit: @escaping () throws -> Void = {}) throws -> Result {
+        try run(inputs: [Input(name: name, fd: fd, finished: beforeCommit)])
+    }
+
+    /// Reads every input to its end, concurrently, and stores them as one snapshot.
+    public func run(inputs: [Input]) throws -> Result {
+        precondition(!inputs.isEmpty, "StreamStore needs at least one input")
         let started = Date()
         let session = try WriteSession(repository: repository)
+        let totals = Mutex<[Int]>([Int](repeating: 0, count: inputs.count))
+        let progress = self.progress
+        let report: @Sendable (Int, Int) -> Void = { index, bytes in
+            let sum = totals.withLock { t -> Int in t[index] = bytes; return t.reduce(0, +) }
+            progress?(ProgressReport(bytes: sum, newBytes: session.stats.newStoredBytes))
+        }
+        var results = [Swift.Result<StreamResult, Error>?](repeating: nil, count: inputs.count)
+        if inputs.count == 1 {
+            results[0] = Swift.Result { try ingest(inputs[0], session: session) { report(0, $0) } }
+        } else {
+            let slots = ResultSlots<Swift.Result<StreamResult, Error>>(inputs.count)
+            let firstFailure = Mutex<Int?>(nil)
+            let group = DispatchGroup()
+            for (i, input) in inputs.enumerated() {
+                group.enter()
+                nonisolated(unsafe) let me = self
+                let t = Thread {
+                    defer { group.leave() }
+                    let r = Swift.Result { try me.ingest(input, session: session) { report(i, $0) } }
+                    if case .failure = r {
+                        let first = firstFailure.withLock { f -> Bool in
+                            if f == nil { f = i; return true }
+                            return false
+                        }
+                        if first { for (j, other) in inputs.enumerated() where j != i { other.abort() } }
+                    }
+                    slots.lock.lock(); slots.values[i] = r; slots.lock.unlock()
+                }
+                t.stackSize = 1 << 20
+                t.start()
+            }
+            group.wait()
+            results = slots.values
+            if let f = firstFailure.withLock({ $0 }), case .failure(let e) = results[f]! {
+                _ = try? session.finish()
+                let others = inputs.count - 1
+                if var re = e as? RepoError, others > 0 {
+                    re.message += others == 1 ? " (the other stream was stopped)" : " (the other \(others) streams were stopped)"
+                    throw re
+                }
+                throw e
+            }
+        }
+        var streams: [StreamResult] = []
+        for r in results {
+            switch r! {
+            case .success(let s): streams.append(s)
+            case .failure(let e):
+                _ = try? session.finish()
+                throw e
+            }
+        }
+        if let sig = cancellation?.requestedBy {
+            _ = try? session.finish()
+            throw RepoError(.interrupted(signal: sig), "interrupted: no snapshot was saved")
+        }
+        let nodes = streams.map { s in
+            Node(name: s.name, type: .file, size: s.size, sha256: s.sha256, mode: 0o644,
+                 mtime: Timestamp.format(time), content: s.content)
+        }
+        let tree: Saved
+        do {
+            tree = Saved(id: try session.save(try Tree(nodes: nodes).encoded(), type: .tree, context: session.makeContext()).id)
+        } catch {
+            _ = try? session.finish()
+            throw error
+        }
+        try session.finish()
+        let stats = session.stats
+        let snapshot = Snapshot(time: Timestamp.format(time), host: host, username: HostInfo.username, name: name,
+                                paths: nil, tags: tags, tree: tree.id,
+                                stats: .init(totalBytes: streams.reduce(0) { $0 + $1.size },
+                                             chunks: streams.reduce(0) { $0 + $1.chunks }, newBlobs: stats.newBlobs,
+                                             newBytes: stats.newStoredBytes, seconds: Date().timeIntervalSince(started)),
+                                program: "repo " + repoVersion)
+        let id = try repository.saveObject(try snapshot.encoded(), kind: .snapshot)
+        return Result(snapshotID: id, snapshot: snapshot, streams: streams, session: stats)
+    }
+
+    private struct Saved { var id: BlobID }
+
+    /// Reads one input to its end through its own worker pool; calls `input.finished` at the end.
+    private func ingest(_ input: Input, session: WriteSession, progress: (Int) -> Void) throws -> StreamResult {
         let contexts = (0..<max(1, workers)).map { _ in session.makeContext() }
         let pool = OrderedWorkPool<[UInt8], (ChunkRef, Bool)>(threads: contexts.count) { chunk, i in
             let saved = try session.save(chunk, type: .data, context: contexts[i])
@@ -49,8 +170,7 @@ public struct StreamStore {
         defer { pool.close() }
         let metaContext = session.makeContext()
         var builder = ContentBuilder { list in
-            let saved = try session.save(ContentList.encode(list), type: .tree, context: metaContext)
-            return saved.id
+            try session.save(ContentList.encode(list), type: .tree, context: metaContext).id
         }
         let hasher = SHA256Hasher()
         let window = contexts.count * 3
@@ -64,50 +184,25 @@ public struct StreamStore {
             }
         }
 
-        var failure: Error?
         do {
-            var reader = ChunkReader(fd: fd, chunker: repository.chunker, cancellation: cancellation)
+            var reader = ChunkReader(fd: input.fd, chunker: repository.chunker, cancellation: cancellation)
             while let chunk = try reader.next() {
                 chunk.withUnsafeBytes { hasher.update($0) }
                 total += chunk.count
                 try drain(until: window - 1)
                 pool.submit(chunk)
-                progress?(ProgressReport(bytes: total, newBytes: session.stats.newStoredBytes))
+                progress(total)
             }
             try drain(until: 0)
         } catch {
-            failure = error
-        }
-        if failure != nil {
-            // Let in-flight saves finish, then index what reached the repository.
+            // Let in-flight saves finish before the caller indexes what reached the repository.
             while pool.inFlight > 0 { _ = try? pool.next() }
-            _ = try? session.finish()
-            throw failure!
-        }
-        let content = try builder.finish()
-        let digest = hasher.finalize()
-        let node = Node(name: name, type: .file, size: total, sha256: digest, mode: 0o644,
-                        mtime: Timestamp.format(time), content: content)
-        let tree = try session.save(try Tree(nodes: [node]).encoded(), type: .tree, context: metaContext)
-        do {
-            try beforeCommit()
-        } catch {
-            _ = try? session.finish()
             throw error
         }
-        if let sig = cancellation?.requestedBy {
-            _ = try? session.finish()
-            throw RepoError(.interrupted(signal: sig), "interrupted: no snapshot was saved")
-        }
-        try session.finish()
-        let stats = session.stats
-        let snapshot = Snapshot(time: Timestamp.format(time), host: host, username: HostInfo.username, name: name,
-                                paths: nil, tags: tags, tree: tree.id,
-                                stats: .init(totalBytes: total, chunks: builder.chunkCount, newBlobs: stats.newBlobs,
-                                             newBytes: stats.newStoredBytes, seconds: Date().timeIntervalSince(started)),
-                                program: "repo " + repoVersion)
-        let id = try repository.saveObject(try snapshot.encoded(), kind: .snapshot)
-        return Result(snapshotID: id, snapshot: snapshot, sha256: digest, session: stats, newChunks: newChunks)
+        let content = try builder.finish()
+        try input.finished()
+        return StreamResult(name: input.name, size: total, sha256: hasher.finalize(), chunks: builder.chunkCount,
+                            newChunks: newChunks, content: content)
     }
 }
 

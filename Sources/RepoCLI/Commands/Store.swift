@@ -7,19 +7,24 @@ import Foundation
 extension RepoCommand {
     struct Store: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Store one stream (standard input, or the output of CMD) as a snapshot.",
+            abstract: "Store one stream (standard input, or the output of CMD), or several named streams, as a snapshot.",
             discussion: """
                 Examples:
                   pg_dump mydb | repo store --name mydb.sql
                   repo store --name mydb.sql -- pg_dump mydb
-                With `-- CMD ARG…`, a command that exits non-zero commits no snapshot. \
-                Prints the new snapshot's id.
+                  repo store --name nightly --stream users.sql='pg_dump -t users db' --stream orders.sql='pg_dump -t orders db'
+                With `-- CMD ARG…`, a command that exits non-zero commits no snapshot. Each \
+                --stream COMMAND runs with /bin/sh -c, all at once; if any fails, none is \
+                committed and the message names the failing stream. Prints the new snapshot's id.
                 """)
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(help: "Name of the stream (e.g. mydb.sql).")
-        var name: String
+        @Option(help: "Name of the stream (e.g. mydb.sql); with --stream, the snapshot's name (default: the stream names joined by commas).")
+        var name: String?
+
+        @Option(name: .customLong("stream"), help: ArgumentHelp("A named stream from a shell command (repeatable; run concurrently).", valueName: "NAME=COMMAND"))
+        var streams: [String] = []
 
         @Option(name: .customLong("tag"), help: "Tag for the snapshot (repeatable).")
         var tags: [String] = []
@@ -33,79 +38,127 @@ extension RepoCommand {
         @Argument(parsing: .postTerminator, help: ArgumentHelp("Command whose standard output is stored.", valueName: "CMD"))
         var command: [String] = []
 
+        /// `--stream` values split into (name, command).
+        var parsedStreams: [(name: String, command: String)] {
+            streams.map { s in
+                let i = s.firstIndex(of: "=")!
+                return (String(s[..<i]), String(s[s.index(after: i)...]))
+            }
+        }
+
         func validate() throws {
-            if name.isEmpty || name.contains("\0") { throw ValidationError("--name must be a non-empty name") }
+            if let name, name.isEmpty || name.contains("\0") { throw ValidationError("--name must be a non-empty name") }
             if let time, Timestamp.parse(time) == nil { throw ValidationError("--time: \"\(time)\" is not an ISO 8601 time") }
-            if command.isEmpty && isatty(0) != 0 {
-                throw ValidationError("standard input is a terminal: pipe a stream in (`pg_dump db | repo store --name db.sql`) or give the command after `--`")
+            if streams.isEmpty {
+                if name == nil { throw ValidationError("give the stream a name with --name (e.g. --name mydb.sql)") }
+                if command.isEmpty && isatty(0) != 0 {
+                    throw ValidationError("standard input is a terminal: pipe a stream in (`pg_dump db | repo store --name db.sql`) or give the command after `--`")
+                }
+                return
+            }
+            if !command.isEmpty { throw ValidationError("use either --stream NAME=COMMAND or `-- CMD`, not both") }
+            var seen = Set<String>()
+            for s in streams {
+                guard let i = s.firstIndex(of: "="), i != s.startIndex, s.index(after: i) != s.endIndex else {
+                    throw ValidationError("--stream takes NAME=COMMAND, e.g. --stream users.sql='pg_dump -t users db'; got \"\(s)\"")
+                }
+                let n = String(s[..<i])
+                guard seen.insert(n).inserted else { throw ValidationError("stream name \(n) is given twice") }
             }
         }
 
         func run() throws {
+            let snapshotName = name ?? parsedStreams.map(\.name).joined(separator: ",")
             let repo = try global.open()
-            let lock = try repo.lock(exclusive: false, command: "store --name \(name)")
+            let lock = try repo.lock(exclusive: false, command: "store --name \(snapshotName)")
             defer { lock.release() }
 
             let cancellation = Cancellation()
-            var child: Process?
-            var input: Int32 = 0
-            if !command.isEmpty {
-                let p = Process()
-                p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                p.arguments = command
-                let pipe = Pipe()
-                p.standardOutput = pipe
-                do { try p.run() } catch {
-                    throw RepoError(.failure, "cannot start `\(command.joined(separator: " "))`: \(error.localizedDescription)")
+            var children: [Process] = []
+            var inputs: [StreamStore.Input] = []
+            if !streams.isEmpty {
+                for (streamName, cmd) in parsedStreams {
+                    let p = try Self.start(["/bin/sh", "-c", cmd], display: cmd, stream: streamName)
+                    children.append(p.process)
+                    let process = p.process
+                    inputs.append(StreamStore.Input(name: streamName, fd: p.fd, finished: {
+                        try Self.checkExit(process, display: cmd, stream: streamName, cancellation: cancellation)
+                    }, abort: { if process.isRunning { process.terminate() } }))
                 }
-                try? pipe.fileHandleForWriting.close()
-                input = pipe.fileHandleForReading.fileDescriptor
-                child = p
+            } else if !command.isEmpty {
+                let cmdText = command.joined(separator: " ")
+                let p = try Self.start(["/usr/bin/env"] + command, display: cmdText, stream: nil)
+                children.append(p.process)
+                let process = p.process
+                inputs.append(StreamStore.Input(name: snapshotName, fd: p.fd, finished: {
+                    try Self.checkExit(process, display: cmdText, stream: nil, cancellation: cancellation)
+                }))
+            } else {
+                inputs.append(StreamStore.Input(name: snapshotName, fd: 0))
             }
-            let running = child
-            SignalTrap.install(cancellation) { _ in running?.terminate() }
+            let running = children
+            SignalTrap.install(cancellation) { _ in for p in running where p.isRunning { p.terminate() } }
 
-            var op = StreamStore(repository: repo, name: name, tags: tags, host: host ?? HostInfo.hostname,
+            var op = StreamStore(repository: repo, name: snapshotName, tags: tags, host: host ?? HostInfo.hostname,
                                  time: time.flatMap(Timestamp.parse) ?? Date())
             let line = global.progressLine("stored")
             if let line { op.progress = { line.update($0) } }
             op.cancellation = cancellation
-            let cmdText = command.joined(separator: " ")
             let result: StreamStore.Result
             do {
-                result = try op.run(input: input) {
-                    guard let p = child else { return }
-                    p.waitUntilExit()
-                    if let sig = cancellation.requestedBy {
-                        throw RepoError(.interrupted(signal: sig), "interrupted: no snapshot was saved")
-                    }
-                    if p.terminationReason == .uncaughtSignal {
-                        throw RepoError(.failure, "`\(cmdText)` was killed by signal \(p.terminationStatus): no snapshot was saved",
-                                        hint: "the data read so far is kept and will be reused by the next store")
-                    }
-                    if p.terminationStatus != 0 {
-                        throw RepoError(.failure, "`\(cmdText)` exited with status \(p.terminationStatus): no snapshot was saved",
-                                        hint: "fix the command and run the store again; data already uploaded will be reused")
-                    }
-                }
+                result = try op.run(inputs: inputs)
             } catch {
                 line?.finish()
-                if let p = child, p.isRunning { p.terminate(); p.waitUntilExit() }
+                for p in children where p.isRunning { p.terminate(); p.waitUntilExit() }
                 throw error
             }
             line?.finish()
             let s = result.snapshot.stats
             if global.json {
                 try Console.printJSON(StoreOutput(id: result.snapshotID.hex, shortID: result.snapshotID.shortHex,
-                                                  name: name, bytes: s.totalBytes, sha256: result.sha256.hex,
+                                                  name: snapshotName, bytes: s.totalBytes, sha256: result.sha256.hex,
                                                   chunks: s.chunks, newChunks: result.newChunks,
                                                   newBlobs: s.newBlobs, newBytes: s.newBytes,
-                                                  packs: result.session.packs, seconds: s.seconds))
+                                                  packs: result.session.packs, seconds: s.seconds,
+                                                  streams: result.streams.count > 1 || !streams.isEmpty
+                                                    ? result.streams.map { StreamOutput(name: $0.name, bytes: $0.size, sha256: $0.sha256.hex, chunks: $0.chunks, newChunks: $0.newChunks) }
+                                                    : nil))
             } else {
                 print(result.snapshotID.hex)
                 if global.verbose || (Console.stderrIsTerminal && !global.quiet) {
                     Console.line("stored \(Format.bytes(s.totalBytes)) in \(String(format: "%.1f", s.seconds)) s (\(Format.rate(s.totalBytes, s.seconds))): \(s.chunks) chunks, \(result.newChunks) new, \(Format.bytes(s.newBytes)) added")
                 }
+            }
+        }
+
+        /// Starts a producer with its standard output on a pipe.
+        static func start(_ argv: [String], display: String, stream: String?) throws -> (process: Process, fd: Int32) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: argv[0])
+            p.arguments = Array(argv.dropFirst())
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            do { try p.run() } catch {
+                throw RepoError(.failure, "\(stream.map { "stream \($0): " } ?? "")cannot start `\(display)`: \(error.localizedDescription)")
+            }
+            try? pipe.fileHandleForWriting.close()
+            return (p, pipe.fileHandleForReading.fileDescriptor)
+        }
+
+        /// Waits for a producer and turns a failure into an error naming it.
+        static func checkExit(_ p: Process, display: String, stream: String?, cancellation: Cancellation) throws {
+            p.waitUntilExit()
+            if let sig = cancellation.requestedBy {
+                throw RepoError(.interrupted(signal: sig), "interrupted: no snapshot was saved")
+            }
+            let who = stream.map { "stream \($0): `\(display)`" } ?? "`\(display)`"
+            if p.terminationReason == .uncaughtSignal {
+                throw RepoError(.failure, "\(who) was killed by signal \(p.terminationStatus): no snapshot was saved",
+                                hint: "the data read so far is kept and will be reused by the next store")
+            }
+            if p.terminationStatus != 0 {
+                throw RepoError(.failure, "\(who) exited with status \(p.terminationStatus): no snapshot was saved",
+                                hint: "fix the command and run the store again; data already uploaded will be reused")
             }
         }
     }
@@ -123,9 +176,20 @@ struct StoreOutput: Encodable {
     var newBytes: Int
     var packs: Int
     var seconds: Double
+    var streams: [StreamOutput]?
 
     enum CodingKeys: String, CodingKey {
         case id, shortID = "short_id", name, bytes, sha256, chunks, newChunks = "new_chunks", newBlobs = "new_blobs"
-        case newBytes = "new_bytes", packs, seconds
+        case newBytes = "new_bytes", packs, seconds, streams
     }
+}
+
+struct StreamOutput: Encodable {
+    var name: String
+    var bytes: Int
+    var sha256: String
+    var chunks: Int
+    var newChunks: Int
+
+    enum CodingKeys: String, CodingKey { case name, bytes, sha256, chunks, newChunks = "new_chunks" }
 }

@@ -497,9 +497,3 @@ public struct Restore {
     }
 }
 
-/// Results of a parallel map, one slot per index, filled under a lock.
-final class ResultSlots<T>: @unchecked Sendable {
-    var values: [T?]
-    let lock = NSLock()
-    init(_ n: Int) { values = [T?](repeating: nil, count: n) }
-}

@@ -107,6 +107,11 @@ public struct Backup {
     }
 }
 
+/// Test seam: `REPO_TEST_OPEN_DELAY_MS` delays each file's open so integration tests can make a
+/// file vanish between the walk and the read. Not for production use.
+private let testOpenDelay: UInt32? = ProcessInfo.processInfo.environment["REPO_TEST_OPEN_DELAY_MS"]
+    .flatMap { UInt32($0) }.map { $0 * 1000 }
+
 /// One unit of the backup walk, in depth-first order.
 enum BackupItem {
     /// A directory starts; its node (without `subtree`) is completed at the matching `leave`.
@@ -346,6 +351,7 @@ final class Walker {
             shared.counts.withLock { $0.unreadable += 1 }
             return .skipped
         }
+        if let delay = testOpenDelay { usleep(delay) }
         var fd = FileSystem.withCPath(path) { open($0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | FileSystem.noAccessTimeFlag) }
         if fd < 0 && errno == EPERM {
             fd = FileSystem.withCPath(path) { open($0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }

@@ -105,6 +105,16 @@ struct GlobalOptions: ParsableArguments {
                                    warn: { if !quiet { Console.line("repo: warning: \($0)") } })
     }
 
+    /// Prints an operation's warnings on stderr (above the progress line) unless quiet.
+    var warningPrinter: @Sendable (String) -> Void {
+        let quiet = self.quiet
+        return { message in
+            guard !quiet else { return }
+            ProgressLine.clearIfShown()
+            Console.line("repo: warning: \(message)")
+        }
+    }
+
     func progressLine(_ verb: String) -> ProgressLine? {
         ProgressLine.make(verb: verb, quiet: quiet || json, verbose: verbose)
     }

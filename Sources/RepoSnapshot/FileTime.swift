@@ -20,13 +20,31 @@ public struct FileTime: Sendable, Equatable, Hashable, Comparable {
     public static func < (a: FileTime, b: FileTime) -> Bool { (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds) }
 
     public var rfc3339: String {
-        var t = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&t, &parts)
-        let frac = String(nanoseconds)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-                      Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
-            + String(repeating: "0", count: 9 - frac.count) + frac + "Z"
+        // Hand-rolled (no String(format:), no gmtime): this runs several times per file in a
+        // backup. Days-to-civil conversion after Howard Hinnant's public-domain algorithm.
+        let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
+        let secs = Int(seconds - days * 86400)
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = Int(doy - (153 * mp + 2) / 5 + 1)
+        let month = Int(mp < 10 ? mp + 3 : mp - 9)
+        let year = Int(yoe + era * 400) + (month <= 2 ? 1 : 0)
+        var out = [UInt8]()
+        out.reserveCapacity(30)
+        func digits(_ v: Int, _ n: Int) {
+            var buf = [UInt8](repeating: 48, count: n)
+            var x = v
+            for i in stride(from: n - 1, through: 0, by: -1) { buf[i] = UInt8(48 + x % 10); x /= 10 }
+            out.append(contentsOf: buf)
+        }
+        digits(year, 4); out.append(45); digits(month, 2); out.append(45); digits(day, 2)
+        out.append(84); digits(secs / 3600, 2); out.append(58); digits(secs / 60 % 60, 2); out.append(58)
+        digits(secs % 60, 2); out.append(46); digits(Int(nanoseconds), 9); out.append(90)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; nil if malformed.
@@ -42,7 +60,9 @@ public struct FileTime: Sendable, Equatable, Hashable, Comparable {
             return v
         }
         guard b.count >= 20, let year = num(0, 4), let mon = num(5, 2), let day = num(8, 2),
-              let hour = num(11, 2), let min = num(14, 2), let sec = num(17, 2) else { return nil }
+              let hour = num(11, 2), let min = num(14, 2), let sec = num(17, 2),
+              b[4] == 45, b[7] == 45, b[10] == 84 || b[10] == 116 || b[10] == 32, b[13] == 58, b[16] == 58
+        else { return nil }
         var i = 19
         var nanos = 0
         if i < b.count && b[i] == UInt8(ascii: ".") {

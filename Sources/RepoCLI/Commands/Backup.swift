@@ -53,12 +53,7 @@ extension RepoCommand {
             op.cancellation = cancellation
             let line = global.progressLine("read")
             if let line { op.progress = { line.update($0) } }
-            let quiet = global.quiet
-            op.warn = { message in
-                guard !quiet else { return }
-                ProgressLine.clearIfShown()
-                Console.line("repo: warning: \(message)")
-            }
+            op.warn = global.warningPrinter
             let result: RepoOperations.Backup.Result
             do { result = try op.run() } catch {
                 line?.finish()

@@ -49,12 +49,7 @@ extension RepoCommand {
             op.includes = includes
             op.verify = verify
             op.cancellation = cancellation
-            let quiet = global.quiet
-            op.warn = { message in
-                guard !quiet else { return }
-                ProgressLine.clearIfShown()
-                Console.line("repo: warning: \(message)")
-            }
+            op.warn = global.warningPrinter
             let line = global.progressLine("restored")
             if let line { op.progress = { line.update($0) } }
             let result: RepoOperations.Restore.Result

@@ -169,6 +169,26 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// Locations of many blobs in one read transaction with one prepared statement (restore
+    /// looks up every chunk it needs; a transaction per lookup would dominate). Blobs the
+    /// index lacks are absent from the result.
+    public func lookup(_ ids: [BlobID]) throws -> [BlobID: BlobLocation] {
+        try pool.read { db in
+            let statement = try db.cachedStatement(sql: """
+                SELECT b.*, p.name AS pname, p.salt AS psalt FROM blobs b JOIN packs p ON p.pid = b.pid
+                WHERE b.id = ? LIMIT 1
+                """)
+            var out: [BlobID: BlobLocation] = [:]
+            out.reserveCapacity(ids.count)
+            for id in ids {
+                guard let row = try Row.fetchOne(statement, arguments: [Data(id.bytes)]) else { continue }
+                out[id] = BlobLocation(pack: Hash256(bytes: row["pname"] as Data), packSalt: [UInt8](row["psalt"] as Data),
+                                       entry: Self.entry(row))
+            }
+            return out
+        }
+    }
+
     /// True if a blob with this id and type is indexed (the dedup check: a data chunk is never
     /// satisfied by a tree blob with equal bytes, so data and metadata stay in separate packs).
     public func contains(_ id: BlobID, type: BlobType) throws -> Bool {

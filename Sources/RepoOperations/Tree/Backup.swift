@@ -115,7 +115,9 @@ private let testOpenDelay: UInt32? = ProcessInfo.processInfo.environment["REPO_T
 /// One unit of the backup walk, in depth-first order.
 enum BackupItem {
     /// A directory starts; its node (without `subtree`) is completed at the matching `leave`.
-    case enter(Node)
+    /// `previous` is the same directory in the parent snapshot: if the new entries equal it,
+    /// its blob is reused without encoding the tree again.
+    case enter(Node, previous: (id: BlobID, tree: Tree)?)
     case leave
     /// A finished node: symlink, or file reused from the parent snapshot.
     case ready(Node)
@@ -132,7 +134,7 @@ final class Walker {
     let shared: Backup.Shared
     let metaContext: WriteSession.Context
     private var pool: OrderedWorkPool<BackupItem, BackupItem>!
-    private var frames: [(node: Node?, children: [Node])] = [(nil, [])]
+    private var frames: [(node: Node?, previous: (id: BlobID, tree: Tree)?, children: [Node])] = [(nil, nil, [])]
     private let window: Int
 
     init(backup: Backup, session: WriteSession, shared: Backup.Shared) {
@@ -190,9 +192,10 @@ final class Walker {
             if child.isTarget || !st.isDirectory {
                 try visit(path: full, name: name, status: st, previous: previous)
             } else {
-                try submit(.enter(metadataNode(name: name, status: st, path: full)))
+                let prev = try subtree(of: previous)
+                try submit(.enter(metadataNode(name: name, status: st, path: full), previous: prev))
                 shared.counts.withLock { $0.dirs += 1 }
-                try walkTrie(child, path: full, parent: subtree(of: previous))
+                try walkTrie(child, path: full, parent: prev?.tree)
                 try submit(.leave)
             }
         }
@@ -219,8 +222,9 @@ final class Walker {
         if st.isDirectory {
             guard let names = listing(of: path) else { return }
             shared.counts.withLock { $0.dirs += 1 }
-            try submit(.enter(node))
-            try walkDirectory(path: path, names: names, parent: subtree(of: previous))
+            let prev = try subtree(of: previous)
+            try submit(.enter(node, previous: prev))
+            try walkDirectory(path: path, names: names, parent: prev?.tree)
             try submit(.leave)
         } else if st.isSymlink {
             do { node.targetBytes = try FileSystem.readLink(path) } catch { skip(error); return }
@@ -252,9 +256,9 @@ final class Walker {
         shared.counts.withLock { $0.unreadable += 1 }
     }
 
-    private func subtree(of node: Node?) throws -> Tree? {
-        guard let node, node.type == .dir, let id = node.subtree else { return nil }
-        return try backup.repository.loadTree(id)
+    private func subtree(of node: Node?) throws -> (id: BlobID, tree: Tree)? {
+        guard let node, node.type == .dir, let id = node.subtree, session.mayContain(id) else { return nil }
+        return (id, try backup.repository.loadTree(id))
     }
 
     private func isUnchanged(_ prev: Node, _ st: FileStatus) -> Bool {
@@ -320,12 +324,16 @@ final class Walker {
 
     private func fold(_ item: BackupItem) throws {
         switch item {
-        case .enter(let node):
-            frames.append((node, []))
+        case .enter(let node, let previous):
+            frames.append((node, previous, []))
         case .leave:
             let frame = frames.removeLast()
             var node = frame.node!
-            node.subtree = try session.save(try Tree(nodes: frame.children).encoded(), type: .tree, context: metaContext).id
+            if let previous = frame.previous, previous.tree.nodes == frame.children {
+                node.subtree = previous.id      // unchanged directory: same bytes, same blob
+            } else {
+                node.subtree = try session.save(try Tree(nodes: frame.children).encoded(), type: .tree, context: metaContext).id
+            }
             frames[frames.count - 1].children.append(node)
         case .ready(let node):
             frames[frames.count - 1].children.append(node)

@@ -172,8 +172,9 @@ public struct Restore {
             }
         }
         var byPack: [Hash256: [(loc: BlobLocation, id: BlobID)]] = [:]
+        let locations = try repository.catalog.lookup(Array(targets.keys))
         for id in targets.keys {
-            guard let loc = try repository.locate(id) else {
+            guard let loc = locations[id] else {
                 throw RepoError(.integrity, "blob \(id.hex) is referenced but not in the index", hint: "run `repo check`")
             }
             byPack[loc.pack, default: []].append((loc, id))

@@ -267,4 +267,32 @@ final class RetentionTests: XCTestCase {
         XCTAssertTrue(after.stderr.contains("stale"), after.stderr)
         XCTAssertTrue(after.stderr.contains("repo unlock"), after.stderr)
     }
+    /// A catalog that loaded the index before another machine's prune must not keep pointing
+    /// at deleted packs: it is rebuilt when a new segment supersedes one it knows, so dumps and
+    /// dedup through it use the repacked copies.
+    func testOtherCatalogsFollowPrune() throws {
+        let fx = Fixture()
+        try fx.initRepo(["--chunk-avg", "16K"])
+        let base = TestData.random(300_000)
+        var a = base; a.append(TestData.random(200_000))
+        var b = base; b.append(TestData.random(20_000))
+        _ = try fx.store("db", from: fx.file("a", a), extra: ["--time", "2020-01-01T00:00:00Z"])
+        let idB = try fx.store("db", from: fx.file("b", b), extra: ["--time", "2020-01-02T00:00:00Z"])["id"] as! String
+        XCTAssertEqual(try fx.ok(["snapshots"]).status, 0)   // the fixture's catalog now knows every segment
+
+        let other = ["REPO_CACHE_DIR": fx.dir + "/other-cache"]
+        let r = try fx.run(["forget", "--now", "2026-01-01T00:00:00Z", "--tz", "UTC", "--prune", "--json"], env: other)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let prune = (try JSONSerialization.jsonObject(with: r.stdout) as! [String: Any])["prune"] as! [String: Any]
+        XCTAssertGreaterThanOrEqual(prune["packs_repacked"] as! Int, 1, "\(prune)")
+
+        // Through the old catalog: dump the survivor, and store data that dedups against moved blobs.
+        XCTAssertEqual(try fx.ok(["dump", idB]).stdout, b)
+        var c = base; c.append(TestData.random(10_000))
+        let stored = try fx.store("db", from: fx.file("c", c), extra: ["--time", "2020-01-03T00:00:00Z"])
+        XCTAssertLessThan(stored["new_bytes"] as! Int, 150_000, "the shared base must dedup")
+        XCTAssertEqual(try fx.ok(["dump", stored["id"] as! String]).stdout, c)
+        let check = try fx.run(["check", "--read-data"], env: other)
+        XCTAssertEqual(check.status, 0, check.out + check.stderr)
+    }
 }

@@ -29,11 +29,22 @@ import time
 PASSWORD = "bench password"
 
 
-def run(cmd, env, stdin=None):
+CRASHES = []
+
+
+def run(cmd, env, stdin=None, retry_dir=None):
+    """Runs cmd; returns (seconds, stdout). With retry_dir (a snapshots folder), a run killed by
+    a signal that committed no snapshot is reported and retried once."""
+    before = len(os.listdir(retry_dir)) if retry_dir and os.path.isdir(retry_dir) else 0
     with open(stdin, "rb") if stdin else open(os.devnull, "rb") as f:
         t0 = time.perf_counter()
         p = subprocess.run(cmd, stdin=f, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         dt = time.perf_counter() - t0
+    if p.returncode < 0 and retry_dir:
+        CRASHES.append("%s: signal %d" % (" ".join(cmd[1:4]), -p.returncode))
+        if len(os.listdir(retry_dir)) == before:
+            return run(cmd, env, stdin)
+        return dt, p.stdout.decode()
     if p.returncode != 0:
         sys.exit("command failed (%d): %s\n%s" % (p.returncode, " ".join(cmd), p.stderr.decode()[-2000:]))
     return dt, p.stdout.decode()
@@ -90,7 +101,8 @@ def main():
         with open(data, "wb") as f:
             f.write(shared + rng.randbytes(128 << 10))
         iso = t.strftime("%Y-%m-%dT%H:%M:%SZ")
-        build["repo"] += run([repo_bin, "store", "--name", "db.bin", "--host", "bench", "--time", iso], repo_env, data)[0]
+        build["repo"] += run([repo_bin, "store", "--name", "db.bin", "--host", "bench", "--time", iso], repo_env, data,
+                             retry_dir=work + "/repo/snapshots")[0]
         build["restic"] += run([args.restic_bin, "backup", "--stdin", "--stdin-filename", "db.bin", "--host", "bench",
                                 "--time", t.strftime("%Y-%m-%d %H:%M:%S"), "-q"], restic_env, data)[0]
     print("built: repo %.1f s (%.1f MB), restic %.1f s (%.1f MB)" % (
@@ -129,6 +141,8 @@ def main():
         print("  %-6s %7.2f s   kept %3d snapshots   repository after: %.1f MB" % (
             tool, med[tool], kept[tool], after[tool] / 1e6))
     print("  repo is %.1fx faster than restic" % (med["restic"] / med["repo"]))
+    if CRASHES:
+        print("  note: %d build-phase command(s) died by a signal and were retried: %s" % (len(CRASHES), "; ".join(CRASHES)))
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // C modules: system libraries from Debian, wrapped in shims.
@@ -44,10 +45,12 @@ let package = Package(
         .target(name: "RepoCLI", dependencies: [
             "RepoOperations",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Yams", package: "Yams"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "repo", dependencies: ["RepoCLI"], swiftSettings: swiftSettings),
 
         .testTarget(name: "RepoPrimitivesTests", dependencies: ["RepoPrimitives"], swiftSettings: swiftSettings),
+        .testTarget(name: "RepoSnapshotTests", dependencies: ["RepoSnapshot"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoStorageTests", dependencies: ["RepoStorage"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoRepositoryTests", dependencies: ["RepoOperations"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoIntegrationTests", dependencies: ["repo"], swiftSettings: swiftSettings),

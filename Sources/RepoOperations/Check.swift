@@ -93,7 +93,8 @@ public struct Check {
         report.blobs = index.count
 
         // 3. Snapshots and everything they reference.
-        var seenTrees = Set<BlobID>()
+        let finalIndex = index
+        var walker = ReferenceWalker(repository: repository) { finalIndex[$0] }
         for obj in try backend.list(prefix: "snapshots/") {
             report.snapshots += 1
             do {
@@ -102,7 +103,7 @@ public struct Check {
                     report.errors.append("\(obj.name): content does not match its name (corrupted)")
                 }
                 let snap = try Snapshot.decode(try SealedObject.open(bytes, kind: .snapshot, key: repository.key, name: obj.name))
-                try checkTree(snap.tree, index: index, seen: &seenTrees, report: &report, context: obj.name)
+                walker.walk(root: snap.tree, context: obj.name) { report.errors.append($0) }
             } catch {
                 report.errors.append("\(obj.name): \(error)")
             }
@@ -118,54 +119,6 @@ public struct Check {
             try readPacks(names, packs: packs, report: &report)
         }
         return report
-    }
-
-    private func checkTree(_ id: BlobID, index: [BlobID: BlobLocation], seen: inout Set<BlobID>,
-                           report: inout Report, context: String) throws {
-        guard seen.insert(id).inserted else { return }
-        guard let loc = index[id] else {
-            report.errors.append("\(context): tree \(id.hex) is not in the index")
-            return
-        }
-        let tree: Tree
-        do { tree = try Tree.decode(try repository.loadBlob(at: loc, reader: PackReader(master: repository.key))) } catch {
-            report.errors.append("\(context): tree \(id.hex): \(error)")
-            return
-        }
-        for node in tree.nodes {
-            if let sub = node.subtree { try checkTree(sub, index: index, seen: &seen, report: &report, context: context) }
-            var total = 0
-            let refs: [ChunkRef]
-            switch node.content {
-            case .none: refs = []
-            case .chunks(let c): refs = c
-            case .lists(let lists):
-                var all: [ChunkRef] = []
-                for l in lists {
-                    guard let loc = index[l.id] else {
-                        report.errors.append("\(context): \(node.name): content list \(l.id.hex) is not in the index")
-                        continue
-                    }
-                    do {
-                        let list = try ContentList.decode(try repository.loadBlob(at: loc, reader: PackReader(master: repository.key)))
-                        if list.count != l.count { report.errors.append("\(context): \(node.name): content list \(l.id.shortHex) has \(list.count) chunks, expected \(l.count)") }
-                        let covered = list.reduce(0) { $0 + $1.size }
-                        if covered != l.size { report.errors.append("\(context): \(node.name): content list \(l.id.shortHex) covers \(covered) bytes, the node says \(l.size)") }
-                        all += list
-                    } catch {
-                        report.errors.append("\(context): \(node.name): content list \(l.id.hex): \(error)")
-                    }
-                }
-                refs = all
-            }
-            for r in refs {
-                total += r.size
-                if index[r.id] == nil { report.errors.append("\(context): \(node.name): chunk \(r.id.hex) is not in the index") }
-            }
-            if node.type == .file, let size = node.size, size != total, node.content != nil {
-                report.errors.append("\(context): \(node.name): chunks add up to \(total) bytes, node says \(size)")
-            }
-        }
     }
 
     private func readPacks(_ names: [Hash256], packs: [Hash256: PackDescriptor], report: inout Report) throws {

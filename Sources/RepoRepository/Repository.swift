@@ -114,7 +114,8 @@ public final class Repository: Sendable {
 
     /// Loads index segments the catalog has not seen and headers of packs that no segment lists
     /// (left by an interrupted writer), so that a retried store reuses them. Rebuilds from
-    /// scratch if a segment the catalog knows has disappeared.
+    /// scratch if a segment the catalog knows has disappeared or is superseded by a new one, or
+    /// if an unindexed pack it adopted has disappeared (both happen after a prune).
     public func synchronizeCatalog() throws {
         let listed = try backend.list(prefix: "index/")
         let remote = Set(listed.map { String($0.name.dropFirst("index/".count)) })
@@ -134,13 +135,27 @@ public final class Repository: Sendable {
                 warn("index segment \(name) is unreadable and was skipped: \(error); `repo check` will report it")
             }
         }
+        // A new segment that supersedes one already loaded (prune rewrote the index): the
+        // catalog holds stale entries, so rebuild it from scratch.
+        if !known.isEmpty && !superseded.isDisjoint(with: known) {
+            try catalog.clear()
+            return try synchronizeCatalog()
+        }
         for (name, seg) in segments where !superseded.contains(name) {
             try catalog.addSegment(name, packs: seg.packs)
         }
         // Packs that no index segment lists: read their headers.
+        let dataObjects = try backend.list(prefix: "data/")
+        let presentPacks = Set(dataObjects.compactMap { Hash256(hex: String($0.name.split(separator: "/").last ?? "")) })
+        // An unindexed pack the catalog adopted earlier has been deleted (by prune): rebuild, so
+        // no later segment lists a pack that is gone.
+        if try catalog.unindexedPacks().contains(where: { !presentPacks.contains($0.name) }) {
+            try catalog.clear()
+            return try synchronizeCatalog()
+        }
         let knownPacks = try catalog.packNames()
         let reader = PackReader(master: key)
-        for info in try backend.list(prefix: "data/") {
+        for info in dataObjects {
             guard let name = Hash256(hex: String(info.name.split(separator: "/").last ?? "")),
                   !knownPacks.contains(name) else { continue }
             do {

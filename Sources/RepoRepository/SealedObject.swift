@@ -11,11 +11,16 @@ public import RepoPrimitives
 public enum SealedObject {
     public enum Kind: String, Sendable {
         case index = "RIX1", snapshot = "RSN1", lock = "RLK1"
+        /// Retention: a pin (legal hold) on one snapshot, and the repository's default policy.
+        case pin = "RPN1", policy = "RPL1"
 
         public var magic: [UInt8] { Array(rawValue.utf8) }
         /// The backend folder objects of this kind live in.
         public var folder: String {
-            switch self { case .index: "index"; case .snapshot: "snapshots"; case .lock: "locks" }
+            switch self {
+            case .index: "index"; case .snapshot: "snapshots"; case .lock: "locks"
+            case .pin: "pins"; case .policy: "policy"
+            }
         }
     }
 

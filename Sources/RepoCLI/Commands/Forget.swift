@@ -1,0 +1,147 @@
+import ArgumentParser
+import RepoPrimitives
+import RepoRepository
+import RepoOperations
+import RepoSnapshot
+import Foundation
+
+extension RepoCommand {
+    struct Forget: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Apply the hot/warm/cold retention policy: forget the snapshots it does not keep.",
+            discussion: """
+                Per group (host + name, or host + paths): hot keeps everything younger than --keep-hot; \
+                warm keeps the newest snapshot of each calendar day younger than --keep-warm; cold keeps \
+                the newest of each calendar month younger than --keep-cold; --keep-last N keeps the N \
+                newest (at least 1: a group's newest snapshot is never forgotten); --keep-tag keeps \
+                tagged snapshots; pinned snapshots (`repo pin`) are always kept.
+                The policy comes from the flags, over --policy FILE, over the repository's default \
+                (`repo policy set`), over the built-in defaults. --dry-run prints every decision \
+                and its reason without changing anything. --prune runs `repo prune` afterwards.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var retention: RetentionOptions
+        @OptionGroup var filter: SnapshotFilterOptions
+
+        @Option(help: ArgumentHelp("Read the policy from a YAML file (keys as the flags: keep-hot, keep-warm, keep-cold, keep-last, keep-tag, group-by, tz).", valueName: "FILE"))
+        var policy: String?
+
+        @Option(help: ArgumentHelp("Evaluate the policy as if it were this time (RFC 3339), for reproducible runs.", valueName: "T"))
+        var now: String?
+
+        @Flag(help: "Print the decisions; forget nothing.")
+        var dryRun = false
+
+        @Flag(help: "Run prune after forgetting.")
+        var prune = false
+
+        @Option(help: ArgumentHelp("With --prune: repack packs with more than PCT percent unused (default 5).", valueName: "PCT"))
+        var maxUnused: String?
+
+        func validate() throws {
+            _ = try retention.flagPolicy()
+            if let now, Timestamp.parse(now) == nil { throw ValidationError("--now: \"\(now)\" is not an RFC 3339 time") }
+            if let m = maxUnused { _ = try PruneCommandSupport.parsePercent(m) }
+            if maxUnused != nil && !prune { throw ValidationError("--max-unused needs --prune") }
+        }
+
+        func run() throws {
+            let repo = try global.open()
+            let lock = try repo.lock(exclusive: true, command: prune ? "forget --prune" : "forget")
+            defer { lock.release() }
+
+            var effective = try retention.flagPolicy()
+            var sources = ["flags"]
+            if let policy {
+                effective = effective.over(try PolicyFile.load(policy))
+                sources.append("policy file \(policy)")
+            }
+            if let stored = try repo.storedPolicy() {
+                effective = effective.over(stored.policy)
+                sources.append("repository default")
+            }
+            let resolved = effective.resolved()
+            if let reason = resolved.invalidReason { throw RepoError(.usage, "retention policy: \(reason)") }
+            let nowDate = now.flatMap(Timestamp.parse) ?? Date()
+
+            var op = RepoOperations.Forget(repository: repo, policy: resolved, now: nowDate)
+            op.filter = SnapshotFilter(name: filter.name, host: filter.host, tags: filter.tags)
+            op.dryRun = dryRun
+            let result = try op.run()
+
+            var pruneReport: RepoOperations.Prune.Report?
+            if prune && !dryRun {
+                var p = RepoOperations.Prune(repository: repo)
+                if let m = maxUnused { p.maxUnused = try PruneCommandSupport.parsePercent(m) }
+                let line = global.progressLine("repacked")
+                if let line { p.progress = { line.update($0) } }
+                PruneCommandSupport.installCrashHook(&p)
+                pruneReport = try p.run()
+                line?.finish()
+            }
+
+            let zone = TimeZone(identifier: resolved.timeZone!)!
+            if global.json {
+                try Console.printJSON(ForgetJSON(policy: resolved, sources: sources, now: Timestamp.format(nowDate),
+                                                 dryRun: dryRun, result: result, zone: zone, prune: pruneReport))
+                return
+            }
+            if global.quiet { return }
+            print("policy: \(resolved.summary) (from \(sources.joined(separator: " over ")))")
+            let local = DateFormatter()
+            local.dateFormat = "yyyy-MM-dd HH:mm:ss"
+            local.timeZone = zone
+            var group: String?
+            for item in result.items {
+                if item.decision.group != group {
+                    group = item.decision.group
+                    print("\ngroup \(group!.isEmpty ? "(all)" : group!):")
+                }
+                let verb = item.decision.keep ? "keep  " : (dryRun ? "forget" : "forgot")
+                print("  \(item.entry.id.shortHex)  \(local.string(from: item.entry.date))  \(item.decision.tier.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0))  \(verb)  \(item.decision.reasons.joined(separator: "; "))")
+            }
+            print("\n\(result.kept) kept, \(result.forgotten) \(dryRun ? "would be forgotten (dry run: nothing changed)" : "forgotten")")
+            if let r = pruneReport { PruneCommandSupport.printReport(r) }
+            else if prune && dryRun { print("prune not run (dry run)") }
+            else if result.forgotten > 0 && !dryRun { print("run `repo prune` to free their data") }
+        }
+    }
+}
+
+/// `repo forget --json` output (documented in the README).
+struct ForgetJSON: Encodable {
+    struct Item: Encodable {
+        var id: String
+        var short_id: String
+        var time: String
+        var local_time: String
+        var group: String
+        var tier: String
+        var keep: Bool
+        var decision: String
+        var reasons: [String]
+    }
+
+    var policy: RetentionPolicy
+    var sources: [String]
+    var now: String
+    var dry_run: Bool
+    var snapshots: [Item]
+    var kept: Int
+    var forgotten: Int
+    var prune: Prune.Report?
+
+    init(policy: RetentionPolicy, sources: [String], now: String, dryRun: Bool, result: RepoOperations.Forget.Result,
+         zone: TimeZone, prune: Prune.Report?) {
+        self.policy = policy; self.sources = sources; self.now = now; self.dry_run = dryRun; self.prune = prune
+        let f = ISO8601DateFormatter()
+        f.timeZone = zone
+        snapshots = result.items.map {
+            Item(id: $0.entry.id.hex, short_id: $0.entry.id.shortHex, time: $0.entry.snapshot.time,
+                 local_time: f.string(from: $0.entry.date), group: $0.decision.group, tier: $0.decision.tier.rawValue,
+                 keep: $0.decision.keep, decision: $0.decision.keep ? "keep" : "forget", reasons: $0.decision.reasons)
+        }
+        kept = result.kept; forgotten = result.forgotten
+    }
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import RepoPrimitives
+import RepoRepository
+import RepoOperations
+import RepoSnapshot
+import Foundation
+
+extension RepoCommand {
+    struct Pin: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Pin a snapshot (legal hold): it is never forgotten or pruned while pinned. Without SNAPSHOT, list pins.",
+            discussion: "Pinning an already pinned snapshot replaces its pin. `repo unpin` removes it.")
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var filter: SnapshotFilterOptions
+
+        @Argument(help: ArgumentHelp("Snapshot id (prefix) or `latest`.", valueName: "SNAPSHOT"))
+        var snapshot: String?
+
+        @Option(help: ArgumentHelp("The pin ends at DATE (RFC 3339 or YYYY-MM-DD); default: until unpinned.", valueName: "DATE"))
+        var until: String?
+
+        @Option(help: ArgumentHelp("Why it is pinned (shown by forget and pin).", valueName: "TEXT"))
+        var reason: String?
+
+        func validate() throws {
+            if let until, Timestamp.parse(until) == nil { throw ValidationError("--until: \"\(until)\" is not a date (YYYY-MM-DD or RFC 3339)") }
+            if snapshot == nil && (until != nil || reason != nil) { throw ValidationError("--until and --reason need a SNAPSHOT") }
+        }
+
+        func run() throws {
+            let repo = try global.open()
+            guard let snapshot else {
+                let pins = try repo.pins().map(\.pin).sorted { $0.created < $1.created }
+                if global.json { try Console.printJSON(pins.map(PinJSON.init)); return }
+                let now = Date()
+                for p in pins {
+                    let expired = p.until.flatMap(Timestamp.parse).map { $0 <= now } ?? false
+                    print("\(p.snapshot.prefix(8))  \(p.until.map { "until \($0)" } ?? "until unpinned")\(expired ? " (expired)" : "")  \(p.reason ?? "")  (by \(p.username)@\(p.host) at \(p.created))")
+                }
+                if !global.quiet { print("\(pins.count) pin\(pins.count == 1 ? "" : "s")") }
+                return
+            }
+            let lock = try repo.lock(exclusive: false, command: "pin")
+            defer { lock.release() }
+            let entry = try repo.findSnapshot(snapshot, filter: SnapshotFilter(name: filter.name, host: filter.host, tags: filter.tags))
+            let pin = RepoSnapshot.Pin(snapshot: entry.id.hex, until: until.flatMap(Timestamp.parse).map(Timestamp.format),
+                                       reason: reason, created: Timestamp.format(Date()), host: HostInfo.hostname,
+                                       username: HostInfo.username)
+            try repo.setPin(pin)
+            if global.json { try Console.printJSON(PinJSON(pin)) } else if !global.quiet {
+                print("pinned \(entry.id.shortHex)\(pin.until.map { " until \($0)" } ?? "")")
+            }
+        }
+    }
+
+    struct Unpin: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a snapshot's pin.")
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var filter: SnapshotFilterOptions
+
+        @Argument(help: ArgumentHelp("Snapshot id (prefix) or `latest`.", valueName: "SNAPSHOT"))
+        var snapshot: String
+
+        func run() throws {
+            let repo = try global.open()
+            let lock = try repo.lock(exclusive: false, command: "unpin")
+            defer { lock.release() }
+            // A pin may outlive its snapshot (deleted by hand): match pins by id prefix too.
+            let id: String
+            if let entry = try? repo.findSnapshot(snapshot, filter: SnapshotFilter(name: filter.name, host: filter.host, tags: filter.tags)) {
+                id = entry.id.hex
+            } else {
+                let hits = Set(try repo.pins().map(\.pin.snapshot).filter { $0.hasPrefix(snapshot.lowercased()) })
+                guard hits.count == 1 else {
+                    throw RepoError(.failure, hits.isEmpty ? "no snapshot or pin matches \(snapshot)" : "\(snapshot) matches \(hits.count) pins",
+                                    hint: "list pins with `repo pin`")
+                }
+                id = hits.first!
+            }
+            let removed = try repo.removePins(snapshot: id)
+            guard !removed.isEmpty else {
+                throw RepoError(.failure, "snapshot \(id.prefix(8)) is not pinned", hint: "list pins with `repo pin`")
+            }
+            if !global.quiet && !global.json { print("unpinned \(id.prefix(8))") }
+            if global.json { try Console.printJSON(["unpinned": id]) }
+        }
+    }
+}
+
+struct PinJSON: Encodable {
+    var snapshot: String
+    var until: String?
+    var reason: String?
+    var created: String
+    var host: String
+    var username: String
+
+    init(_ p: RepoSnapshot.Pin) {
+        snapshot = p.snapshot; until = p.until; reason = p.reason; created = p.created; host = p.host; username = p.username
+    }
+}

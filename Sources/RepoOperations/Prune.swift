@@ -1,0 +1,287 @@
+public import RepoPrimitives
+public import RepoRepository
+public import RepoIndex
+public import RepoSnapshot
+public import RepoStorage
+public import Foundation
+
+/// `repo prune`: garbage-collects blobs no snapshot references (FORMAT.md §Prune).
+///
+/// 1. Reads the index from the backend (not the catalog) and walks every snapshot with
+///    `ReferenceWalker`; any unreadable snapshot, segment or missing blob aborts before a byte
+///    is deleted.
+/// 2. Gives every live blob one owning pack (copies in other packs are unused). A pack with no
+///    live blob is deleted; a pack whose unused share exceeds `maxUnused` is repacked (its live
+///    blobs are copied into new packs without recompression); other packs stay.
+/// 3. Crash-safe order: new packs durable → new index segments durable (the last one
+///    supersedes every old segment) → old segments deleted → packs deleted → stale temporary
+///    files removed. Killed at any point, the repository stays complete and a re-run finishes.
+///
+/// The caller holds the exclusive lock.
+public struct Prune {
+    public var repository: Repository
+    /// Repack a pack when more than this fraction of its blob bytes is unused.
+    public var maxUnused = 0.05
+    public var dryRun = false
+    public var progress: ProgressHandler?
+    /// Called after every durable step (object written or deleted) with a label; tests use it
+    /// to kill the process at chosen points.
+    public var afterStep: ((String) -> Void)?
+    /// Temporary files older than this are removed.
+    public var temporaryFileAge: TimeInterval = 10 * 60
+    /// Packs per index segment written by prune.
+    public static let packsPerSegment = 8192
+
+    public init(repository: Repository) { self.repository = repository }
+
+    public struct Report: Sendable, Encodable {
+        public var dryRun = false
+        public var snapshots = 0
+        public var packs = 0
+        public var packBytes = 0
+        public var blobs = 0
+        public var liveBlobs = 0
+        /// Packs with no live blob, deleted, and their bytes.
+        public var packsDeleted = 0
+        public var bytesDeleted = 0
+        /// Packs repacked (their live blobs copied, then deleted), their bytes, the live bytes
+        /// copied and the new packs written.
+        public var packsRepacked = 0
+        public var bytesRepackedFrom = 0
+        public var bytesCopied = 0
+        public var packsWritten = 0
+        public var bytesWritten = 0
+        /// Unused bytes left in place (packs under the repack threshold).
+        public var unusedBytesKept = 0
+        public var segmentsWritten = 0
+        public var segmentsDeleted = 0
+        public var temporaryFilesRemoved = 0
+        /// Net bytes freed: deleted and repacked packs minus new packs.
+        public var bytesFreed: Int { bytesDeleted + bytesRepackedFrom - bytesWritten }
+        public var packBytesAfter: Int { packBytes - bytesFreed }
+        public var seconds = 0.0
+
+        enum CodingKeys: String, CodingKey {
+            case dryRun = "dry_run", snapshots, packs, packBytes = "pack_bytes", blobs, liveBlobs = "live_blobs"
+            case packsDeleted = "packs_deleted", bytesDeleted = "bytes_deleted", packsRepacked = "packs_repacked"
+            case bytesRepackedFrom = "bytes_repacked_from", bytesCopied = "bytes_copied", packsWritten = "packs_written"
+            case bytesWritten = "bytes_written", unusedBytesKept = "unused_bytes_kept", segmentsWritten = "segments_written"
+            case segmentsDeleted = "segments_deleted", temporaryFilesRemoved = "temporary_files_removed"
+            case bytesFreed = "bytes_freed", packBytesAfter = "pack_bytes_after", seconds
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(dryRun, forKey: .dryRun); try c.encode(snapshots, forKey: .snapshots)
+            try c.encode(packs, forKey: .packs); try c.encode(packBytes, forKey: .packBytes)
+            try c.encode(blobs, forKey: .blobs); try c.encode(liveBlobs, forKey: .liveBlobs)
+            try c.encode(packsDeleted, forKey: .packsDeleted); try c.encode(bytesDeleted, forKey: .bytesDeleted)
+            try c.encode(packsRepacked, forKey: .packsRepacked); try c.encode(bytesRepackedFrom, forKey: .bytesRepackedFrom)
+            try c.encode(bytesCopied, forKey: .bytesCopied); try c.encode(packsWritten, forKey: .packsWritten)
+            try c.encode(bytesWritten, forKey: .bytesWritten); try c.encode(unusedBytesKept, forKey: .unusedBytesKept)
+            try c.encode(segmentsWritten, forKey: .segmentsWritten); try c.encode(segmentsDeleted, forKey: .segmentsDeleted)
+            try c.encode(temporaryFilesRemoved, forKey: .temporaryFilesRemoved)
+            try c.encode(bytesFreed, forKey: .bytesFreed); try c.encode(packBytesAfter, forKey: .packBytesAfter)
+            try c.encode(seconds, forKey: .seconds)
+        }
+    }
+
+    private struct BlobKey: Hashable { var id: BlobID; var type: BlobType }
+
+    public func run() throws -> Report {
+        let started = Date()
+        var report = Report()
+        report.dryRun = dryRun
+        let backend = repository.backend
+
+        // 1. The index as the backend has it.
+        var segmentObjects: [String] = []
+        var superseded = Set<String>()
+        var segments: [(String, IndexSegment)] = []
+        for obj in try backend.list(prefix: "index/") {
+            let name = String(obj.name.dropFirst("index/".count))
+            segmentObjects.append(name)
+            let body = try repository.loadObject(obj.name, kind: .index)
+            let seg: IndexSegment
+            do { seg = try IndexSegment.decode(body) } catch {
+                throw RepoError(.integrity, "\(obj.name): malformed index segment: \(error); prune deletes nothing",
+                                hint: "run `repo check` for the full picture")
+            }
+            segments.append((name, seg))
+            for s in seg.superseded { superseded.insert(s.hex) }
+        }
+        let activeSegments = segments.filter { !superseded.contains($0.0) }
+        var packs: [Hash256: PackDescriptor] = [:]
+        for (_, seg) in activeSegments { for p in seg.packs { packs[p.name] = p } }
+
+        var present: [Hash256: Int] = [:]
+        for obj in try backend.list(prefix: "data/") {
+            guard let name = Hash256(hex: String(obj.name.split(separator: "/").last ?? "")),
+                  obj.name == PackDescriptor.objectName(name) else { continue }
+            present[name] = obj.size
+        }
+        for name in packs.keys.sorted() where present[name] == nil {
+            throw RepoError(.integrity, "pack \(name.hex) is indexed but missing; prune deletes nothing",
+                            hint: "run `repo check` to see which snapshots are affected")
+        }
+        var unindexed = Set<Hash256>()
+        let reader = PackReader(master: repository.key)
+        for name in present.keys.sorted() where packs[name] == nil {
+            // Left by an interrupted store or prune: adopt it (its blobs may be the live copy).
+            do {
+                packs[name] = try reader.readHeader(name: name, backend: backend)
+                unindexed.insert(name)
+            } catch {
+                repository.warn("pack \(name.hex) is not indexed and its header is unreadable (\(error)); prune leaves it alone")
+            }
+        }
+        var locations: [BlobID: BlobLocation] = [:]
+        for p in packs.values {
+            for b in p.blobs where locations[b.id] == nil {
+                locations[b.id] = BlobLocation(pack: p.name, packSalt: p.salt, entry: b)
+            }
+        }
+        report.packs = packs.count
+        report.packBytes = packs.values.reduce(0) { $0 + $1.size }
+        report.blobs = packs.values.reduce(0) { $0 + $1.blobs.count }
+
+        // 2. Everything every snapshot references. Any gap aborts: deleting on an incomplete
+        //    walk could lose a kept byte.
+        let cached = try repository.catalog.cachedSnapshots()
+        let finalLocations = locations
+        var walker = ReferenceWalker(repository: repository) { finalLocations[$0] }
+        var problems: [String] = []
+        for obj in try backend.list(prefix: "snapshots/") {
+            let hex = String(obj.name.dropFirst("snapshots/".count))
+            let body = try cached[hex] ?? repository.loadObject(obj.name, kind: .snapshot)
+            let snap: Snapshot
+            do { snap = try Snapshot.decode(body) } catch {
+                throw RepoError(.integrity, "\(obj.name): malformed snapshot: \(error); prune deletes nothing")
+            }
+            report.snapshots += 1
+            walker.walk(root: snap.tree, context: obj.name) { problems.append($0) }
+        }
+        if !problems.isEmpty {
+            throw RepoError(.integrity, "prune deletes nothing: \(problems.count) snapshot reference(s) cannot be resolved: "
+                            + problems.prefix(5).joined(separator: "; "),
+                            hint: "run `repo check` for the full list")
+        }
+        var live = Set<BlobKey>()
+        for id in walker.treeBlobs { live.insert(BlobKey(id: id, type: .tree)) }
+        for id in walker.dataBlobs { live.insert(BlobKey(id: id, type: .data)) }
+        report.liveBlobs = live.count
+
+        // 3. Plan: each live blob is owned by one pack, preferring the packs that are most live.
+        func liveShare(_ p: PackDescriptor) -> Double {
+            let total = p.blobs.reduce(0) { $0 + $1.length }
+            let used = p.blobs.reduce(0) { $0 + (live.contains(BlobKey(id: $1.id, type: $1.type)) ? $1.length : 0) }
+            return total == 0 ? 0 : Double(used) / Double(total)
+        }
+        let ordered = packs.values.map { ($0, liveShare($0)) }
+            .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0.name < $1.0.name }
+        var owned = Set<BlobKey>()
+        var keep: [PackDescriptor] = [], delete: [PackDescriptor] = [], repack: [(PackDescriptor, [PackBlobEntry])] = []
+        for (p, _) in ordered {
+            var mine: [PackBlobEntry] = []
+            var used = 0, total = 0
+            for b in p.blobs {
+                total += b.length
+                let k = BlobKey(id: b.id, type: b.type)
+                if live.contains(k), owned.insert(k).inserted { mine.append(b); used += b.length }
+            }
+            if mine.isEmpty {
+                delete.append(p)
+            } else if total > 0 && Double(total - used) / Double(total) > maxUnused {
+                repack.append((p, mine))
+            } else {
+                keep.append(p)
+                report.unusedBytesKept += total - used
+            }
+        }
+        report.packsDeleted = delete.count
+        report.bytesDeleted = delete.reduce(0) { $0 + $1.size }
+        report.packsRepacked = repack.count
+        report.bytesRepackedFrom = repack.reduce(0) { $0 + $1.0.size }
+        report.bytesCopied = repack.reduce(0) { $0 + $1.1.reduce(0) { $0 + $1.length } }
+        let changes = !repack.isEmpty || delete.contains { !unindexed.contains($0.name) } || keep.contains { unindexed.contains($0.name) }
+        let neededSegments = max(1, (keep.count + Prune.packsPerSegment - 1) / Prune.packsPerSegment)
+        let rewriteIndex = changes || activeSegments.count > neededSegments || segments.count > activeSegments.count
+        if dryRun {
+            report.bytesWritten = report.bytesCopied   // an estimate: new packs hold the copied blobs
+            report.seconds = Date().timeIntervalSince(started)
+            return report
+        }
+
+        // 4. Repack: new packs durable before anything is deleted.
+        var written: [PackDescriptor] = []
+        if !repack.isEmpty {
+            let copier = BlobCopier(master: repository.key)
+            var writers: [BlobType: PackWriter] = [:]
+            func flush(_ kind: BlobType) throws {
+                guard let w = writers[kind], !w.isEmpty else { return }
+                let (bytes, descriptor) = try w.finish()
+                try backend.put(descriptor.objectName, data: bytes)
+                written.append(descriptor)
+                report.packsWritten += 1
+                report.bytesWritten += bytes.count
+                writers[kind] = nil
+                afterStep?("pack written")
+            }
+            var copied = 0
+            for (p, entries) in repack.sorted(by: { $0.0.name < $1.0.name }) {
+                let bytes = try backend.get(p.objectName)
+                guard SHA256Hasher.hash(bytes) == p.name else {
+                    throw RepoError(.integrity, "pack \(p.name.hex) does not match its name (corrupted); prune stopped before deleting anything",
+                                    hint: "run `repo check --read-data`")
+                }
+                for e in entries {
+                    let w = writers[p.kind] ?? PackWriter(kind: p.kind, master: repository.key, capacity: repository.config.packSize)
+                    writers[p.kind] = w
+                    try bytes.withUnsafeBytes {
+                        try copier.copy(UnsafeRawBufferPointer(rebasing: $0[e.offset..<(e.offset + e.length)]),
+                                        entry: e, packSalt: p.salt, pack: p.name, into: w)
+                    }
+                    copied += e.length
+                    if w.size >= repository.config.packSize { try flush(p.kind) }
+                }
+                progress?(ProgressReport(bytes: copied, totalBytes: report.bytesCopied, items: "repacking"))
+            }
+            for kind in [BlobType.data, .tree] { try flush(kind) }
+        }
+
+        // 5. The new index: surviving and new packs. The last segment supersedes every old one,
+        //    so until it exists the old index stays authoritative.
+        if rewriteIndex {
+            let all = (keep + written).sorted { $0.name < $1.name }
+            var chunks = stride(from: 0, to: all.count, by: Prune.packsPerSegment).map {
+                Array(all[$0..<min($0 + Prune.packsPerSegment, all.count)])
+            }
+            if chunks.isEmpty { chunks = [[]] }
+            let old = segmentObjects.compactMap { Hash256(hex: $0) }.sorted()
+            for (i, chunk) in chunks.enumerated() {
+                let seg = IndexSegment(packs: chunk, superseded: i == chunks.count - 1 ? old : [])
+                try repository.saveObject(seg.encoded(), kind: .index)
+                report.segmentsWritten += 1
+                afterStep?("index segment written")
+            }
+            // 6. Old segments, then unused and repacked packs.
+            for name in segmentObjects.sorted() {
+                try backend.delete("index/" + name)
+                report.segmentsDeleted += 1
+                afterStep?("index segment deleted")
+            }
+        }
+        for p in (delete + repack.map(\.0)).sorted(by: { $0.name < $1.name }) {
+            try backend.delete(p.objectName)
+            afterStep?("pack deleted")
+        }
+
+        // 7. Temporary files of writers killed mid-write.
+        if let sweeper = backend as? TemporaryFileSweeping {
+            report.temporaryFilesRemoved = try sweeper.removeTemporaryFiles(modifiedBefore: Date().addingTimeInterval(-temporaryFileAge)).count
+        }
+        try repository.synchronizeCatalog()
+        report.seconds = Date().timeIntervalSince(started)
+        return report
+    }
+}

@@ -224,6 +224,24 @@ for d in [b"deep/a/b/c/d", b"deep/a/b/c", b"empty-dir"]:
         try assertSameTree(src, target + src)
     }
 
+    /// Prune after forgetting an older tree snapshot keeps the newer one whole.
+    func testForgetPruneKeepsTreeSnapshots() throws {
+        let src = fx.dir + "/src"
+        _ = try python(Self.generatorScript, [src])
+        try fx.ok(["backup", src, "--time", "2024-01-01T00:00:00Z"])
+        try sh("head -c 3000000 /dev/urandom > '\(src)/data/part-0002/col.bin' && rm '\(src)/exports/2024-01.csv'")
+        try fx.ok(["backup", src, "--time", "2024-01-02T00:00:00Z"])
+        let before = fx.repositorySize()
+        try fx.ok(["forget", "--keep-hot", "0", "--keep-warm", "0", "--keep-cold", "0", "--keep-last", "1",
+                   "--now", "2024-06-01T00:00:00Z", "--prune", "--max-unused", "0"])
+        XCTAssertEqual(try fx.snapshots().count, 1)
+        XCTAssertLessThan(fx.repositorySize(), before - 2_000_000, "prune must free the forgotten files")
+        try fx.ok(["check", "--read-data"])
+        let target = fx.dir + "/restored"
+        try fx.ok(["restore", "latest", "--target", target, "--verify"])
+        try assertSameTree(src, target + src)
+    }
+
     // MARK: failures
 
     func testUnreadableFileMakesPartialSnapshot() throws {

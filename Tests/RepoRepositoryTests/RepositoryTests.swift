@@ -91,13 +91,20 @@ final class RepositoryTests: XCTestCase {
 
     func testStoreDumpTwoLevelContentList() throws {
         let repo = try makeRepo(avg: 4096)
-        // ~5000 chunks at a 4 KiB average: more than one content list.
-        let data = (0..<(20 << 20)).map { i in UInt8(truncatingIfNeeded: (i &* 2654435761) >> 13) }
+        // Pseudo-random bytes (a periodic pattern cut unpredictably under a random chunker key):
+        // ~5000-6000 chunks at a 4 KiB average, so more than one content list.
+        var x: UInt64 = 0x9E3779B97F4A7C15
+        let data = (0..<(24 << 20)).map { _ -> UInt8 in
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17
+            return UInt8(truncatingIfNeeded: x)
+        }
         let r = try store(repo, data)
-        XCTAssertGreaterThan(r.snapshot.stats.chunks, ContentList.capacity)
+        let chunks = r.snapshot.stats.chunks
+        XCTAssertGreaterThan(chunks, ContentList.capacity)
         let node = try repo.fileNode(in: repo.findSnapshot("latest", filter: SnapshotFilter()), path: nil)
         guard case .lists(let lists) = node.content else { return XCTFail("expected a two-level content list") }
-        XCTAssertEqual(lists.count, 2)
+        XCTAssertEqual(lists.count, (chunks + ContentList.capacity - 1) / ContentList.capacity)
+        XCTAssertEqual(lists.reduce(0) { $0 + $1.count }, chunks)
         XCTAssertEqual(lists.reduce(0) { $0 + $1.size }, data.count)
         XCTAssertEqual(try dump(repo, r.snapshotID), data)
         XCTAssertEqual(r.sha256, SHA256Hasher.hash(data))

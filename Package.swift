@@ -21,6 +21,7 @@ let package = Package(
         .systemLibrary(name: "CRepoZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CRepoCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CRepoXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
+        .systemLibrary(name: "CRepoFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
 
         // Primitives: chunker, crypto, compression, checksums.
         .target(name: "RepoPrimitives", dependencies: ["CRepoZstd", "CRepoCrypto", "CRepoXXHash"],
@@ -38,9 +39,12 @@ let package = Package(
         // Operations: store, dump, check, stats.
         .target(name: "RepoOperations", dependencies: ["RepoRepository", "RepoSnapshot"],
                 swiftSettings: swiftSettings),
+        // Mount: read-only filesystem model over snapshots, served through libfuse 3.
+        .target(name: "RepoMount", dependencies: ["RepoOperations", "CRepoFuse"], swiftSettings: swiftSettings),
         // Command line.
         .target(name: "RepoCLI", dependencies: [
             "RepoOperations",
+            "RepoMount",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "repo", dependencies: ["RepoCLI"], swiftSettings: swiftSettings),
@@ -48,6 +52,7 @@ let package = Package(
         .testTarget(name: "RepoPrimitivesTests", dependencies: ["RepoPrimitives"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoStorageTests", dependencies: ["RepoStorage"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoRepositoryTests", dependencies: ["RepoOperations"], swiftSettings: swiftSettings),
+        .testTarget(name: "RepoMountTests", dependencies: ["RepoMount"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoIntegrationTests", dependencies: ["repo"], swiftSettings: swiftSettings),
     ]
 )

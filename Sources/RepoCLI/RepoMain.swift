@@ -12,7 +12,7 @@ struct RepoCommand: ParsableCommand {
             11 repository locked, 12 wrong password, 13 integrity errors, 130/143 interrupted.
             """,
         version: "repo \(RepoOperationsVersion.string)",
-        subcommands: [Init.self, Store.self, Snapshots.self, Dump.self, Check.self, Stats.self, Unlock.self]
+        subcommands: [Init.self, Store.self, Snapshots.self, Dump.self, Mount.self, Check.self, Stats.self, Unlock.self]
     )
 }
 

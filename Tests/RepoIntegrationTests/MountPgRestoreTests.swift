@@ -94,7 +94,11 @@ final class MountPgRestoreTests: XCTestCase {
             let a = MountTests.sh(bin + "/pg_restore", "-t", table, "-f", "-", dumpPath)
             let b = MountTests.sh(bin + "/pg_restore", "-t", table, "-f", "-", mounted)
             XCTAssertEqual(b.0, 0, b.2)
-            XCTAssertEqual(a.1, b.1, "table \(table)")
+            // pg_restore (15.14+) writes `\\restrict KEY` / `\\unrestrict KEY` with a random key per run.
+            func stable(_ d: Data) -> [Substring] {
+                String(decoding: d, as: UTF8.self).split(separator: "\n").filter { !$0.hasPrefix("\\restrict") && !$0.hasPrefix("\\unrestrict") }
+            }
+            XCTAssertTrue(stable(a.1) == stable(b.1), "table \(table)")
             XCTAssertTrue(String(decoding: b.1, as: UTF8.self).contains("COPY public.\(table)"))
         }
         // And restore one table into a new database from the mount.

@@ -24,6 +24,7 @@ let package = Package(
         .systemLibrary(name: "CRepoXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         // Linux calls Glibc's Swift module lacks (xattrs, O_NOATIME); header-only.
         .systemLibrary(name: "CRepoPosix"),
+        .systemLibrary(name: "CRepoFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
 
         // Primitives: chunker, crypto, compression, checksums.
         .target(name: "RepoPrimitives", dependencies: ["CRepoZstd", "CRepoCrypto", "CRepoXXHash"],
@@ -41,9 +42,12 @@ let package = Package(
         // Operations: store, dump, check, stats.
         .target(name: "RepoOperations", dependencies: ["RepoRepository", "RepoSnapshot", "CRepoPosix"],
                 swiftSettings: swiftSettings),
+        // Mount: read-only filesystem model over snapshots, served through libfuse 3.
+        .target(name: "RepoMount", dependencies: ["RepoOperations", "CRepoFuse"], swiftSettings: swiftSettings),
         // Command line.
         .target(name: "RepoCLI", dependencies: [
             "RepoOperations",
+            "RepoMount",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: swiftSettings),
@@ -53,6 +57,7 @@ let package = Package(
         .testTarget(name: "RepoSnapshotTests", dependencies: ["RepoSnapshot"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoStorageTests", dependencies: ["RepoStorage"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoRepositoryTests", dependencies: ["RepoOperations"], swiftSettings: swiftSettings),
+        .testTarget(name: "RepoMountTests", dependencies: ["RepoMount"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoIntegrationTests", dependencies: ["repo"], swiftSettings: swiftSettings),
     ]
 )

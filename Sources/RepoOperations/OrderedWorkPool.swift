@@ -15,6 +15,7 @@ final class OrderedWorkPool<Input, Output>: @unchecked Sendable {
     private var submitted = 0
     private var consumed = 0
     private var closed = false
+    private var running = 0
     private var threads: [Thread] = []
     private let work: (Input, Int) throws -> Output
 
@@ -23,6 +24,7 @@ final class OrderedWorkPool<Input, Output>: @unchecked Sendable {
     ///   - work: the function applied to each input; called concurrently.
     init(threads: Int, work: @escaping (Input, Int) throws -> Output) {
         self.work = work
+        running = max(1, threads)
         for i in 0..<max(1, threads) {
             // Each thread keeps the pool alive until it has seen `close()` and exited.
             let t = Thread { self.run(index: i) }
@@ -58,12 +60,14 @@ final class OrderedWorkPool<Input, Output>: @unchecked Sendable {
         return try r.get()
     }
 
-    /// Stops the threads after the queued work is done. Every owner must call this (the threads
-    /// hold the pool until then).
+    /// Stops the threads after the queued work is done and waits until they have exited, so
+    /// no worker outlives its owner (or runs while the process is exiting). Every owner must
+    /// call this (the threads hold the pool until then).
     func close() {
         condition.lock()
         closed = true
         condition.broadcast()
+        while running > 0 { condition.wait() }
         condition.unlock()
     }
 
@@ -71,7 +75,12 @@ final class OrderedWorkPool<Input, Output>: @unchecked Sendable {
         while true {
             condition.lock()
             while queueHead == queue.count && !closed { condition.wait() }
-            if queueHead == queue.count && closed { condition.unlock(); return }
+            if queueHead == queue.count && closed {
+                running -= 1
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
             let (seq, input) = queue[queueHead]!
             queue[queueHead] = nil
             queueHead += 1

@@ -39,6 +39,9 @@ public final class RepositoryLock: Sendable {
     private let current = Mutex<String>("")
     private let stop = Mutex<Bool>(false)
     private let condition = NSCondition()
+    /// Held while a refresh replaces the lock object, so `release` never races it (a refresh
+    /// finishing after release would leave a new lock object behind).
+    private let refreshing = NSLock()
 
     init(repository: Repository, info: LockInfo, name: String) {
         self.repository = repository
@@ -51,8 +54,12 @@ public final class RepositoryLock: Sendable {
     private func refreshLoop() {
         while true {
             condition.lock()
-            _ = condition.wait(until: Date().addingTimeInterval(LockInfo.refreshInterval))
+            if !stop.withLock({ $0 }) {
+                _ = condition.wait(until: Date().addingTimeInterval(LockInfo.refreshInterval))
+            }
             condition.unlock()
+            refreshing.lock()
+            defer { refreshing.unlock() }
             if stop.withLock({ $0 }) { return }
             var fresh = info
             fresh.time = Timestamp.format(Date())
@@ -71,6 +78,8 @@ public final class RepositoryLock: Sendable {
         let already = stop.withLock { s -> Bool in defer { s = true }; return s }
         guard !already else { return }
         condition.lock(); condition.signal(); condition.unlock()
+        refreshing.lock()
+        defer { refreshing.unlock() }
         try? repository.backend.delete(current.withLock { $0 })
     }
 }

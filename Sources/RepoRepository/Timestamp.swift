@@ -1,3 +1,4 @@
+import RepoPrimitives
 public import Foundation
 
 /// RFC 3339 timestamps as stored in the repository (UTC, fractional seconds).
@@ -12,6 +13,7 @@ public enum Timestamp {
     /// Parses RFC 3339 / ISO 8601 with or without fractional seconds, or a plain date
     /// (`2024-05-01`, taken as midnight UTC).
     public static func parse(_ text: String) -> Date? {
+        if let (s, ns) = RFC3339.parse(text) { return Date(timeIntervalSince1970: Double(s) + Double(ns) / 1e9) }
         let f = ISO8601DateFormatter()
         for opts: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime],
                                                    [.withFullDate]] {

@@ -1,4 +1,5 @@
 public import Foundation
+import RepoPrimitives
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,55 +46,8 @@ public struct FileTime: Equatable, Comparable, Sendable {
     /// Parses RFC 3339 (`2024-05-01T12:00:00.123456789Z`, `…+02:00`) exactly, nanoseconds
     /// included, without a formatter (directories of many files parse thousands of these).
     public static func parse(_ text: String) -> FileTime? {
-        let b = Array(text.utf8)
-        func num(_ from: Int, _ n: Int) -> Int? {
-            guard from + n <= b.count else { return nil }
-            var v = 0
-            for i in from..<(from + n) {
-                let c = b[i]
-                guard c >= 48 && c <= 57 else { return nil }
-                v = v * 10 + Int(c - 48)
-            }
-            return v
-        }
-        guard b.count >= 20, let y = num(0, 4), b[4] == 45, let mo = num(5, 2), b[7] == 45, let d = num(8, 2),
-              b[10] == 84 || b[10] == 116 || b[10] == 32, let h = num(11, 2), b[13] == 58, let mi = num(14, 2),
-              b[16] == 58, let s = num(17, 2), (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s <= 60
-        else { return nil }
-        var i = 19
-        var nanos = 0
-        if i < b.count && b[i] == 46 {
-            i += 1
-            var digits = 0
-            while i < b.count, b[i] >= 48 && b[i] <= 57 {
-                if digits < 9 { nanos = nanos * 10 + Int(b[i] - 48); digits += 1 }
-                i += 1
-            }
-            guard digits > 0 else { return nil }
-            for _ in digits..<9 { nanos *= 10 }
-        }
-        guard i < b.count else { return nil }
-        var offset = 0
-        if b[i] == 90 || b[i] == 122 {
-            i += 1
-        } else if b[i] == 43 || b[i] == 45, let oh = num(i + 1, 2), b.count > i + 3, b[i + 3] == 58, let om = num(i + 4, 2) {
-            offset = (oh * 3600 + om * 60) * (b[i] == 43 ? 1 : -1)
-            i += 6
-        } else {
-            return nil
-        }
-        guard i == b.count else { return nil }
-        return FileTime(seconds: daysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - offset, nanoseconds: nanos)
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-    static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
-        let y = m <= 2 ? y0 - 1 : y0
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146097 + doe - 719468
+        guard let (s, ns) = RFC3339.parse(text) else { return nil }
+        return FileTime(seconds: Int(s), nanoseconds: Int(ns))
     }
 
     /// `2024-05-01T12:00:00Z` (UTC, whole seconds): the name of a snapshot's time in the mount.

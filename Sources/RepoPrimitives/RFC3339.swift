@@ -21,7 +21,8 @@ public enum RFC3339 {
         }
         guard b.count >= 20, let year = num(0, 4), let mon = num(5, 2), let day = num(8, 2),
               let hour = num(11, 2), let min = num(14, 2), let sec = num(17, 2),
-              b[4] == 45, b[7] == 45, b[10] == 84 || b[10] == 116 || b[10] == 32, b[13] == 58, b[16] == 58
+              b[4] == 45, b[7] == 45, b[10] == 84 || b[10] == 116 || b[10] == 32, b[13] == 58, b[16] == 58,
+              (1...12).contains(mon), (1...31).contains(day), hour < 24, min < 60, sec <= 60
         else { return nil }
         var i = 19
         var nanos = 0
@@ -37,10 +38,10 @@ public enum RFC3339 {
         }
         var offset = 0
         guard i < b.count else { return nil }
-        if b[i] == UInt8(ascii: "Z") {
+        if b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "z") {
             i += 1
         } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
-            guard let oh = num(i + 1, 2), let om = num(i + 4, 2) else { return nil }
+            guard let oh = num(i + 1, 2), b.count > i + 3, b[i + 3] == 58, let om = num(i + 4, 2) else { return nil }
             offset = (oh * 3600 + om * 60) * (b[i] == UInt8(ascii: "+") ? 1 : -1)
             i += 6
         } else { return nil }

@@ -56,9 +56,9 @@ final class MountPgRestoreTests: XCTestCase {
     }
 
     func testPgRestoreListAndTableFromTheMount() throws {
-        guard FileManager.default.fileExists(atPath: "/dev/fuse") else { throw XCTSkip("/dev/fuse is missing: the mount tests need fuse3") }
+        try MountTests.requireFuse()
         guard let bin = Self.postgresBin(), FileManager.default.isExecutableFile(atPath: bin + "/pg_dump") else {
-            throw XCTSkip("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin (Debian package postgresql; scripts/install-deps.sh installs it)")
+            throw MountTests.MissingRequirement(description: "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: install the Debian package postgresql (scripts/install-deps.sh does)")
         }
         let server = try Server(bin: bin)
         defer { server.stop() }

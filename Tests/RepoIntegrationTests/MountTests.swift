@@ -85,8 +85,16 @@ final class MountTests: XCTestCase {
         return (code, data, e)
     }
 
-    private func fuseAvailable() throws {
-        guard FileManager.default.fileExists(atPath: "/dev/fuse") else { throw XCTSkip("/dev/fuse is missing: the mount tests need fuse3") }
+    /// The mount tests need a real FUSE device; its absence is a failure, not a skip, so a
+    /// machine missing fuse3 cannot pass them unnoticed.
+    private func fuseAvailable() throws { try Self.requireFuse() }
+
+    struct MissingRequirement: Error, CustomStringConvertible { var description: String }
+
+    static func requireFuse() throws {
+        guard FileManager.default.fileExists(atPath: "/dev/fuse"), FileManager.default.isExecutableFile(atPath: "/usr/bin/fusermount3") else {
+            throw MissingRequirement(description: "/dev/fuse or fusermount3 is missing: install fuse3 (scripts/install-deps.sh does)")
+        }
     }
 
     // MARK: bytes

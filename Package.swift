@@ -11,6 +11,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "repo", targets: ["repo"]),
+        // The layers below the CLI, for the separate Benchmarks/ package.
+        .library(name: "RepoKit", targets: ["RepoPrimitives", "RepoStorage", "RepoIndex", "RepoRepository",
+                                            "RepoSnapshot", "RepoOperations"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

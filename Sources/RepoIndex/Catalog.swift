@@ -1,6 +1,9 @@
 public import RepoPrimitives
 import GRDB
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Errors of the local catalog.
 public struct CatalogError: Error, CustomStringConvertible {
@@ -16,6 +19,8 @@ public struct CatalogError: Error, CustomStringConvertible {
 public final class Catalog: Sendable {
     private let pool: DatabasePool
     public let path: String
+    /// The persisted membership filter (see `FilterFile`).
+    var filterPath: String { path + "-filter" }
 
     /// Opens (creating if needed) the catalog at `path`. A file that cannot be opened as a
     /// catalog of this schema version is deleted and recreated: it is only a cache.
@@ -24,12 +29,14 @@ public final class Catalog: Sendable {
         do {
             pool = try Self.openPool(path)
         } catch {
-            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            for suffix in ["", "-wal", "-shm", "-filter"] { try? FileManager.default.removeItem(atPath: path + suffix) }
             pool = try Self.openPool(path)
         }
     }
 
-    static let schemaVersion = 1
+    /// 2: pack row ids never repeat (AUTOINCREMENT) and a `meta` table holds the catalog's epoch,
+    /// so the persisted membership filter can be extended by pack row id.
+    static let schemaVersion = 2
 
     private static func openPool(_ path: String) throws -> DatabasePool {
         var config = Configuration()
@@ -44,7 +51,7 @@ public final class Catalog: Sendable {
                 try db.execute(sql: """
                     CREATE TABLE IF NOT EXISTS segments (name TEXT PRIMARY KEY);
                     CREATE TABLE IF NOT EXISTS packs (
-                        pid INTEGER PRIMARY KEY,
+                        pid INTEGER PRIMARY KEY AUTOINCREMENT,
                         name BLOB NOT NULL UNIQUE,
                         salt BLOB NOT NULL,
                         kind INTEGER NOT NULL,
@@ -64,8 +71,10 @@ public final class Catalog: Sendable {
                     ) WITHOUT ROWID;
                     CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs(pid);
                     CREATE TABLE IF NOT EXISTS snapshots (name TEXT PRIMARY KEY, body BLOB NOT NULL);
+                    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
                     PRAGMA user_version = \(schemaVersion);
                     """)
+                try newEpoch(db)
             }
         }
         return pool
@@ -152,7 +161,15 @@ public final class Catalog: Sendable {
     public func clear() throws {
         try pool.write { db in
             try db.execute(sql: "DELETE FROM blobs; DELETE FROM packs; DELETE FROM segments; DELETE FROM snapshots;")
+            try Self.newEpoch(db)
         }
+        unlink(filterPath)
+    }
+
+    /// A new random epoch: filter files written for the old contents no longer match.
+    private static func newEpoch(_ db: Database) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('epoch', ?)",
+                       arguments: [Data(SecureRandom.bytes(16))])
     }
 
     // MARK: blobs
@@ -200,15 +217,44 @@ public final class Catalog: Sendable {
 
     /// The 8-byte prefixes of all indexed blob ids (to build a `MembershipFilter`).
     public func blobPrefixes() throws -> [UInt64] {
-        try pool.read { db in
-            var out: [UInt64] = []
-            out.reserveCapacity(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM blobs") ?? 0)
-            let cursor = try Data.fetchCursor(db, sql: "SELECT id FROM blobs")
-            while let d = try cursor.next() {
-                out.append(d.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        try pool.read { db in try Self.prefixes(db, packsAfter: 0, through: Int64.max) }
+    }
+
+    /// A membership filter over every indexed blob. It comes from the persisted filter file when
+    /// that is current, is extended by a merge when packs were added since (the usual case: one
+    /// segment per store), and is rebuilt from the blobs table only when the file is missing,
+    /// damaged or from before a `clear`. Reading millions of ids out of SQLite on every start
+    /// would cost seconds; the file costs one sequential read (8 bytes a blob).
+    public func membershipFilter() throws -> MembershipFilter {
+        let file = FilterFile.read(path: filterPath)
+        let (epoch, last, fresh): ([UInt8], Int64, [UInt64]?) = try pool.read { db in
+            let epoch = [UInt8](try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'epoch'") ?? Data())
+            let last = try Int64.fetchOne(db, sql: "SELECT MAX(pid) FROM packs") ?? 0
+            guard let file, file.epoch == epoch, file.coveredPack <= last else {
+                return (epoch, last, nil)
             }
-            return out
+            if file.coveredPack == last { return (epoch, last, []) }
+            return (epoch, last, try Self.prefixes(db, packsAfter: file.coveredPack, through: last))
         }
+        let prefixes: [UInt64]
+        if let file, let fresh {
+            if fresh.isEmpty { return MembershipFilter(sortedPrefixes: file.prefixes) }
+            prefixes = FilterFile.merge(file.prefixes, FilterFile.normalized(fresh))
+        } else {
+            prefixes = FilterFile.normalized(try pool.read { db in try Self.prefixes(db, packsAfter: 0, through: last) })
+        }
+        FilterFile(epoch: epoch, coveredPack: last, prefixes: prefixes).write(path: filterPath)
+        return MembershipFilter(sortedPrefixes: prefixes)
+    }
+
+    private static func prefixes(_ db: Database, packsAfter low: Int64, through high: Int64) throws -> [UInt64] {
+        var out: [UInt64] = []
+        let cursor = try Row.fetchCursor(db, sql: "SELECT id FROM blobs WHERE pid > ? AND pid <= ?", arguments: [low, high])
+        while let row = try cursor.next() {
+            let d = row.dataNoCopy(atIndex: 0) ?? Data()
+            out.append(d.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        }
+        return out
     }
 
     /// Counts and sizes for `repo stats`.

@@ -6,12 +6,18 @@ public import RepoPrimitives
 /// Holds the first 8 bytes of every indexed blob id in a sorted array (8 bytes per blob). Blob
 /// ids are keyed HMACs, so these prefixes are uniformly distributed: `mayContain == false` is
 /// exact ("new"), and `true` is confirmed against the catalog (a false positive needs a 64-bit
-/// prefix collision). Lookup is an interpolation-guided binary search.
+/// prefix collision). Lookup is a binary search. The catalog persists the sorted array
+/// (`Catalog.membershipFilter()`), so opening costs one file read, not a query per blob.
 public struct MembershipFilter: Sendable {
     private let prefixes: [UInt64]
 
     public init(prefixes: [UInt64]) {
         self.prefixes = prefixes.sorted()
+    }
+
+    /// A filter over prefixes the caller has already sorted.
+    public init(sortedPrefixes: [UInt64]) {
+        self.prefixes = sortedPrefixes
     }
 
     public static let empty = MembershipFilter(prefixes: [])

@@ -176,7 +176,7 @@ public final class Repository: Sendable {
 
     /// A membership filter over every blob the catalog knows.
     public func membershipFilter() throws -> MembershipFilter {
-        MembershipFilter(prefixes: try catalog.blobPrefixes())
+        try catalog.membershipFilter()
     }
 
     // MARK: sealed objects

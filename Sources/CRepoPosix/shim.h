@@ -1,9 +1,10 @@
-// Linux calls the Glibc Swift module does not expose: extended attributes, and O_NOATIME.
+// Linux calls the Glibc Swift module does not expose: extended attributes, O_NOATIME, mallopt.
 // No _GNU_SOURCE here: it would change shared type definitions and clash with SwiftGlibc.
 #ifndef CREPO_POSIX_SHIM_H
 #define CREPO_POSIX_SHIM_H
 #include <sys/types.h>
 #include <sys/xattr.h>
+#include <malloc.h>
 
 // O_NOATIME is only visible with _GNU_SOURCE; its value is 01000000 on every Linux
 // architecture except alpha, sparc and parisc (asm-generic/fcntl.h).
@@ -18,4 +19,7 @@ static inline ssize_t crepo_lgetxattr(const char *path, const char *name, void *
 static inline int crepo_lsetxattr(const char *path, const char *name, const void *value, size_t size) {
     return lsetxattr(path, name, value, size, 0);
 }
+
+// Fixes glibc's mmap threshold (see RepoMain.main).
+static inline int crepo_set_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }
 #endif

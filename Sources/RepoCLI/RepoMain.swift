@@ -1,6 +1,7 @@
 import ArgumentParser
 import RepoRepository
 import Foundation
+import CRepoPosix
 
 /// The root command: `repo`.
 struct RepoCommand: ParsableCommand {
@@ -21,6 +22,11 @@ struct RepoCommand: ParsableCommand {
 /// Entry point for the thin `repo` executable: parses, runs, maps errors to exit codes.
 public enum RepoMain {
     public static func main() -> Never {
+        // Blocks of 256 KiB and more (chunks, compressed blobs, pack buffers) get mappings of
+        // their own and go back to the system when freed. Left alone, glibc raises its threshold
+        // once the 32 MiB scrypt buffer is freed, and 1 MiB chunks then churn through per-thread
+        // heaps that keep their peak: 106 MB peak RSS storing 300 MB, 79 MB with this, same CPU.
+        _ = crepo_set_mmap_threshold(256 * 1024)
         do {
             var command = try RepoCommand.parseAsRoot()
             try command.run()

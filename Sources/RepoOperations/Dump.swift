@@ -32,13 +32,15 @@ public struct Dump {
             return bytes
         }
         defer { pool.close() }
-        let hasher = SHA256Hasher()
+        let digest = StreamDigest()
+        var finalized = false
+        defer { if !finalized { digest.cancel() } }
         var written = 0
         let window = readers.count * 4
         let total = node.size
 
         func emit(_ bytes: [UInt8]) throws {
-            bytes.withUnsafeBytes { hasher.update($0) }
+            digest.update(bytes)
             try Self.writeAll(fd, bytes)
             written += bytes.count
             progress?(ProgressReport(bytes: written, totalBytes: total))
@@ -54,11 +56,12 @@ public struct Dump {
         }
         while let bytes = try pool.next() { try emit(bytes) }
 
+        let actual = digest.finalize()
+        finalized = true
         if let size = node.size, size != written {
             throw RepoError(.integrity, "\(node.name): wrote \(written) bytes but the snapshot records \(size)")
         }
         if let expected = node.sha256 {
-            let actual = hasher.finalize()
             guard actual == expected else {
                 throw RepoError(.integrity, "\(node.name): SHA-256 of the dumped bytes \(actual.hex) differs from the recorded \(expected.hex)",
                                 hint: "run `repo check --read-data`")

@@ -172,7 +172,7 @@ public struct StreamStore {
         var builder = ContentBuilder { list in
             try session.save(ContentList.encode(list), type: .tree, context: metaContext).id
         }
-        let hasher = SHA256Hasher()
+        let digest = StreamDigest()
         let window = contexts.count * 3
         var total = 0
         var newChunks = 0
@@ -187,7 +187,7 @@ public struct StreamStore {
         do {
             var reader = ChunkReader(fd: input.fd, chunker: repository.chunker, cancellation: cancellation)
             while let chunk = try reader.next() {
-                chunk.withUnsafeBytes { hasher.update($0) }
+                digest.update(chunk)
                 total += chunk.count
                 try drain(until: window - 1)
                 pool.submit(chunk)
@@ -197,11 +197,13 @@ public struct StreamStore {
         } catch {
             // Let in-flight saves finish before the caller indexes what reached the repository.
             while pool.inFlight > 0 { _ = try? pool.next() }
+            digest.cancel()
             throw error
         }
+        let sha256 = digest.finalize()
         let content = try builder.finish()
         try input.finished()
-        return StreamResult(name: input.name, size: total, sha256: hasher.finalize(), chunks: builder.chunkCount,
+        return StreamResult(name: input.name, size: total, sha256: sha256, chunks: builder.chunkCount,
                             newChunks: newChunks, content: content)
     }
 }

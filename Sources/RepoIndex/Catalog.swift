@@ -226,23 +226,22 @@ public final class Catalog: Sendable {
     /// damaged or from before a `clear`. Reading millions of ids out of SQLite on every start
     /// would cost seconds; the file costs one sequential read (8 bytes a blob).
     public func membershipFilter() throws -> MembershipFilter {
-        let file = FilterFile.read(path: filterPath)
+        let header = FilterFile.readHeader(path: filterPath)
         let (epoch, last, fresh): ([UInt8], Int64, [UInt64]?) = try pool.read { db in
             let epoch = [UInt8](try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'epoch'") ?? Data())
             let last = try Int64.fetchOne(db, sql: "SELECT MAX(pid) FROM packs") ?? 0
-            guard let file, file.epoch == epoch, file.coveredPack <= last else {
-                return (epoch, last, nil)
-            }
-            if file.coveredPack == last { return (epoch, last, []) }
-            return (epoch, last, try Self.prefixes(db, packsAfter: file.coveredPack, through: last))
+            guard let header, header.epoch == epoch, header.coveredPack <= last else { return (epoch, last, nil) }
+            return (epoch, last, try Self.prefixes(db, packsAfter: header.coveredPack, through: last))
         }
-        let prefixes: [UInt64]
-        if let file, let fresh {
+        if let header, let fresh,
+           var file = FilterFile.read(path: filterPath, expected: header, extraCapacity: fresh.count) {
             if fresh.isEmpty { return MembershipFilter(sortedPrefixes: file.prefixes) }
-            prefixes = FilterFile.merge(file.prefixes, FilterFile.normalized(fresh))
-        } else {
-            prefixes = FilterFile.normalized(try pool.read { db in try Self.prefixes(db, packsAfter: 0, through: last) })
+            FilterFile.merge(&file.prefixes, FilterFile.normalized(fresh))
+            file.coveredPack = last
+            file.write(path: filterPath)
+            return MembershipFilter(sortedPrefixes: file.prefixes)
         }
+        let prefixes = FilterFile.normalized(try pool.read { db in try Self.prefixes(db, packsAfter: 0, through: last) })
         FilterFile(epoch: epoch, coveredPack: last, prefixes: prefixes).write(path: filterPath)
         return MembershipFilter(sortedPrefixes: prefixes)
     }

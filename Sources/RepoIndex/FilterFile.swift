@@ -22,34 +22,59 @@ struct FilterFile {
     var coveredPack: Int64
     var prefixes: [UInt64]
 
-    /// Reads and validates a filter file; nil if it is missing or damaged.
-    static func read(path: String) -> FilterFile? {
+    /// What a filter file covers, from its header alone.
+    struct Header: Equatable {
+        var epoch: [UInt8]
+        var coveredPack: Int64
+        var count: Int
+    }
+
+    static func readHeader(path: String) -> Header? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
+        return readHeader(fd)
+    }
+
+    private static func readHeader(_ fd: Int32) -> Header? {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return nil }
         let size = Int(st.st_size)
         guard size >= headerSize + 8, (size - headerSize - 8) % 8 == 0 else { return nil }
         var header = [UInt8](repeating: 0, count: headerSize)
-        guard readFully(fd, into: &header, count: headerSize) else { return nil }
-        guard Array(header[0..<4]) == magic else { return nil }
+        guard readFully(fd, into: &header, count: headerSize), Array(header[0..<4]) == magic else { return nil }
         let count = Int(header.readLE(Int64.self, at: 28))
         guard count >= 0, count == (size - headerSize - 8) / 8 else { return nil }
-        var prefixes = [UInt64](repeating: 0, count: count)
+        return Header(epoch: Array(header[4..<20]), coveredPack: header.readLE(Int64.self, at: 20), count: count)
+    }
+
+    /// Reads and validates a filter file; nil if it is missing, damaged, or no longer has
+    /// `expected` as its header. The prefix array gets room for `extraCapacity` more values, so
+    /// a merge needs no second copy (the filter is 8 bytes a blob; two copies would be 16).
+    static func read(path: String, expected: Header? = nil, extraCapacity: Int = 0) -> FilterFile? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        guard let h = readHeader(fd), expected == nil || h == expected else { return nil }
+        var prefixes: [UInt64] = []
+        prefixes.reserveCapacity(h.count + extraCapacity)
+        prefixes.append(contentsOf: repeatElement(0, count: h.count))
         let ok = prefixes.withUnsafeMutableBytes { buf in
             buf.count == 0 || readFully(fd, base: buf.baseAddress!, count: buf.count)
         }
         var trailer = [UInt8](repeating: 0, count: 8)
         guard ok, readFully(fd, into: &trailer, count: 8) else { return nil }
+        var w = ByteWriter(capacity: headerSize)
+        w.raw(magic); w.raw(h.epoch)
+        w.u64(UInt64(bitPattern: h.coveredPack)); w.u64(UInt64(h.count))
         var hasher = XXH3Checksum()
-        hasher.add(header)
+        hasher.add(w.bytes)
         prefixes.withUnsafeBytes { hasher.add($0) }
         guard hasher.value == trailer.readLE(UInt64.self, at: 0) else { return nil }
         #if _endian(big)
-        prefixes = prefixes.map { UInt64(littleEndian: $0) }
+        for i in prefixes.indices { prefixes[i] = UInt64(littleEndian: prefixes[i]) }
         #endif
-        return FilterFile(epoch: Array(header[4..<20]), coveredPack: header.readLE(Int64.self, at: 20), prefixes: prefixes)
+        return FilterFile(epoch: h.epoch, coveredPack: h.coveredPack, prefixes: prefixes)
     }
 
     /// Writes the file atomically (temporary name, then rename). Failures are ignored: the
@@ -75,18 +100,22 @@ struct FilterFile {
         if !ok || rename(temp, path) != 0 { unlink(temp) }
     }
 
-    /// Sorted, distinct union of two sorted, distinct arrays.
-    static func merge(_ a: [UInt64], _ b: [UInt64]) -> [UInt64] {
-        var out: [UInt64] = []
-        out.reserveCapacity(a.count + b.count)
-        var i = 0, j = 0
-        while i < a.count && j < b.count {
-            let x = a[i], y = b[j]
-            if x < y { out.append(x); i += 1 } else if y < x { out.append(y); j += 1 } else { out.append(x); i += 1; j += 1 }
+    /// Merges sorted, distinct `b` into sorted, distinct `a` in place (from the back, within
+    /// `a`'s spare capacity), keeping the result distinct.
+    static func merge(_ a: inout [UInt64], _ b: [UInt64]) {
+        guard !b.isEmpty else { return }
+        let n = a.count
+        a.append(contentsOf: repeatElement(0, count: b.count))
+        var i = n - 1, j = b.count - 1, k = a.count - 1
+        while j >= 0 {
+            if i >= 0 && a[i] > b[j] { a[k] = a[i]; i -= 1 } else { a[k] = b[j]; j -= 1 }
+            k -= 1
         }
-        out.append(contentsOf: a[i...])
-        out.append(contentsOf: b[j...])
-        return out
+        var w = 1
+        for r in 1..<a.count where a[r] != a[w - 1] {
+            a[w] = a[r]; w += 1
+        }
+        a.removeLast(a.count - w)
     }
 
     /// Sorts and removes duplicates.

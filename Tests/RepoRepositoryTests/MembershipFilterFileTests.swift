@@ -45,6 +45,12 @@ final class MembershipFilterFileTests: XCTestCase {
         for p in first + second { for b in p.blobs { XCTAssertTrue(f2.mayContain(b.id)) } }
         let size2 = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: filterPath)[.size] as? Int)
         XCTAssertEqual(size2, 36 + 1150 * 8 + 8)
+        // A pack holding copies of known blobs (as prune's repacking writes) adds no prefixes.
+        var copy = pack(blobs: 0)
+        copy.blobs = Array(first[0].blobs.prefix(30)) + Array(second[0].blobs.prefix(20))
+        try catalog.addSegment("s3", packs: [copy])
+        XCTAssertEqual(try catalog.membershipFilter().count, 1150)
+        XCTAssertEqual(try XCTUnwrap(FileManager.default.attributesOfItem(atPath: filterPath)[.size] as? Int), 36 + 1150 * 8 + 8)
         // Unknown ids are (almost surely) reported new.
         XCTAssertEqual((0..<1000).filter { _ in f2.mayContain(SecureRandom.hash()) }.count, 0)
 

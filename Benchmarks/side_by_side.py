@@ -187,7 +187,7 @@ def environment(a):
     return {"machine": "%s, %d cores (%s), %s RAM, %s, kernel %s" % (
                 platform.machine(), os.cpu_count() or 0, cpu, mem, system, platform.release()),
             "versions": versions,
-            "command": "python3 Benchmarks/side_by_side.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])}
+            "command": "python3 Benchmarks/%s " % os.path.basename(sys.argv[0]) + " ".join(shlex.quote(x) for x in sys.argv[1:])}
 
 
 def make_inputs(kind, a, work, here):

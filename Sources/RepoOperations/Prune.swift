@@ -219,11 +219,11 @@ public struct Prune {
             var writers: [BlobType: PackWriter] = [:]
             func flush(_ kind: BlobType) throws {
                 guard let w = writers[kind], !w.isEmpty else { return }
-                let (bytes, descriptor) = try w.finish()
-                try backend.put(descriptor.objectName, data: bytes)
+                let descriptor = try w.finish()
+                try w.output.commit(as: descriptor.objectName)
                 written.append(descriptor)
                 report.packsWritten += 1
-                report.bytesWritten += bytes.count
+                report.bytesWritten += descriptor.size
                 writers[kind] = nil
                 afterStep?("pack written")
             }
@@ -235,7 +235,7 @@ public struct Prune {
                                     hint: "run `repo check --read-data`")
                 }
                 for e in entries {
-                    let w = writers[p.kind] ?? PackWriter(kind: p.kind, master: repository.key, capacity: repository.config.packSize)
+                    let w = try writers[p.kind] ?? PackWriter(kind: p.kind, master: repository.key, output: try backend.stage())
                     writers[p.kind] = w
                     try bytes.withUnsafeBytes {
                         try copier.copy(UnsafeRawBufferPointer(rebasing: $0[e.offset..<(e.offset + e.length)]),

@@ -81,10 +81,7 @@ public final class WriteSession: Sendable {
         guard inserted else { return Saved(id: id, isNew: false) }
 
         let compressed = context.compressor?.compressIfSmaller(data)
-        let writer = state.withLock { s -> PackWriter in
-            if let w = s.idle[type]?.popLast() { return w }
-            return PackWriter(kind: type, master: repository.key, capacity: repository.config.packSize)
-        }
+        let writer = try state.withLock { s in s.idle[type]?.popLast() } ?? PackWriter(kind: type, master: repository.key, output: try repository.backend.stage())
         let before = writer.size
         if let compressed {
             try compressed.withUnsafeBytes {
@@ -111,12 +108,12 @@ public final class WriteSession: Sendable {
 
     /// Finishes a pack and stores it (the pack is durable when this returns).
     private func upload(_ writer: PackWriter) throws {
-        let (bytes, descriptor) = try writer.finish()
-        try repository.backend.put(descriptor.objectName, data: bytes)
+        let descriptor = try writer.finish()
+        try writer.output.commit(as: descriptor.objectName)
         state.withLock { s in
             s.written.append(descriptor)
             s.stats.packs += 1
-            s.stats.packBytes += bytes.count
+            s.stats.packBytes += descriptor.size
         }
     }
 

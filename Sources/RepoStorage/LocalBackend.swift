@@ -21,7 +21,7 @@ public struct LocalBackend: StorageBackend {
         root = p
     }
 
-    private func path(_ name: String) -> String { root + "/" + name }
+    fileprivate func path(_ name: String) -> String { root + "/" + name }
 
     public func prepare() throws {
         try Self.makeDirectories(root)
@@ -67,6 +67,63 @@ public struct LocalBackend: StorageBackend {
         if rename(tmp, target) != 0 { throw Self.error("rename", target) }
         ok = true
         try Self.syncDirectory(dir)
+    }
+
+    /// Stages into `<root>/.tmp-<random>`; `commit` fsyncs it, renames it into place and
+    /// fsyncs the directory, exactly as `put` does.
+    public func stage() throws -> StagedObject {
+        try Self.makeDirectories(root)
+        let tmp = root + "/.tmp-" + Self.randomSuffix()
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Self.error("create", tmp) }
+        return StagedFile(backend: self, fd: fd, temporaryPath: tmp)
+    }
+
+    /// The temporary file behind a staged object.
+    final class StagedFile: StagedObject {
+        private let backend: LocalBackend
+        private var fd: Int32
+        private let temporaryPath: String
+        private(set) var size = 0
+
+        init(backend: LocalBackend, fd: Int32, temporaryPath: String) {
+            self.backend = backend; self.fd = fd; self.temporaryPath = temporaryPath
+        }
+
+        deinit { discard() }
+
+        func append(_ buf: UnsafeRawBufferPointer) throws {
+            precondition(fd >= 0, "staged object used after commit or discard")
+            var off = 0
+            while off < buf.count {
+                let n = write(fd, buf.baseAddress! + off, buf.count - off)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw errno == ENOSPC || errno == EDQUOT ? StorageError.noSpace(name: temporaryPath) : LocalBackend.error("write", temporaryPath)
+                }
+                off += n
+            }
+            size += buf.count
+        }
+
+        func commit(as name: String) throws {
+            precondition(fd >= 0, "staged object used after commit or discard")
+            defer { discard() }
+            if fsync(fd) != 0 { throw errno == ENOSPC ? StorageError.noSpace(name: name) : LocalBackend.error("fsync", temporaryPath) }
+            let target = backend.path(name)
+            let dir = String(target[..<target.lastIndex(of: "/")!])
+            try LocalBackend.makeDirectories(dir)
+            if close(fd) != 0 { fd = -1; throw LocalBackend.error("close", temporaryPath) }
+            fd = -1
+            if rename(temporaryPath, target) != 0 { throw LocalBackend.error("rename", target) }
+            try LocalBackend.syncDirectory(dir)
+        }
+
+        /// Closes and removes the temporary file (after a commit there is none left to remove).
+        func discard() {
+            if fd >= 0 { close(fd); fd = -1 }
+            unlink(temporaryPath)
+        }
     }
 
     public func get(_ name: String, range: Range<Int>?) throws -> [UInt8] {
@@ -149,7 +206,7 @@ public struct LocalBackend: StorageBackend {
         }
     }
 
-    private static func error(_ op: String, _ p: String) -> StorageError {
+    fileprivate static func error(_ op: String, _ p: String) -> StorageError {
         let e = errno
         return .io(operation: op, name: p, reason: String(cString: strerror(e)))
     }
@@ -168,7 +225,7 @@ public struct LocalBackend: StorageBackend {
         if mkdir(p, 0o755) != 0 && errno != EEXIST { throw error("create directory", p) }
     }
 
-    private static func syncDirectory(_ dir: String) throws {
+    fileprivate static func syncDirectory(_ dir: String) throws {
         let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw error("open directory", dir) }
         defer { close(fd) }

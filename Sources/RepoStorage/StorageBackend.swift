@@ -63,9 +63,15 @@ public protocol StorageBackend: Sendable {
 
     /// Removes the object. Removing an absent object succeeds (idempotent).
     func delete(_ name: String) throws
+
+    /// Starts an object whose name is given when it is complete (`StagedObject.commit`).
+    func stage() throws -> StagedObject
 }
 
 extension StorageBackend {
+    /// Stages in memory and publishes with `put`.
+    public func stage() throws -> StagedObject { BufferedStagedObject(backend: self) }
+
     public func get(_ name: String) throws -> [UInt8] { try get(name, range: nil) }
 
     /// True if the object exists.

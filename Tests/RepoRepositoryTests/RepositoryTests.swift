@@ -33,11 +33,14 @@ final class RepositoryTests: XCTestCase {
 
     func testPackRoundTripAndTamperDetection() throws {
         let repo = try makeRepo()
-        let writer = PackWriter(kind: .data, master: repo.key, capacity: 1 << 20)
+        let output = BufferedStagedObject(backend: nil)
+        let writer = PackWriter(kind: .data, master: repo.key, output: output)
         let blobs = (0..<5).map { i in (0..<(1000 * (i + 1))).map { UInt8(truncatingIfNeeded: $0 * (i + 3)) } }
         let mac = HMACSHA256(key: repo.key.blobID)
         for b in blobs { try b.withUnsafeBytes { try writer.append(id: mac.mac(b), type: .data, flags: 0, rawLength: b.count, stored: $0) } }
-        let (bytes, desc) = try writer.finish()
+        let desc = try writer.finish()
+        let bytes = output.bytes
+        XCTAssertEqual(desc.size, bytes.count)
         XCTAssertEqual(desc.name, SHA256Hasher.hash(bytes))
         let reader = PackReader(master: repo.key)
         let header = try reader.header(name: desc.name, tail: bytes, packSize: bytes.count)
@@ -132,12 +135,12 @@ final class RepositoryTests: XCTestCase {
 
         // A pack written without an index segment (a crash before the segment) is found from its
         // header on open, reused by the next session, and indexed by that session's segment.
-        let writer = PackWriter(kind: .data, master: reopened.key, capacity: 1 << 20)
+        let writer = PackWriter(kind: .data, master: reopened.key, output: try backend.stage())
         let orphan = Array("orphaned chunk".utf8)
         let id = reopened.blobID(of: orphan)
         try orphan.withUnsafeBytes { try writer.append(id: id, type: .data, flags: 0, rawLength: orphan.count, stored: $0) }
-        let (bytes, desc) = try writer.finish()
-        try backend.put(desc.objectName, data: bytes)
+        let desc = try writer.finish()
+        try writer.output.commit(as: desc.objectName)
         let third = try Repository.open(backend: backend, password: Array("pw".utf8), cacheDirectory: cache)
         XCTAssertNotNil(try third.locate(id))
         let session = try WriteSession(repository: third)

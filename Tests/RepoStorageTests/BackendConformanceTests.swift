@@ -68,6 +68,31 @@ class StorageBackendConformance: XCTestCase {
         }
     }
 
+    func testStagedObjectIsInvisibleUntilCommitted() throws {
+        try withBackend { b in
+            let data = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            let staged = try b.stage()
+            try staged.append(Array(data[..<100_000]))
+            try staged.append(Array(data[100_000...]))
+            XCTAssertEqual(staged.size, data.count)
+            XCTAssertEqual(try b.list(prefix: ""), [])
+            try staged.commit(as: "data/9a/9abc")
+            XCTAssertEqual(try b.list(prefix: "").map(\.name), ["data/9a/9abc"])
+            XCTAssertEqual(try b.get("data/9a/9abc"), data)
+
+            // Discarded or dropped: nothing is published and nothing is left behind.
+            let dropped = try b.stage()
+            try dropped.append([1, 2, 3])
+            dropped.discard()
+            do { let gone = try b.stage(); try gone.append([4, 5]) }
+            XCTAssertEqual(try b.list(prefix: "").map(\.name), ["data/9a/9abc"])
+            if let local = b as? LocalBackend {
+                let left = try FileManager.default.subpathsOfDirectory(atPath: local.root).filter { $0.contains(".tmp-") }
+                XCTAssertEqual(left, [])
+            }
+        }
+    }
+
     func testConcurrentPuts() throws {
         try withBackend { b in
             DispatchQueue.concurrentPerform(iterations: 32) { i in

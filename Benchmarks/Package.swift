@@ -6,6 +6,7 @@
 //   swift package benchmark                                   # micro benchmarks (built in release)
 //   swift package benchmark --filter 'Chunker.*'              # a subset
 //   swift package --allow-writing-to-package-directory benchmark baseline update main   # keep a baseline
+//   swift build -c release --product index-scale              # then: python3 index_scale.py
 //
 // Benchmark targets live in Benchmarks/Benchmarks/<Name>/ (the plugin discovers them there);
 // plain tools and support code live in Benchmarks/Tools/<name>/.
@@ -31,7 +32,13 @@ let package = Package(
             path: "Benchmarks/RepoMicro",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
-        // Deterministic synthetic inputs (ids, pack descriptors).
+        .executableTarget(
+            name: "index-scale",
+            dependencies: ["BenchmarkSupport", .product(name: "RepoKit", package: "repo")],
+            path: "Tools/index-scale",
+            swiftSettings: swiftSettings
+        ),
+        // Deterministic synthetic inputs (ids, pack descriptors) shared by the two above.
         .target(
             name: "BenchmarkSupport",
             dependencies: [.product(name: "RepoKit", package: "repo")],

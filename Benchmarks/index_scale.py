@@ -28,7 +28,6 @@ Progress goes to standard error, the report to standard output.
 import argparse
 import json
 import os
-import platform
 import random
 import shlex
 import shutil
@@ -38,13 +37,12 @@ import sys
 import tempfile
 import time
 
-PASSWORD = "index-scale password"
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from side_by_side import du, environment, log  # noqa: E402
 
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
+PASSWORD = "index-scale password"
 
 
 def run(cmd, env, stdin=None, timed=False):
@@ -68,17 +66,6 @@ def run(cmd, env, stdin=None, timed=False):
         sys.exit("command failed (%d): %s\n%s" % (p.returncode, " ".join(map(shlex.quote, cmd)),
                                                   p.stderr.decode(errors="replace")[-2000:]))
     return dt, rss, p.stdout.decode(errors="replace")
-
-
-def du(path):
-    total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except FileNotFoundError:
-                pass
-    return total
 
 
 def make_input(a):
@@ -186,8 +173,8 @@ def main():
                                                   " ".join("%.2f" % t for t in full.times)))
     print("  fill %.1f s; catalog sync after fill %.1f s; cache (catalog, filter) empty %.1f MB, full %.1f MB"
           % (fill_s, sync["full"], empty.cache_bytes() / 1e6, full.cache_bytes() / 1e6))
-    print("  machine: %s, %d cores; command: python3 Benchmarks/index_scale.py %s"
-          % (platform.machine(), os.cpu_count() or 0, " ".join(shlex.quote(x) for x in sys.argv[1:])))
+    env = environment(a)
+    print("  machine: %s\n  repo: %s\n  command: %s" % (env["machine"], env["versions"]["repo"], env["command"]))
 
 
 if __name__ == "__main__":

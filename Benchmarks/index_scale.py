@@ -10,7 +10,8 @@ What it does, in --work DIR:
   2. generates the input once (corpus.py sql, or seeded random bytes; reused by later runs);
   3. stores it once into each;
   4. adds --blobs synthetic blobs to "full" with `index-scale fill` (real encrypted index
-     segments of 100k blobs in ~16 MiB packs of ~1 MiB blobs; the packs do not exist), then runs
+     segments of 100k blobs in ~16 MiB packs of ~1 MiB blobs, with an empty placeholder file per pack
+     so listing data/ costs what it would; the packs hold no data), then runs
      `repo snapshots` in both so catalog synchronisation happens outside the timed part;
   5. re-stores the unchanged input --warmup times per repository (untimed), then --rounds times,
      alternating which repository goes first, under GNU time (wall seconds, peak RSS);
@@ -122,6 +123,9 @@ def main():
     p.add_argument("--seed", type=int, default=1, help="input seed")
     p.add_argument("--rounds", type=int, default=3, help="timed re-stores per repository (median)")
     p.add_argument("--warmup", type=int, default=1, help="untimed re-stores per repository first")
+    p.add_argument("--no-pack-files", action="store_true",
+                   help="do not create empty placeholder files for the synthetic packs (by default they exist, "
+                        "so the data/ listing every command does on open is as large as in a real repository)")
     p.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "repo-index-scale"), help="work directory")
     a = p.parse_args()
     a.repo_bin, a.tool, a.work = map(os.path.abspath, (a.repo_bin, a.tool, a.work))
@@ -146,7 +150,8 @@ def main():
         log("%s: first store of %d MB: %.1f s" % (r.name, size // 1_000_000, r.store(data)))
     log("full: adding %d synthetic blobs" % a.blobs)
     t0 = time.perf_counter()
-    _, _, out = run([a.tool, "fill", "--repo", full.dir, "--blobs", str(a.blobs), "--cache-dir", cache], full.env)
+    _, _, out = run([a.tool, "fill", "--repo", full.dir, "--blobs", str(a.blobs), "--cache-dir", cache]
+                    + ([] if a.no_pack_files else ["--pack-files"]), full.env)
     fill_s = time.perf_counter() - t0
     log("  " + out.strip())
     sync = {r.name: r.snapshots() for r in (empty, full)}

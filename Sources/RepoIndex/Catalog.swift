@@ -70,6 +70,7 @@ public final class Catalog: Sendable {
                         PRIMARY KEY (id, pid)
                     ) WITHOUT ROWID;
                     CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs(pid);
+                    CREATE INDEX IF NOT EXISTS packs_unindexed ON packs(pid) WHERE segment IS NULL;
                     CREATE TABLE IF NOT EXISTS snapshots (name TEXT PRIMARY KEY, body BLOB NOT NULL);
                     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
                     PRAGMA user_version = \(schemaVersion);
@@ -90,7 +91,12 @@ public final class Catalog: Sendable {
     /// Names of every known pack.
     public func packNames() throws -> Set<Hash256> {
         try pool.read { db in
-            Set(try Data.fetchAll(db, sql: "SELECT name FROM packs").map { Hash256(bytes: $0) })
+            var names = Set<Hash256>(minimumCapacity: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM packs") ?? 0)
+            let rows = try Row.fetchCursor(db, sql: "SELECT name FROM packs")
+            while let row = try rows.next() {
+                if let d = row.dataNoCopy(atIndex: 0), d.count == 32 { names.insert(Hash256(bytes: d)) }
+            }
+            return names
         }
     }
 
@@ -208,10 +214,14 @@ public final class Catalog: Sendable {
 
     /// True if a blob with this id and type is indexed (the dedup check: a data chunk is never
     /// satisfied by a tree blob with equal bytes, so data and metadata stay in separate packs).
+    ///
+    /// This runs for every chunk the membership filter cannot rule out (every chunk of an
+    /// unchanged re-store), so it is one cached statement outside an explicit transaction: a
+    /// single SELECT is consistent by itself, and `read`'s BEGIN/COMMIT pair tripled its cost.
     public func contains(_ id: BlobID, type: BlobType) throws -> Bool {
-        try pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM blobs WHERE id = ? AND type = ?)",
-                              arguments: [Data(id.bytes), Int(type.rawValue)]) ?? false
+        try pool.unsafeRead { db in
+            let statement = try db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM blobs WHERE id = ? AND type = ?)")
+            return try Bool.fetchOne(statement, arguments: [Data(id.bytes), Int(type.rawValue)]) ?? false
         }
     }
 

@@ -12,15 +12,34 @@ public struct Hash256: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     /// Builds from exactly 32 bytes (big-endian word order, so byte order equals hex order).
+    @inlinable
     public init<C: Collection>(bytes: C) where C.Element == UInt8 {
         precondition(bytes.count == 32, "Hash256 needs 32 bytes")
-        var words: [UInt64] = [0, 0, 0, 0]
-        for (i, b) in bytes.enumerated() { words[i / 8] = (words[i / 8] << 8) | UInt64(b) }
-        self.init(w0: words[0], w1: words[1], w2: words[2], w3: words[3])
+        // Contiguous storage (arrays, slices, Data): four unaligned big-endian loads, no
+        // allocation. This runs for every blob id and every catalog row.
+        if let h = bytes.withContiguousStorageIfAvailable({ Hash256(pointer: UnsafeRawPointer($0.baseAddress!)) }) {
+            self = h
+            return
+        }
+        var w = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        for (i, b) in bytes.enumerated() {
+            switch i / 8 {
+            case 0: w.0 = w.0 << 8 | UInt64(b)
+            case 1: w.1 = w.1 << 8 | UInt64(b)
+            case 2: w.2 = w.2 << 8 | UInt64(b)
+            default: w.3 = w.3 << 8 | UInt64(b)
+            }
+        }
+        self.init(w0: w.0, w1: w.1, w2: w.2, w3: w.3)
     }
 
+    /// Reads 32 bytes at `pointer` (any alignment).
+    @inlinable
     public init(pointer: UnsafeRawPointer) {
-        self.init(bytes: UnsafeRawBufferPointer(start: pointer, count: 32))
+        self.init(w0: UInt64(bigEndian: pointer.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                  w1: UInt64(bigEndian: pointer.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                  w2: UInt64(bigEndian: pointer.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
+                  w3: UInt64(bigEndian: pointer.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
     }
 
     /// Parses 64 hex digits; nil if the text is not exactly that.

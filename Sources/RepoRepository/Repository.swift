@@ -145,8 +145,8 @@ public final class Repository: Sendable {
             try catalog.addSegment(name, packs: seg.packs)
         }
         // Packs that no index segment lists: read their headers.
-        let dataObjects = try backend.list(prefix: "data/")
-        let presentPacks = Set(dataObjects.compactMap { Hash256(hex: String($0.name.split(separator: "/").last ?? "")) })
+        let dataObjects = try backend.listNames(prefix: "data/")
+        let presentPacks = Set(dataObjects.compactMap { Hash256(hex: String($0.split(separator: "/").last ?? "")) })
         // An unindexed pack the catalog adopted earlier has been deleted (by prune): rebuild, so
         // no later segment lists a pack that is gone.
         if try catalog.unindexedPacks().contains(where: { !presentPacks.contains($0.name) }) {
@@ -155,9 +155,7 @@ public final class Repository: Sendable {
         }
         let knownPacks = try catalog.packNames()
         let reader = PackReader(master: key)
-        for info in dataObjects {
-            guard let name = Hash256(hex: String(info.name.split(separator: "/").last ?? "")),
-                  !knownPacks.contains(name) else { continue }
+        for name in presentPacks where !knownPacks.contains(name) {
             do {
                 try catalog.addUnindexedPack(try reader.readHeader(name: name, backend: backend))
             } catch {

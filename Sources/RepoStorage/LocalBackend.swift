@@ -173,6 +173,40 @@ public struct LocalBackend: StorageBackend {
         return out.filter { $0.name.hasPrefix(prefix) }
     }
 
+    public func listNames(prefix: String) throws -> [String] {
+        let dirPart = prefix.contains("/") ? String(prefix[..<prefix.lastIndex(of: "/")!]) : ""
+        var out: [String] = []
+        try walkNames(relative: dirPart, into: &out)
+        return out.filter { $0.hasPrefix(prefix) }
+    }
+
+    /// `walk` by directory entry type alone: no `lstat` per object (a repository with a few
+    /// hundred thousand packs is listed on every open).
+    private func walkNames(relative: String, into out: inout [String]) throws {
+        let full = relative.isEmpty ? root : path(relative)
+        guard let dir = opendir(full) else {
+            if errno == ENOENT || errno == ENOTDIR { return }
+            throw Self.error("open directory", full)
+        }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let n = Self.entryName(entry)
+            if n == "." || n == ".." || n.hasPrefix(".tmp-") { continue }
+            let rel = relative.isEmpty ? n : relative + "/" + n
+            var type = entry.pointee.d_type
+            if type == UInt8(DT_UNKNOWN) {
+                var st = Glibc.stat()
+                guard lstat(path(rel), &st) == 0 else { continue }
+                type = (st.st_mode & S_IFMT) == S_IFDIR ? UInt8(DT_DIR) : (st.st_mode & S_IFMT) == S_IFREG ? UInt8(DT_REG) : 0
+            }
+            if type == UInt8(DT_DIR) {
+                try walkNames(relative: rel, into: &out)
+            } else if type == UInt8(DT_REG) {
+                out.append(rel)
+            }
+        }
+    }
+
     private func walk(relative: String, into out: inout [ObjectInfo]) throws {
         let full = relative.isEmpty ? root : path(relative)
         guard let dir = opendir(full) else {

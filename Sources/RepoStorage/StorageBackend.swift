@@ -61,6 +61,10 @@ public protocol StorageBackend: Sendable {
     /// particular order. Objects still being written are never listed.
     func list(prefix: String) throws -> [ObjectInfo]
 
+    /// Names of every complete object whose name starts with `prefix`, like `list` without the
+    /// sizes (which a local directory can list without a `stat` per object).
+    func listNames(prefix: String) throws -> [String]
+
     /// Removes the object. Removing an absent object succeeds (idempotent).
     func delete(_ name: String) throws
 
@@ -69,6 +73,8 @@ public protocol StorageBackend: Sendable {
 }
 
 extension StorageBackend {
+    public func listNames(prefix: String) throws -> [String] { try list(prefix: prefix).map(\.name) }
+
     /// Stages in memory and publishes with `put`.
     public func stage() throws -> StagedObject { BufferedStagedObject(backend: self) }
 

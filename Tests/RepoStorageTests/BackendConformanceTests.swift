@@ -54,6 +54,9 @@ class StorageBackendConformance: XCTestCase {
             XCTAssertEqual(try b.list(prefix: "data/ff/").map(\.size), [2])
             XCTAssertEqual(try b.list(prefix: "index/").map(\.name), ["index/aa"])
             XCTAssertEqual(try b.list(prefix: "snapshots/"), [])
+            XCTAssertEqual(Set(try b.listNames(prefix: "data/")), ["data/00/0011", "data/ff/ff22"])
+            XCTAssertEqual(try b.listNames(prefix: "data/ff/"), ["data/ff/ff22"])
+            XCTAssertEqual(Set(try b.listNames(prefix: "")), ["data/00/0011", "data/ff/ff22", "index/aa", "config"])
         }
     }
 

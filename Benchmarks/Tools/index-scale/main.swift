@@ -3,7 +3,11 @@
 //
 //   cd Benchmarks && swift build -c release --product index-scale
 //   .build/release/index-scale fill --repo PATH [--password P] --blobs 5000000
-//       [--segment-blobs 100000] [--cache-dir DIR] [--seed S]
+//       [--segment-blobs 100000] [--cache-dir DIR] [--seed S] [--pack-files]
+//
+// --pack-files also creates an empty file `data/<hh>/<name>` for every synthetic pack, so that
+// the listing of `data/` every command does on open costs what it would in a real repository
+// of that size (the files are in the index, so their headers are never read).
 //
 // It adds `--blobs` random 32-byte blob ids in ~16 MiB packs of ~1 MiB blobs, written as real
 // encrypted index segments (one per `--segment-blobs` blobs) through the repository layer
@@ -27,6 +31,7 @@ struct Options {
     var segmentBlobs = 100_000
     var cacheDir: String?
     var seed: UInt64?
+    var packFiles = false
 }
 
 func usage(_ message: String) -> Never {
@@ -62,6 +67,7 @@ func parse(_ args: [String]) -> Options {
             let text = value()
             guard let s = UInt64(text) else { usage("not a seed: \(text)") }
             o.seed = s
+        case "--pack-files": o.packFiles = true
         case "-h", "--help": usage("help")
         default: usage("unknown argument \(args[i])")
         }
@@ -96,6 +102,15 @@ func fill(_ o: Options) throws {
         let segmentPacks = Synthetic.packs(blobs: n, first: written, seed: seed, packSize: repository.config.packSize)
         let body = IndexSegment(packs: segmentPacks).encoded()
         try repository.saveObject(body, kind: .index)
+        if o.packFiles {
+            for p in segmentPacks {
+                let dir = o.repo + "/data/" + String(p.name.hex.prefix(2))
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                guard FileManager.default.createFile(atPath: dir + "/" + p.name.hex, contents: nil) else {
+                    throw CocoaError(.fileWriteUnknown)
+                }
+            }
+        }
         written += n
         packs += segmentPacks.count
         segments += 1

@@ -75,21 +75,42 @@ public final class FastCDC: @unchecked Sendable {
         let limit = Swift.min(n, parameters.max)
         let normal = Swift.min(parameters.avg, limit)
         let p = data.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        let g = gear
         var fp: UInt64 = 0
         var i = parameters.min
-        let ms = maskSmall, ml = maskLarge
-        while i < normal {
-            fp = (fp &<< 1) &+ g[Int(p[i])]
-            if fp & ms == 0 { return i + 1 }
-            i += 1
-        }
-        while i < limit {
-            fp = (fp &<< 1) &+ g[Int(p[i])]
-            if fp & ml == 0 { return i + 1 }
-            i += 1
-        }
+        if let cut = scan(p, from: &i, to: normal, fingerprint: &fp, mask: maskSmall) { return cut }
+        if let cut = scan(p, from: &i, to: limit, fingerprint: &fp, mask: maskLarge) { return cut }
         return limit
+    }
+
+    /// Rolls the gear hash over `p[i..<end]`, returning the length of the chunk if a cut point
+    /// falls in the range (else advancing `i` and `fp` to `end`).
+    ///
+    /// Two bytes per step, with the same cut points as one at a time: for gear values `a`, `b`
+    /// of bytes i and i+1, `fp₁ = (fp << 1) + a` and `fp₂ = (fp₁ << 1) + b = (fp << 2) + ((a << 1)
+    /// + b)`. Both come from `fp` by one shift and one add, so the dependency chain is one
+    /// shift-add per two bytes instead of per byte, and the loop overhead is halved too.
+    @inline(__always)
+    private func scan(_ p: UnsafePointer<UInt8>, from i: inout Int, to end: Int, fingerprint fp: inout UInt64,
+                      mask: UInt64) -> Int? {
+        let g = gear
+        var f = fp, k = i
+        while k &+ 1 < end {
+            let a = g[Int(p[k])], b = g[Int(p[k &+ 1])]
+            let f1 = (f &<< 1) &+ a
+            let f2 = (f &<< 2) &+ ((a &<< 1) &+ b)
+            if (f1 & mask) == 0 || (f2 & mask) == 0 {
+                return (f1 & mask) == 0 ? k &+ 1 : k &+ 2
+            }
+            f = f2
+            k &+= 2
+        }
+        if k < end {
+            f = (f &<< 1) &+ g[Int(p[k])]
+            if f & mask == 0 { return k &+ 1 }
+            k &+= 1
+        }
+        fp = f; i = k
+        return nil
     }
 
     /// All chunk lengths of a complete buffer (tests and tools).

@@ -50,6 +50,25 @@ final class ChunkerTests: XCTestCase {
         XCTAssertEqual(cdc.chunkLengths(data), referenceCuts(data))
     }
 
+    /// The chunker rolls two bytes per step; cut points at odd and even offsets, streams of odd
+    /// length, forced cuts at `max` (runs of one byte value) and short tails must all still agree
+    /// with the byte-at-a-time rule.
+    func testTwoBytesPerStepAgreesEverywhere() {
+        let cdc = FastCDC(key: key, parameters: params)
+        var cutsAtOdd = 0, cutsAtEven = 0
+        for seed in UInt64(1)...12 {
+            var data = Self.data((1 << 20) + Int(seed) * 7919, seed: seed)
+            if seed % 3 == 0 {   // a long run of zeros: no natural cut, so max applies
+                data.replaceSubrange(100_000..<(100_000 + 3 * params.max), with: [UInt8](repeating: 0, count: 3 * params.max))
+            }
+            let lengths = cdc.chunkLengths(data)
+            XCTAssertEqual(lengths, referenceCuts(data), "seed \(seed)")
+            for l in lengths.dropLast() { if l % 2 == 1 { cutsAtOdd += 1 } else { cutsAtEven += 1 } }
+        }
+        XCTAssertGreaterThan(cutsAtOdd, 20)
+        XCTAssertGreaterThan(cutsAtEven, 20)
+    }
+
     func testLimitsAndCoverage() {
         let data = Self.data(4 << 20, seed: 7)
         let lengths = FastCDC(key: key, parameters: params).chunkLengths(data)

@@ -29,8 +29,11 @@ let package = Package(
         .systemLibrary(name: "CRepoPosix"),
         .systemLibrary(name: "CRepoFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
 
+        // Multi-buffer HMAC-SHA256 (AVX-512, sixteen messages at once) for blob ids; plain C.
+        .target(name: "CRepoSHA256x16"),
+
         // Primitives: chunker, crypto, compression, checksums.
-        .target(name: "RepoPrimitives", dependencies: ["CRepoZstd", "CRepoCrypto", "CRepoXXHash"],
+        .target(name: "RepoPrimitives", dependencies: ["CRepoZstd", "CRepoCrypto", "CRepoXXHash", "CRepoSHA256x16"],
                 swiftSettings: swiftSettings),
         // Storage backend: named immutable objects.
         .target(name: "RepoStorage", swiftSettings: swiftSettings),

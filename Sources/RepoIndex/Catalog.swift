@@ -100,6 +100,11 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// Number of known packs.
+    public func packCount() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM packs") ?? 0 }
+    }
+
     /// Packs known from pack headers only (no index segment lists them yet).
     public func unindexedPacks() throws -> [PackDescriptor] {
         try pool.read { db in

@@ -160,12 +160,21 @@ public struct StreamStore {
 
     private struct Saved { var id: BlobID }
 
+    /// A batch ends at this many chunks or bytes: enough to keep the sixteen hashing lanes busy
+    /// while chunk lengths differ, small enough to keep memory flat (2 workers: 3 batches).
+    static let batchChunks = 24
+    static let batchBytes = 6 << 20
+
     /// Reads one input to its end through its own worker pool; calls `input.finished` at the end.
     private func ingest(_ input: Input, session: WriteSession, progress: (Int) -> Void) throws -> StreamResult {
         let contexts = (0..<max(1, workers)).map { _ in session.makeContext() }
-        let pool = OrderedWorkPool<[UInt8], (ChunkRef, Bool)>(threads: contexts.count) { chunk, i in
-            let saved = try session.save(chunk, type: .data, context: contexts[i])
-            return (ChunkRef(id: saved.id, size: chunk.count), saved.isNew)
+        // Work items are batches of chunks, so blob ids are computed sixteen at a time.
+        let pool = OrderedWorkPool<[[UInt8]], [(ChunkRef, Bool)]>(threads: contexts.count) { batch, i in
+            let ids = session.blobIDs(of: batch, context: contexts[i])
+            return try zip(batch, ids).map { chunk, id in
+                let saved = try session.save(chunk, id: id, type: .data, context: contexts[i])
+                return (ChunkRef(id: saved.id, size: chunk.count), saved.isNew)
+            }
         }
         defer { pool.close() }
         let metaContext = session.makeContext()
@@ -173,26 +182,39 @@ public struct StreamStore {
             try session.save(ContentList.encode(list), type: .tree, context: metaContext).id
         }
         let digest = StreamDigest()
-        let window = contexts.count * 3
+        let window = contexts.count + 1   // batches in flight
         var total = 0
         var newChunks = 0
 
         func drain(until limit: Int) throws {
-            while pool.inFlight > limit, let (ref, isNew) = try pool.next() {
-                try builder.append(ref)
-                if isNew { newChunks += 1 }
+            while pool.inFlight > limit, let results = try pool.next() {
+                for (ref, isNew) in results {
+                    try builder.append(ref)
+                    if isNew { newChunks += 1 }
+                }
             }
         }
 
         do {
             var reader = ChunkReader(fd: input.fd, chunker: repository.chunker, cancellation: cancellation)
+            var batch: [[UInt8]] = []
+            var batchBytes = 0
+            func submit() throws {
+                guard !batch.isEmpty else { return }
+                try drain(until: window - 1)
+                pool.submit(batch)
+                batch = []
+                batchBytes = 0
+            }
             while let chunk = try reader.next() {
                 digest.update(chunk)
                 total += chunk.count
-                try drain(until: window - 1)
-                pool.submit(chunk)
+                batch.append(chunk)
+                batchBytes += chunk.count
+                if batch.count == StreamStore.batchChunks || batchBytes >= StreamStore.batchBytes { try submit() }
                 progress(total)
             }
+            try submit()
             try drain(until: 0)
         } catch {
             // Let in-flight saves finish before the caller indexes what reached the repository.

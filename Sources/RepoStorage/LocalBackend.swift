@@ -177,7 +177,9 @@ public struct LocalBackend: StorageBackend {
         let dirPart = prefix.contains("/") ? String(prefix[..<prefix.lastIndex(of: "/")!]) : ""
         var out: [String] = []
         try walkNames(relative: dirPart, into: &out)
-        return out.filter { $0.hasPrefix(prefix) }
+        // Everything under a directory prefix ("data/") matches it; only a partial last
+        // component ("data/3f") needs the filter.
+        return prefix.isEmpty || prefix == dirPart + "/" ? out : out.filter { $0.hasPrefix(prefix) }
     }
 
     /// `walk` by directory entry type alone: no `lstat` per object (a repository with a few

@@ -8,8 +8,8 @@ extension RepoCommand {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(help: ArgumentHelp("Average chunk size, a power of two (e.g. 512K, 1M, 2M); min is a quarter, max four times it.", valueName: "SIZE"))
-        var chunkAvg: String = "1M"
+        @Option(help: ArgumentHelp("Average chunk size, a power of two (e.g. 256K, 1M); min is a quarter, max four times it. The default 256K was chosen from measurements (README: Choosing the defaults).", valueName: "SIZE"))
+        var chunkAvg: String = "256K"
 
         @Option(help: ArgumentHelp("Per-blob compression: zstd:N (1-19) or none.", valueName: "ALGO"))
         var compression: String = "zstd:3"

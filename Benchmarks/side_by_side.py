@@ -50,6 +50,13 @@ COLORS = {"repo": "#2b6cb0", "restic": "#dd6b20", "borg": "#38a169"}
 
 def run(cmd, stdin=None, env=None, stdout=subprocess.DEVNULL):
     """Runs cmd under GNU time; returns (seconds, peak RSS in MB)."""
+    dt, rss, _ = run_output(cmd, stdin, env, stdout)
+    return dt, rss
+
+
+def run_output(cmd, stdin=None, env=None, stdout=subprocess.PIPE):
+    """Runs cmd under GNU time; returns (seconds, peak RSS in MB, its standard output or None).
+    Exits with the command's error output if it fails."""
     fd, tfile = tempfile.mkstemp()
     os.close(fd)
     full = ["/usr/bin/time", "-f", "%M", "-o", tfile] + cmd
@@ -62,7 +69,7 @@ def run(cmd, stdin=None, env=None, stdout=subprocess.DEVNULL):
     os.unlink(tfile)
     if p.returncode != 0:
         sys.exit("command failed (%d): %s\n%s" % (p.returncode, " ".join(cmd), p.stderr.decode()[-2000:]))
-    return dt, rss
+    return dt, rss, p.stdout
 
 
 def du(path):

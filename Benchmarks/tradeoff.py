@@ -47,24 +47,13 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from side_by_side import PASSWORD, du, environment, log, make_inputs  # noqa: E402
+from side_by_side import PASSWORD, du, environment, log, make_inputs, run_output  # noqa: E402
 
 
 def run_json(cmd, env, stdin=None):
     """Runs cmd under GNU time; returns (wall seconds, peak RSS MB, parsed JSON stdout)."""
-    fd, tfile = tempfile.mkstemp()
-    os.close(fd)
-    with open(stdin, "rb") if stdin else open(os.devnull, "rb") as f:
-        t0 = time.perf_counter()
-        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", tfile] + cmd, stdin=f, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, env=env)
-        dt = time.perf_counter() - t0
-    with open(tfile) as f:
-        rss = int(f.read().strip().splitlines()[-1]) / 1024
-    os.unlink(tfile)
-    if p.returncode != 0:
-        sys.exit("command failed (%d): %s\n%s" % (p.returncode, " ".join(cmd), p.stderr.decode()[-2000:]))
-    return dt, rss, json.loads(p.stdout) if p.stdout.strip() else None
+    dt, rss, out = run_output(cmd, stdin, env)
+    return dt, rss, json.loads(out) if out.strip() else None
 
 
 def parse_size(s):

@@ -169,22 +169,23 @@ public struct LocalBackend: StorageBackend {
         // Walk the deepest directory the prefix names, then filter by the full prefix.
         let dirPart = prefix.contains("/") ? String(prefix[..<prefix.lastIndex(of: "/")!]) : ""
         var out: [ObjectInfo] = []
-        try walk(relative: dirPart, into: &out)
+        try walk(relative: dirPart, sizes: true) { out.append(ObjectInfo(name: $0, size: $1)) }
         return out.filter { $0.name.hasPrefix(prefix) }
     }
 
     public func listNames(prefix: String) throws -> [String] {
         let dirPart = prefix.contains("/") ? String(prefix[..<prefix.lastIndex(of: "/")!]) : ""
         var out: [String] = []
-        try walkNames(relative: dirPart, into: &out)
+        try walk(relative: dirPart, sizes: false) { name, _ in out.append(name) }
         // Everything under a directory prefix ("data/") matches it; only a partial last
         // component ("data/3f") needs the filter.
         return prefix.isEmpty || prefix == dirPart + "/" ? out : out.filter { $0.hasPrefix(prefix) }
     }
 
-    /// `walk` by directory entry type alone: no `lstat` per object (a repository with a few
-    /// hundred thousand packs is listed on every open).
-    private func walkNames(relative: String, into out: inout [String]) throws {
+    /// Visits every regular file below `relative` (skipping `.tmp-*`). With `sizes`, each is
+    /// `lstat`ed for its size; without, the directory entry's type decides and no `stat` is
+    /// made per object (a repository with a few hundred thousand packs is listed on every open).
+    private func walk(relative: String, sizes: Bool, _ visit: (String, Int) -> Void) throws {
         let full = relative.isEmpty ? root : path(relative)
         guard let dir = opendir(full) else {
             if errno == ENOENT || errno == ENOTDIR { return }
@@ -196,36 +197,18 @@ public struct LocalBackend: StorageBackend {
             if n == "." || n == ".." || n.hasPrefix(".tmp-") { continue }
             let rel = relative.isEmpty ? n : relative + "/" + n
             var type = entry.pointee.d_type
-            if type == UInt8(DT_UNKNOWN) {
+            var size = 0
+            if sizes || type == UInt8(DT_UNKNOWN) {
                 var st = Glibc.stat()
-                guard lstat(path(rel), &st) == 0 else { continue }
-                type = (st.st_mode & S_IFMT) == S_IFDIR ? UInt8(DT_DIR) : (st.st_mode & S_IFMT) == S_IFREG ? UInt8(DT_REG) : 0
+                guard lstat(path(rel), &st) == 0 else { continue }   // vanished meanwhile
+                let format = st.st_mode & S_IFMT
+                type = format == S_IFDIR ? UInt8(DT_DIR) : format == S_IFREG ? UInt8(DT_REG) : 0
+                size = Int(st.st_size)
             }
             if type == UInt8(DT_DIR) {
-                try walkNames(relative: rel, into: &out)
+                try walk(relative: rel, sizes: sizes, visit)
             } else if type == UInt8(DT_REG) {
-                out.append(rel)
-            }
-        }
-    }
-
-    private func walk(relative: String, into out: inout [ObjectInfo]) throws {
-        let full = relative.isEmpty ? root : path(relative)
-        guard let dir = opendir(full) else {
-            if errno == ENOENT || errno == ENOTDIR { return }
-            throw Self.error("open directory", full)
-        }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let n = Self.entryName(entry)
-            if n == "." || n == ".." || n.hasPrefix(".tmp-") { continue }
-            let rel = relative.isEmpty ? n : relative + "/" + n
-            var st = Glibc.stat()
-            guard lstat(path(rel), &st) == 0 else { continue }   // vanished meanwhile
-            if (st.st_mode & S_IFMT) == S_IFDIR {
-                try walk(relative: rel, into: &out)
-            } else if (st.st_mode & S_IFMT) == S_IFREG {
-                out.append(ObjectInfo(name: rel, size: Int(st.st_size)))
+                visit(rel, size)
             }
         }
     }

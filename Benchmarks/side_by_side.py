@@ -340,7 +340,7 @@ def svg_chart(data):
     """Grouped bar chart: one panel per corpus, groups = phases, bars = tools, dashed lines for the
     limits on day 1; peak RSS and repository size noted under each panel."""
     head = [data["machine"], ", ".join(data["versions"].values())] + textwrap.wrap(data["command"], 150)
-    W, panel_h, top_pad = 900, 320, 55 + 15 * len(head)
+    W, panel_h, top_pad = 900, 320, 75 + 15 * len(head)
     left, right, plot_h = 60, 170, 200
     plot_w = W - left - right
     tools = [r["tool"] for r in data["corpora"][0]["rows"]] if data["corpora"] else []
@@ -397,12 +397,13 @@ def svg_chart(data):
             "peak RSS: " + ", ".join("%s %.0f MB" % (r["tool"], r["peak_rss_mb"]) for r in c["rows"]))))
         o.append('<text x="%d" y="%d" fill="#333" font-size="11">%s</text>' % (left, ybase + 51, esc(
             "repository size after the series: " + ", ".join("%s %.0f MB" % (r["tool"], r["repo_size_mb"]) for r in c["rows"]))))
-    lx = W - right + 10
-    for ti, n in enumerate(tools):
-        o.append('<rect x="%d" y="%d" width="12" height="12" fill="%s"/>' % (lx, top_pad + 20 + ti * 18, COLORS.get(n, "#888")))
-        o.append('<text x="%d" y="%d">%s</text>' % (lx + 18, top_pad + 31 + ti * 18, esc(n)))
-    o.append('<text x="%d" y="%d" fill="#c53030" font-size="11">dashed: limits on day 1</text>' % (
-        lx, top_pad + 31 + len(tools) * 18 + 6))
+    # Legend: one row between the header and the first panel, clear of the limit labels.
+    ly, lx = top_pad - 12, left
+    for n in tools:
+        o.append('<rect x="%d" y="%d" width="12" height="12" fill="%s"/>' % (lx, ly - 10, COLORS.get(n, "#888")))
+        o.append('<text x="%d" y="%d">%s</text>' % (lx + 18, ly, esc(n)))
+        lx += 30 + 8 * len(n)
+    o.append('<text x="%d" y="%d" fill="#c53030" font-size="11">dashed and dotted lines: limits on day 1</text>' % (lx + 10, ly))
     o.append("</svg>")
     return "\n".join(o) + "\n"
 

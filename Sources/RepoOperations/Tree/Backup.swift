@@ -375,12 +375,27 @@ final class Walker {
         var builder = ContentBuilder { list in
             try session.save(ContentList.encode(list), type: .tree, context: context).id
         }
-        do {
-            while let chunk = try box.reader.next() {
-                let saved = try session.save(chunk, type: .data, context: context)
+        // Chunks are saved in batches so their blob ids are computed together (sixteen lanes;
+        // see HMACBatch); a batch is small enough (16 chunks, 4 MiB) to keep memory flat.
+        var batch: [[UInt8]] = []
+        var batchBytes = 0
+        func flush() throws {
+            let ids = session.blobIDs(of: batch, context: context)
+            for (chunk, id) in zip(batch, ids) {
+                let saved = try session.save(chunk, id: id, type: .data, context: context)
                 try builder.append(ChunkRef(id: saved.id, size: chunk.count))
                 shared.bytesDone.add(chunk.count, ordering: .relaxed)
             }
+            batch = []
+            batchBytes = 0
+        }
+        do {
+            while let chunk = try box.reader.next() {
+                batch.append(chunk)
+                batchBytes += chunk.count
+                if batch.count == 16 || batchBytes >= 4 << 20 { try flush() }
+            }
+            try flush()
         } catch let e as InputReadError {
             return skip(String(cString: strerror(e.code)))
         }

@@ -37,57 +37,34 @@ public struct LocalBackend: StorageBackend {
 
     public func put(_ name: String, data: [UInt8]) throws {
         let target = path(name)
-        let dir = String(target[..<target.lastIndex(of: "/")!])
-        try Self.makeDirectories(dir)
-        let tmp = dir + "/.tmp-" + Self.randomSuffix()
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Self.error("create", tmp) }
-        var ok = false
-        defer {
-            if !ok { unlink(tmp) }
-        }
-        do {
-            try data.withUnsafeBytes { buf in
-                var off = 0
-                while off < buf.count {
-                    let n = write(fd, buf.baseAddress! + off, buf.count - off)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw errno == ENOSPC || errno == EDQUOT ? StorageError.noSpace(name: name) : Self.error("write", tmp)
-                    }
-                    off += n
-                }
-            }
-            if fsync(fd) != 0 { throw errno == ENOSPC ? StorageError.noSpace(name: name) : Self.error("fsync", tmp) }
-        } catch {
-            close(fd)
-            throw error
-        }
-        if close(fd) != 0 { throw Self.error("close", tmp) }
-        if rename(tmp, target) != 0 { throw Self.error("rename", target) }
-        ok = true
-        try Self.syncDirectory(dir)
+        let staged = try StagedFile(backend: self, directory: String(target[..<target.lastIndex(of: "/")!]), label: name)
+        try staged.append(data)
+        try staged.commit(as: name)
     }
 
-    /// Stages into `<root>/.tmp-<random>`; `commit` fsyncs it, renames it into place and
-    /// fsyncs the directory, exactly as `put` does.
+    /// Stages into `<root>/.tmp-<random>` (a pack's final directory depends on its name, known
+    /// only at the end); `commit` publishes it exactly as `put` does.
     public func stage() throws -> StagedObject {
-        try Self.makeDirectories(root)
-        let tmp = root + "/.tmp-" + Self.randomSuffix()
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Self.error("create", tmp) }
-        return StagedFile(backend: self, fd: fd, temporaryPath: tmp)
+        try StagedFile(backend: self, directory: root, label: "a new object in \(root)")
     }
 
-    /// The temporary file behind a staged object.
+    /// A `.tmp-<random>` file in `directory`: appended to, then fsynced, renamed into place and
+    /// the target directory fsynced (`put` and `stage` both write through one).
     final class StagedFile: StagedObject {
         private let backend: LocalBackend
         private var fd: Int32
         private let temporaryPath: String
+        /// What a "no space" error names.
+        private let label: String
+        private var published = false
         private(set) var size = 0
 
-        init(backend: LocalBackend, fd: Int32, temporaryPath: String) {
-            self.backend = backend; self.fd = fd; self.temporaryPath = temporaryPath
+        init(backend: LocalBackend, directory: String, label: String) throws {
+            try LocalBackend.makeDirectories(directory)
+            let tmp = directory + "/.tmp-" + LocalBackend.randomSuffix()
+            let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw LocalBackend.error("create", tmp) }
+            self.backend = backend; self.fd = fd; self.temporaryPath = tmp; self.label = label
         }
 
         deinit { discard() }
@@ -99,7 +76,7 @@ public struct LocalBackend: StorageBackend {
                 let n = write(fd, buf.baseAddress! + off, buf.count - off)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw errno == ENOSPC || errno == EDQUOT ? StorageError.noSpace(name: temporaryPath) : LocalBackend.error("write", temporaryPath)
+                    throw errno == ENOSPC || errno == EDQUOT ? StorageError.noSpace(name: label) : LocalBackend.error("write", temporaryPath)
                 }
                 off += n
             }
@@ -109,20 +86,24 @@ public struct LocalBackend: StorageBackend {
         func commit(as name: String) throws {
             precondition(fd >= 0, "staged object used after commit or discard")
             defer { discard() }
-            if fsync(fd) != 0 { throw errno == ENOSPC ? StorageError.noSpace(name: name) : LocalBackend.error("fsync", temporaryPath) }
+            if fsync(fd) != 0 {
+                throw errno == ENOSPC || errno == EDQUOT ? StorageError.noSpace(name: name) : LocalBackend.error("fsync", temporaryPath)
+            }
             let target = backend.path(name)
             let dir = String(target[..<target.lastIndex(of: "/")!])
             try LocalBackend.makeDirectories(dir)
-            if close(fd) != 0 { fd = -1; throw LocalBackend.error("close", temporaryPath) }
+            let closed = close(fd)
             fd = -1
+            if closed != 0 { throw LocalBackend.error("close", temporaryPath) }
             if rename(temporaryPath, target) != 0 { throw LocalBackend.error("rename", target) }
+            published = true
             try LocalBackend.syncDirectory(dir)
         }
 
-        /// Closes and removes the temporary file (after a commit there is none left to remove).
+        /// Closes and removes the temporary file unless it was renamed into place.
         func discard() {
             if fd >= 0 { close(fd); fd = -1 }
-            unlink(temporaryPath)
+            if !published { unlink(temporaryPath) }
         }
     }
 
@@ -230,7 +211,7 @@ public struct LocalBackend: StorageBackend {
         return .io(operation: op, name: p, reason: String(cString: strerror(e)))
     }
 
-    private static func randomSuffix() -> String {
+    fileprivate static func randomSuffix() -> String {
         var g = SystemRandomNumberGenerator()
         return String(g.next(), radix: 16) + String(g.next(), radix: 16)
     }

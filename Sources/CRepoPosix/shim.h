@@ -19,6 +19,9 @@ static inline ssize_t crepo_lgetxattr(const char *path, const char *name, void *
 static inline int crepo_lsetxattr(const char *path, const char *name, const void *value, size_t size) {
     return lsetxattr(path, name, value, size, 0);
 }
+static inline int crepo_lremovexattr(const char *path, const char *name) {
+    return lremovexattr(path, name);
+}
 
 // Fixes glibc's mmap threshold (see RepoMain.main).
 static inline int crepo_set_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }

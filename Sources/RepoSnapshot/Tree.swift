@@ -92,6 +92,18 @@ public struct Node: Codable, Sendable, Equatable {
         set { (name, nameRaw) = Self.text(newValue) }
     }
 
+    /// Why `name` cannot be one component of a path, or nil when it can (FORMAT.md §14.1): it
+    /// must not be empty, `.` or `..`, and must contain neither `/` nor NUL. Every reader that
+    /// turns a node name into a path (restore, the mount) refuses names that fail this, whatever
+    /// a repository holds, so a crafted or damaged tree cannot reach outside its target.
+    public static func componentProblem(_ name: [UInt8]) -> String? {
+        if name.isEmpty { return "the name is empty" }
+        if name == [0x2E] || name == [0x2E, 0x2E] { return "the name is `\(String(decoding: name, as: UTF8.self))`" }
+        if name.contains(0x2F) { return "the name contains `/`" }
+        if name.contains(0) { return "the name contains a NUL byte" }
+        return nil
+    }
+
     /// The exact bytes of the symlink target.
     public var targetBytes: [UInt8]? {
         get { target.map { Self.bytes(text: $0, raw: targetRaw) } }

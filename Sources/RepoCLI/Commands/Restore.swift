@@ -70,6 +70,23 @@ extension RepoCommand {
             } else if !global.quiet {
                 print("restored \(result.files) files (\(Format.bytes(result.bytes)); \(Format.bytes(result.bytesWritten)) written, \(result.unchangedFiles) already up to date), \(result.dirs) dirs, \(result.symlinks) symlinks, \(result.hardlinks) hard links to \(target)" + (verify ? "; verified \(result.verifiedFiles) files" : ""))
             }
+            if !result.damagedFiles.isEmpty {
+                let n = result.damagedFiles.count
+                throw RepoError(.integrity, "\(n) file\(n == 1 ? " was" : "s were") not restored because data \(n == 1 ? "it needs" : "they need") is damaged or missing in the repository (named above); everything else was restored",
+                                hint: "run `repo check --read-data`; once the repository is repaired, run the same restore again to finish")
+            }
+            if !result.refusedEntries.isEmpty {
+                let n = result.refusedEntries.count
+                throw RepoError(.integrity, "\(n) entr\(n == 1 ? "y" : "ies") of the snapshot could not be restored (named above); everything else was restored",
+                                hint: "names that are not single path components are never written; `repo dump` can still write a stored stream to standard output")
+            }
+            if !result.unmatchedIncludes.isEmpty {
+                throw RepoError(.partial, "--include \(result.unmatchedIncludes.joined(separator: ", ")) matched nothing",
+                                hint: "list the snapshot with `repo ls` to see its paths")
+            }
+            if result.metadataMismatches > 0 {
+                throw RepoError(.partial, "\(result.metadataMismatches) restored entr\(result.metadataMismatches == 1 ? "y differs" : "ies differ") from the snapshot in metadata (see the warnings above); file contents are complete")
+            }
             if result.warnings > 0 {
                 throw RepoError(.partial, "\(result.warnings) metadata item(s) could not be applied (see the warnings above); file contents are complete")
             }

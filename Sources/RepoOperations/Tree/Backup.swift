@@ -136,11 +136,13 @@ final class Walker {
     private var pool: OrderedWorkPool<BackupItem, BackupItem>!
     private var frames: [(node: Node?, previous: (id: BlobID, tree: Tree)?, children: [Node])] = [(nil, nil, [])]
     private let window: Int
+    private let excludePatterns: [PathPattern]
 
     init(backup: Backup, session: WriteSession, shared: Backup.Shared) {
         self.backup = backup; self.session = session; self.shared = shared
         metaContext = session.makeContext()
         window = max(1, backup.workers) * 64
+        excludePatterns = backup.excludes.map(PathPattern.init)
     }
 
     /// A path tree of the targets: intermediate directories lead to the targets.
@@ -186,8 +188,18 @@ final class Walker {
     private func walkTrie(_ trie: PathTrie, path: [UInt8], parent: Tree?) throws {
         for (name, child) in trie.children.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
             let full = path + [UInt8(ascii: "/")] + name
-            let st: FileStatus
+            var st: FileStatus
             do { st = try FileSystem.lstat(full) } catch { skip(error); continue }
+            if !child.isTarget && st.isSymlink {
+                // A symlink on the way to a path the user named (`/srv/current/db.sql` with
+                // `current -> releases/42`): follow it, so what was named is what is stored,
+                // recorded under the path as given, with the directory's own metadata.
+                do { st = try FileSystem.statFollowingLinks(full) } catch { skip(error); continue }
+                guard st.isDirectory else {
+                    skip(PosixError("stat", full, ENOTDIR))
+                    continue
+                }
+            }
             let previous = parent?.node(nameBytes: name)
             if child.isTarget || !st.isDirectory {
                 try visit(path: full, name: name, status: st, previous: previous)
@@ -204,12 +216,16 @@ final class Walker {
     private func walkDirectory(path: [UInt8], names: [[UInt8]], parent: Tree?) throws {
         for name in names.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
             let full = FileSystem.join(path, name)
-            if isExcluded(path: full, name: name) {
+            if isExcluded(path: full, name: name, isDirectory: nil) {
                 shared.counts.withLock { $0.excluded += 1 }
                 continue
             }
             let st: FileStatus
             do { st = try FileSystem.lstat(full) } catch { skip(error); continue }
+            if isExcluded(path: full, name: name, isDirectory: st.isDirectory) {
+                shared.counts.withLock { $0.excluded += 1 }
+                continue
+            }
             try visit(path: full, name: name, status: st, previous: parent?.node(nameBytes: name))
         }
     }
@@ -281,11 +297,12 @@ final class Walker {
         }
     }
 
-    private func isExcluded(path: [UInt8], name: [UInt8]) -> Bool {
-        for pattern in backup.excludes {
-            let subject = pattern.contains("/") ? path : name
-            let hit = FileSystem.withCPath(subject) { fnmatch(pattern, $0, 0) == 0 }
-            if hit { return true }
+    /// Whether an exclude pattern matches. Called before `lstat` with `isDirectory` nil (only
+    /// patterns that do not depend on the type answer, so an excluded entry is not even
+    /// stat'ed) and again after it with the type.
+    private func isExcluded(path: [UInt8], name: [UInt8], isDirectory: Bool?) -> Bool {
+        for pattern in excludePatterns where pattern.directoriesOnly == (isDirectory != nil) {
+            if pattern.matches(path: path, name: name, isDirectory: isDirectory ?? true) { return true }
         }
         return false
     }

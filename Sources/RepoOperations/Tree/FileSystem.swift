@@ -71,6 +71,14 @@ public enum FileSystem {
         return FileStatus(s)
     }
 
+    /// `stat(2)`: like `lstat` but follows symlinks.
+    public static func statFollowingLinks(_ path: [UInt8]) throws(PosixError) -> FileStatus {
+        var s = Glibc.stat()
+        let r = withCPath(path) { fstatat(AT_FDCWD, $0, &s, 0) }
+        guard r == 0 else { throw PosixError("stat", path, errno) }
+        return FileStatus(s)
+    }
+
     public static func fstat(_ fd: Int32, path: [UInt8]) throws(PosixError) -> FileStatus {
         var s = stat()
         guard Glibc.fstat(fd, &s) == 0 else { throw PosixError("fstat", path, errno) }
@@ -106,18 +114,27 @@ public enum FileSystem {
         return Array(buf[0..<n])
     }
 
-    /// Extended attributes of `path` (not following symlinks), sorted by name; empty where the
+    /// Names of the extended attributes of `path` (not following symlinks); empty where the
     /// filesystem has none or does not support them.
-    public static func extendedAttributes(_ path: [UInt8]) -> [ExtendedAttribute] {
-        withCPath(path) { p -> [ExtendedAttribute] in
+    public static func extendedAttributeNames(_ path: [UInt8]) -> [String] {
+        withCPath(path) { p -> [String] in
             let size = crepo_llistxattr(p, nil, 0)
             guard size > 0 else { return [] }
             var names = [CChar](repeating: 0, count: size)
             let got = crepo_llistxattr(p, &names, size)
             guard got > 0 else { return [] }
+            return names[0..<got].split(separator: 0).map { raw in
+                String(decoding: raw.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            }
+        }
+    }
+
+    /// Extended attributes of `path` (not following symlinks), sorted by name; empty where the
+    /// filesystem has none or does not support them.
+    public static func extendedAttributes(_ path: [UInt8]) -> [ExtendedAttribute] {
+        withCPath(path) { p -> [ExtendedAttribute] in
             var out: [ExtendedAttribute] = []
-            for raw in names[0..<got].split(separator: 0) {
-                let name = String(decoding: raw.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            for name in extendedAttributeNames(path) {
                 let len = crepo_lgetxattr(p, name, nil, 0)
                 guard len >= 0 else { continue }
                 var value = [UInt8](repeating: 0, count: len)
@@ -133,6 +150,12 @@ public enum FileSystem {
         let value = attr.valueBytes
         let r = withCPath(path) { p in value.withUnsafeBytes { crepo_lsetxattr(p, attr.name, $0.baseAddress, value.count) } }
         guard r == 0 else { throw PosixError("setxattr \(attr.name) on", path, errno) }
+    }
+
+    /// Removes one extended attribute without following symlinks.
+    public static func removeExtendedAttribute(_ path: [UInt8], name: String) throws(PosixError) {
+        let r = withCPath(path) { crepo_lremovexattr($0, name) }
+        guard r == 0 else { throw PosixError("removexattr \(name) on", path, errno) }
     }
 
     /// Sets access and modification time to `mtime` without following symlinks.

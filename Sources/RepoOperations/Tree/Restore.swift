@@ -17,7 +17,20 @@ import Glibc
 /// needed blobs pack by pack, in pack offset order, on all cores, and write each to every place
 /// it belongs; (5) metadata: owner (as root), mode, xattrs, mtime, hard links, symlinks, and
 /// directories deepest first; (6) with `verify`, re-read every restored file and compare each
-/// chunk's blob id with the snapshot.
+/// chunk's blob id, and its metadata, with the snapshot.
+///
+/// Confinement: every path is the target joined with node names that passed
+/// `Node.componentProblem` (no `..`, `/`, NUL or empty names, whatever the repository holds);
+/// directories are made top-down and anything below the target that is not a real directory
+/// where the snapshot has one (a symlink left by an earlier restore, say) is replaced before
+/// anything is written beneath it; files are opened with `O_NOFOLLOW`. The target itself is
+/// followed if it is a symlink to a directory and refused if it is anything else but a
+/// directory. Another process changing the target while a restore runs is outside this model.
+///
+/// Damage: a blob that cannot be read or decrypted does not stop the restore. Every file that
+/// needs it is removed rather than left at full size with wrong bytes, and named in
+/// `Result.damagedFiles`; everything else is restored. Running the same restore again after the
+/// repository is repaired writes only what is missing.
 public struct Restore {
     public var repository: Repository
     public var workers: Int = defaultWorkerCount
@@ -41,6 +54,20 @@ public struct Restore {
         public var verifiedFiles = 0
         /// Metadata that could not be applied (reported as warnings).
         public var warnings = 0
+        /// Files not restored because data they need is damaged or missing in the repository
+        /// (paths in the target, escaped for display); none of them is left in the target.
+        public var damagedFiles: [String] = []
+        /// Entries of the snapshot refused or unreadable (unsafe names, duplicate names,
+        /// unreadable directory listings or content lists), with the reason.
+        public var refusedEntries: [String] = []
+        /// `--include` patterns that matched nothing.
+        public var unmatchedIncludes: [String] = []
+        /// Files, directories and symlinks whose metadata differed from the snapshot after the
+        /// restore (only with `verify`).
+        public var metadataMismatches = 0
+
+        /// Whether the repository failed to provide something (exit 13 at the CLI).
+        public var hasIntegrityProblems: Bool { !damagedFiles.isEmpty || !refusedEntries.isEmpty }
     }
 
     struct FilePlan {
@@ -60,14 +87,22 @@ public struct Restore {
         var symlinks: [(path: [UInt8], node: Node)] = []
         var hardlinks: [(path: [UInt8], to: Int)] = []      // index into files
         var links: [String: Int] = [:]                      // device:inode → file index
+        /// Entries refused or unreadable while planning, with the reason.
+        var refused: [String] = []
+        /// Indices of the include patterns that matched something.
+        var matched: Set<Int> = []
     }
 
     /// Restores the entries of `tree` into `target`.
+    ///
+    /// - Throws: `RepoError(.failure)` if `target` exists and is not a directory (nor a
+    ///   symlink to one), or on write errors; `.interrupted` when cancelled. Damaged data is
+    ///   reported in the result, not thrown.
     public func run(tree: Tree, snapshotPath: String, target: String) throws -> Result {
         var plan = Plan()
         let dest = Array(FileSystem.normalize(target).utf8)
-        _ = try planTree(tree, snapPath: snapshotPath == "/" ? "" : snapshotPath, dest: dest, forced: includes.isEmpty, plan: &plan)
-        plan.dirs.append((dest, nil))
+        try Self.prepareTarget(dest, display: target)
+        _ = planTree(tree, snapPath: snapshotPath == "/" ? "" : snapshotPath, dest: dest, forced: includes.isEmpty, plan: &plan)
         return try execute(plan)
     }
 
@@ -75,52 +110,104 @@ public struct Restore {
     public func run(node: Node, snapshotPath: String, target: String) throws -> Result {
         var plan = Plan()
         let dest = Array(FileSystem.normalize(target).utf8)
-        plan.dirs.append((dest, nil))
-        try planNode(node, snapPath: snapshotPath, dest: FileSystem.join(dest, node.nameBytes), plan: &plan)
+        try Self.prepareTarget(dest, display: target)
+        if let problem = Node.componentProblem(node.nameBytes) {
+            plan.refused.append("\(snapshotPath): refused: \(problem)")
+        } else {
+            planNode(node, snapPath: snapshotPath, dest: FileSystem.join(dest, node.nameBytes), plan: &plan)
+        }
         return try execute(plan)
+    }
+
+    /// Makes sure `dest` is a directory to restore into: created (with parents) when missing,
+    /// followed when it is a symlink to a directory, refused when it is anything else, so an
+    /// existing file is never replaced.
+    static func prepareTarget(_ dest: [UInt8], display: String) throws {
+        if let st = try? FileSystem.statFollowingLinks(dest) {
+            guard st.isDirectory else {
+                throw RepoError(.failure, "the target \(display) exists and is not a directory; nothing was restored",
+                                hint: "choose a directory (or a path that does not exist yet) for --target")
+            }
+            return
+        }
+        if (try? FileSystem.lstat(dest))?.isSymlink == true {
+            throw RepoError(.failure, "the target \(display) is a symlink to something that does not exist; nothing was restored",
+                            hint: "create the directory it points to, or choose another --target")
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: String(decoding: dest, as: UTF8.self), withIntermediateDirectories: true)
+        } catch {
+            throw RepoError(.failure, "cannot create the target \(display): \(error.localizedDescription)",
+                            hint: "check that its parent exists and is writable")
+        }
     }
 
     // MARK: planning
 
-    private func matches(snapPath: String, name: [UInt8]) -> Bool {
-        includes.contains { pattern in
-            let subject = pattern.contains("/") ? Array(snapPath.utf8) : name
-            return FileSystem.withCPath(subject) { fnmatch(pattern, $0, 0) == 0 }
+    private func matches(snapPath: [UInt8], node: Node, plan: inout Plan) -> Bool {
+        var hit = false
+        for (i, pattern) in includePatterns.enumerated()
+        where pattern.matches(path: snapPath, name: node.nameBytes, isDirectory: node.type == .dir) {
+            plan.matched.insert(i)
+            hit = true
+        }
+        return hit
+    }
+
+    private var includePatterns: [PathPattern] { includes.map(PathPattern.init) }
+
+    /// Loads a directory's tree, or records why it cannot be read (nil).
+    private func subtree(_ node: Node, snapPath: [UInt8], plan: inout Plan) -> Tree? {
+        guard let id = node.subtree else { return Tree(nodes: []) }
+        do { return try repository.loadTree(id) } catch {
+            plan.refused.append("\(PathText.display(snapPath)): directory listing unreadable (\(error)); its contents were not restored")
+            return nil
         }
     }
 
     /// Adds `tree`'s entries; returns whether anything was included.
-    private func planTree(_ tree: Tree, snapPath: String, dest: [UInt8], forced: Bool, plan: inout Plan) throws -> Bool {
+    private func planTree(_ tree: Tree, snapPath: String, dest: [UInt8], forced: Bool, plan: inout Plan) -> Bool {
         var any = false
+        var previous: [UInt8]? = nil
         for node in tree.nodes {
-            let childSnap = snapPath + "/" + String(decoding: node.nameBytes, as: UTF8.self)
-            let childDest = FileSystem.join(dest, node.nameBytes)
-            let included = forced || matches(snapPath: childSnap, name: node.nameBytes)
+            let name = node.nameBytes
+            let childSnapBytes = Array(snapPath.utf8) + [UInt8(ascii: "/")] + name
+            if let problem = Node.componentProblem(name) {
+                plan.refused.append("\(PathText.display(childSnapBytes)): refused: \(problem), so it cannot be restored inside the target")
+                continue
+            }
+            if name == previous {
+                plan.refused.append("\(PathText.display(childSnapBytes)): refused: the directory lists this name twice")
+                continue
+            }
+            previous = name
+            let childSnap = String(decoding: childSnapBytes, as: UTF8.self)
+            let childDest = FileSystem.join(dest, name)
+            let included = matches(snapPath: childSnapBytes, node: node, plan: &plan) || forced
             if node.type == .dir {
-                let sub = try node.subtree.map { try repository.loadTree($0) } ?? Tree(nodes: [])
-                if try planTree(sub, snapPath: childSnap, dest: childDest, forced: included, plan: &plan) || included {
+                guard let sub = subtree(node, snapPath: childSnapBytes, plan: &plan) else { continue }
+                if planTree(sub, snapPath: childSnap, dest: childDest, forced: included, plan: &plan) || included {
                     plan.dirs.append((childDest, node))
                     any = true
                 }
             } else if included {
-                try planNode(node, snapPath: childSnap, dest: childDest, plan: &plan)
+                planNode(node, snapPath: childSnap, dest: childDest, plan: &plan)
                 any = true
             }
         }
         return any
     }
 
-    private func planNode(_ node: Node, snapPath: String, dest: [UInt8], plan: inout Plan) throws {
+    private func planNode(_ node: Node, snapPath: String, dest: [UInt8], plan: inout Plan) {
         switch node.type {
         case .symlink:
             plan.symlinks.append((dest, node))
         case .dir:
-            let sub = try node.subtree.map { try repository.loadTree($0) } ?? Tree(nodes: [])
-            _ = try planTree(sub, snapPath: snapPath, dest: dest, forced: true, plan: &plan)
+            guard let sub = subtree(node, snapPath: Array(snapPath.utf8), plan: &plan) else { return }
+            _ = planTree(sub, snapPath: snapPath, dest: dest, forced: true, plan: &plan)
             plan.dirs.append((dest, node))
         case .file:
-            if let links = node.links, links > 1, let inode = node.inode, let device = node.device {
-                let key = "\(device):\(inode)"
+            if let key = node.linkKey {
                 if let first = plan.links[key] {
                     plan.hardlinks.append((dest, first))
                     return
@@ -129,13 +216,21 @@ public struct Restore {
             }
             var chunks: [ChunkRef] = []
             var it = ContentIterator(content: node.content ?? .chunks([]), repository: repository)
-            while let c = try it.next() { chunks.append(c) }
+            do {
+                while let c = try it.next() { chunks.append(c) }
+            } catch {
+                plan.refused.append("\(snapPath): content list unreadable (\(error)); the file was not restored")
+                if let key = node.linkKey, plan.links[key] == plan.files.count { plan.links[key] = nil }
+                return
+            }
             var offsets: [Int] = []
             offsets.reserveCapacity(chunks.count)
             var at = 0
             for c in chunks { offsets.append(at); at += c.size }
             if let size = node.size, size != at {
-                throw RepoError(.integrity, "\(PathText.display(dest)): content list covers \(at) bytes, the node says \(size)")
+                plan.refused.append("\(snapPath): content list covers \(at) bytes, the node says \(size); the file was not restored")
+                if let key = node.linkKey, plan.links[key] == plan.files.count { plan.links[key] = nil }
+                return
             }
             plan.files.append(FilePlan(path: dest, node: node, chunks: chunks, offsets: offsets))
         }
@@ -149,8 +244,8 @@ public struct Restore {
         let written = Atomic<Int>(0)
         let totalBytes = plan.files.reduce(0) { $0 + ($1.node.size ?? 0) }
 
-        // 2. Directories (any order: mkdir -p creates parents).
-        for (path, _) in plan.dirs { try makeDirectory(path) }
+        // 2. Directories, parents first (plan.dirs is post-order), below the prepared target.
+        for (path, node) in plan.dirs.reversed() where node != nil { try makeDirectory(path) }
         try checkCancelled()
 
         // 3. Prepare files: create or compare.
@@ -171,11 +266,14 @@ public struct Restore {
                 targets[ref.id, default: []].append((f, c))
             }
         }
+        // A blob that cannot be had is recorded against the files that need it; the rest goes on.
+        let damagedBlobs = Mutex<[BlobID: String]>([:])
         var byPack: [Hash256: [(loc: BlobLocation, id: BlobID)]] = [:]
         let locations = try repository.catalog.lookup(Array(targets.keys))
         for id in targets.keys {
             guard let loc = locations[id] else {
-                throw RepoError(.integrity, "blob \(id.hex) is referenced but not in the index", hint: "run `repo check`")
+                damagedBlobs.withLock { $0[id] = "chunk \(id.shortHex) is not in the index" }
+                continue
             }
             byPack[loc.pack, default: []].append((loc, id))
         }
@@ -184,12 +282,15 @@ public struct Restore {
         let repo = repository
         try parallelFor(packs.count) { p, reader in
             let blobs = byPack[packs[p]]!.sorted { $0.loc.entry.offset < $1.loc.entry.offset }
-            try Self.readPack(blobs, repository: repo, reader: reader) { id, bytes in
+            try Self.readPack(blobs, repository: repo, reader: reader, failed: { id, why in
+                damagedBlobs.withLock { $0[id] = why }
+            }) { id, bytes in
                 for t in targets[id]! {
                     let file = files[t.file]
                     let ref = file.chunks[t.chunk]
                     guard bytes.count == ref.size else {
-                        throw RepoError(.integrity, "chunk \(id.shortHex) has \(bytes.count) bytes, the content list says \(ref.size)")
+                        damagedBlobs.withLock { $0[id] = "chunk \(id.shortHex) has \(bytes.count) bytes, the content list says \(ref.size)" }
+                        return
                     }
                     let n = try Self.write(bytes, to: file.path, at: file.offsets[t.chunk], sparse: file.isNew)
                     written.add(n, ordering: .relaxed)
@@ -198,14 +299,34 @@ public struct Restore {
             progress?(ProgressReport(bytes: written.load(ordering: .relaxed), totalBytes: totalBytes))
         }
 
+        // Files that need a damaged blob are removed: none may look complete when it is not.
+        let badBlobs = damagedBlobs.withLock { $0 }
+        var damaged = Set<Int>()
+        var damagedNames: [String] = []
+        if !badBlobs.isEmpty {
+            for (id, _) in badBlobs { for t in targets[id] ?? [] { damaged.insert(t.file) } }
+            for i in damaged.sorted() {
+                let why = files[i].chunks.lazy.compactMap { badBlobs[$0.id] }.first ?? "damaged"
+                try? FileSystem.remove(files[i].path)
+                damagedNames.append(PathText.display(files[i].path))
+                warn("\(PathText.display(files[i].path)): not restored: \(why)")
+            }
+        }
+
         // 5. Metadata.
         let isRoot = geteuid() == 0
         try parallelFor(files.count) { i, _ in
+            if damaged.contains(i) { return }
             let n = self.applyMetadata(files[i].node, path: files[i].path, isRoot: isRoot)
             if n > 0 { result.withLock { $0.warnings += n } }
         }
         for (path, first) in plan.hardlinks {
             try? FileSystem.remove(path)
+            if damaged.contains(first) {
+                damagedNames.append(PathText.display(path))
+                warn("\(PathText.display(path)): not restored: it is a hard link to \(PathText.display(files[first].path)), which is damaged")
+                continue
+            }
             let r = FileSystem.withCPath(files[first].path) { from in FileSystem.withCPath(path) { link(from, $0) } }
             guard r == 0 else { throw RepoError(.failure, PosixError("link", path, errno).description) }
         }
@@ -227,15 +348,26 @@ public struct Restore {
             if n > 0 { result.withLock { $0.warnings += n } }
         }
 
-        // 6. Verify.
+        // 6. Verify: content of every restored file, metadata of every restored entry.
+        var metadataMismatches = 0
         if verify {
             let bad = Mutex<[String]>([])
             try parallelFor(files.count) { i, _ in
+                if damaged.contains(i) { return }
                 if let problem = Self.verify(files[i], hmac: HMACSHA256(key: idKey)) {
                     bad.withLock { $0.append(problem) }
                 }
             }
             let problems = bad.withLock { $0 }
+            var entries: [(path: [UInt8], node: Node)] = files.indices.filter { !damaged.contains($0) }.map { (files[$0].path, files[$0].node) }
+            entries += plan.symlinks
+            entries += plan.dirs.compactMap { d in d.node.map { (d.path, $0) } }
+            var metadata: [String] = []
+            for e in entries {
+                if let m = MetadataCheck.difference(e.node, path: e.path, isRoot: isRoot) { metadata.append(m) }
+            }
+            metadataMismatches = metadata.count
+            for m in metadata.prefix(20) { warn(m) }
             if !problems.isEmpty {
                 for p in problems.prefix(20) { warn(p) }
                 throw RepoError(.integrity, "verification failed for \(problems.count) restored file\(problems.count == 1 ? "" : "s")",
@@ -251,7 +383,14 @@ public struct Restore {
         r.unchangedFiles = files.filter { !$0.isNew && !$0.needed.contains(true) }.count
         r.bytes = totalBytes
         r.bytesWritten = written.load(ordering: .relaxed)
-        r.verifiedFiles = verify ? files.count : 0
+        r.verifiedFiles = verify ? files.count - damaged.count : 0
+        r.damagedFiles = damagedNames
+        r.refusedEntries = plan.refused
+        for entry in plan.refused { warn(entry) }
+        r.unmatchedIncludes = includes.indices.filter { !plan.matched.contains($0) }.map { includes[$0] }
+        for pattern in r.unmatchedIncludes { warn("--include \(pattern) matched nothing in the snapshot") }
+        r.metadataMismatches = metadataMismatches
+        r.warnings += metadataMismatches
         return r
     }
 
@@ -261,28 +400,19 @@ public struct Restore {
         }
     }
 
+    /// Makes `path` a real directory. Its parent is already one (directories are made
+    /// top-down below a prepared target), so one `mkdir` suffices; whatever else is there (a
+    /// file, or a symlink that would lead writes outside the target) is removed first.
     private func makeDirectory(_ path: [UInt8]) throws {
         if let st = try? FileSystem.lstat(path) {
             if st.isDirectory { return }
-            try? FileSystem.remove(path)
-        }
-        var parent = path
-        while let last = parent.lastIndex(of: UInt8(ascii: "/")), last > 0 {
-            parent = Array(parent[0..<last])
-            if (try? FileSystem.lstat(parent))?.isDirectory == true { break }
-        }
-        // Create each missing component from the top down.
-        var at = 0
-        while at < path.count {
-            let next = path[(at + 1)...].firstIndex(of: UInt8(ascii: "/")) ?? path.count
-            let prefix = Array(path[0..<next])
-            if !prefix.isEmpty, (try? FileSystem.lstat(prefix))?.isDirectory != true {
-                if FileSystem.withCPath(prefix, { mkdir($0, 0o777) }) != 0 && errno != EEXIST {
-                    throw RepoError(.failure, "cannot create \(PathText.display(prefix)): \(String(cString: strerror(errno)))",
-                                    hint: "check that the target is writable")
-                }
+            do { try FileSystem.remove(path) } catch {
+                throw RepoError(.failure, "cannot replace \(PathText.display(path)) with a directory: \(error)")
             }
-            at = next
+        }
+        if FileSystem.withCPath(path, { mkdir($0, 0o700) }) != 0 {
+            throw RepoError(.failure, "cannot create \(PathText.display(path)): \(String(cString: strerror(errno)))",
+                            hint: "check that the target is writable")
         }
     }
 
@@ -385,8 +515,10 @@ public struct Restore {
 
     /// Reads the blobs of one pack in offset order, coalescing nearby blobs into one ranged
     /// read, and hands each decrypted blob to `body`.
+    /// A blob that cannot be read or decrypted goes to `failed` with the reason, and the rest
+    /// of the pack is still read.
     static func readPack(_ blobs: [(loc: BlobLocation, id: BlobID)], repository: Repository, reader: PackReader,
-                         body: (BlobID, [UInt8]) throws -> Void) throws {
+                         failed: (BlobID, String) -> Void, body: (BlobID, [UInt8]) throws -> Void) throws {
         var i = 0
         let name = PackDescriptor.objectName(blobs[0].loc.pack)
         while i < blobs.count {
@@ -399,13 +531,25 @@ public struct Restore {
             }
             let span: [UInt8]
             do { span = try repository.backend.get(name, range: start..<end) } catch {
-                throw RepoError(.integrity, "reading pack \(blobs[i].loc.pack.hex): \(error)", hint: "run `repo check --read-data`")
+                for k in i..<j { failed(blobs[k].id, "pack \(blobs[i].loc.pack.shortHex) cannot be read: \(error)") }
+                i = j
+                continue
             }
             for k in i..<j {
                 let e = blobs[k].loc.entry
-                let plain = try span.withUnsafeBytes {
-                    try reader.open(UnsafeRawBufferPointer(rebasing: $0[(e.offset - start)..<(e.offset - start + e.length)]),
-                                    entry: e, packSalt: blobs[k].loc.packSalt, pack: blobs[k].loc.pack)
+                guard e.offset - start + e.length <= span.count else {
+                    failed(blobs[k].id, "pack \(blobs[k].loc.pack.shortHex) is shorter than its index says")
+                    continue
+                }
+                let plain: [UInt8]
+                do {
+                    plain = try span.withUnsafeBytes {
+                        try reader.open(UnsafeRawBufferPointer(rebasing: $0[(e.offset - start)..<(e.offset - start + e.length)]),
+                                        entry: e, packSalt: blobs[k].loc.packSalt, pack: blobs[k].loc.pack)
+                    }
+                } catch {
+                    failed(blobs[k].id, "chunk \(blobs[k].id.shortHex) in pack \(blobs[k].loc.pack.shortHex) is damaged: \(error)")
+                    continue
                 }
                 try body(blobs[k].id, plain)
             }
@@ -419,6 +563,11 @@ public struct Restore {
         func note(_ what: String) { failures += 1; warn("\(PathText.display(path)): \(what)") }
         if isRoot, let uid = node.uid, let gid = node.gid {
             if FileSystem.withCPath(path, { lchown($0, uid, gid) }) != 0 { note("cannot set owner: \(String(cString: strerror(errno)))") }
+        }
+        // Extended attributes (and so POSIX ACLs) converge on the snapshot's: extra ones go.
+        let wanted = Set((node.xattrs ?? []).map(\.name))
+        for name in FileSystem.extendedAttributeNames(path) where !wanted.contains(name) && MetadataCheck.isRestorable(name) {
+            do { try FileSystem.removeExtendedAttribute(path, name: name) } catch { note("\(error)") }
         }
         for attr in node.xattrs ?? [] {
             do { try FileSystem.setExtendedAttribute(path, attr) } catch { note("\(error)") }
@@ -498,3 +647,12 @@ public struct Restore {
     }
 }
 
+
+extension Node {
+    /// `device:inode` of a file with more than one link (hard links restore as links to the
+    /// first of them), nil otherwise.
+    var linkKey: String? {
+        guard let links, links > 1, let inode, let device else { return nil }
+        return "\(device):\(inode)"
+    }
+}

@@ -1,0 +1,39 @@
+import XCTest
+import Foundation
+
+extension Fixture {
+    /// Runs `/bin/sh -c script` with the fixture's environment; returns status and stdout.
+    @discardableResult
+    func shell(_ script: String, env: [String: String] = [:]) throws -> (status: Int32, out: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", script]
+        p.environment = environment.merging(env) { $1 }
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// SHA-256 of every regular file under `root`, by path relative to it (Python's os.walk,
+    /// independent of the code under test).
+    func fileHashes(_ root: String) throws -> [String: String] {
+        let script = """
+            import os, sys, json, hashlib
+            root = sys.argv[1]; out = {}
+            for d, dirs, files in os.walk(root):
+                for f in files:
+                    p = os.path.join(d, f)
+                    if os.path.islink(p): continue
+                    out[os.path.relpath(p, root)] = hashlib.sha256(open(p, 'rb').read()).hexdigest()
+            print(json.dumps(out))
+            """
+        let path = dir + "/hashes-\(UUID().uuidString).py"
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try shell("python3 '\(path)' '\(root)'")
+        XCTAssertEqual(r.status, 0)
+        return try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: String] ?? [:]
+    }
+}

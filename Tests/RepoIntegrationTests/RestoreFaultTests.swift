@@ -1,0 +1,150 @@
+import XCTest
+import Foundation
+
+/// Restore and backup on hostile or damaged ground: targets that are files or symlinks, paths
+/// through symlinks, damaged blobs, trailing-slash patterns and metadata that must converge.
+final class RestoreFaultTests: XCTestCase {
+    var fx: Fixture!
+
+    override func setUpWithError() throws {
+        fx = Fixture()
+        try fx.initRepo(["--chunk-avg", "64KiB"])
+    }
+
+    /// A few files under `src`, backed up; returns src.
+    func backedUpTree(files: Int = 3, size: Int = 20_000) throws -> String {
+        let src = fx.dir + "/src"
+        try FileManager.default.createDirectory(atPath: src + "/d", withIntermediateDirectories: true)
+        for i in 0..<files { FileManager.default.createFile(atPath: src + "/d/f\(i).bin", contents: TestData.random(size)) }
+        try fx.ok(["backup", src])
+        return src
+    }
+
+    func testTargetThatIsAFileIsRefusedAndKept() throws {
+        _ = try backedUpTree()
+        let target = fx.file("precious.txt", Data("keep me\n".utf8))
+        let r = try fx.run(["restore", "latest", "--target", target])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("is not a directory"), r.stderr)
+        XCTAssertEqual(FileManager.default.contents(atPath: target), Data("keep me\n".utf8))
+    }
+
+    func testTargetThatIsASymlinkToADirectoryIsFollowed() throws {
+        let src = try backedUpTree()
+        let real = fx.dir + "/real"
+        try FileManager.default.createDirectory(atPath: real, withIntermediateDirectories: true)
+        let link = fx.dir + "/link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: real)
+        for _ in 0..<2 {     // a second run lands in the same place
+            let r = try fx.run(["restore", "latest", "--target", link])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: link), real)
+            XCTAssertEqual(try fx.fileHashes(real + src), try fx.fileHashes(src))
+        }
+        // A dangling symlink is refused, not replaced.
+        let dangling = fx.dir + "/dangling"
+        try FileManager.default.createSymbolicLink(atPath: dangling, withDestinationPath: fx.dir + "/nowhere")
+        let r = try fx.run(["restore", "latest", "--target", dangling])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: dangling), fx.dir + "/nowhere")
+    }
+
+    func testBackupThroughASymlinkedDirectoryStoresTheFile() throws {
+        let real = fx.dir + "/releases/42"
+        try FileManager.default.createDirectory(atPath: real, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: real + "/file.txt", contents: Data("the content\n".utf8))
+        try FileManager.default.createSymbolicLink(atPath: fx.dir + "/current", withDestinationPath: real)
+        let named = fx.dir + "/current/file.txt"
+        let b = try fx.run(["backup", named, "--json"])
+        XCTAssertEqual(b.status, 0, b.stderr)
+        XCTAssertEqual(try fx.ok(["dump", "latest", named]).stdout, Data("the content\n".utf8))
+        let ls = try fx.ok(["ls", "latest"]).out
+        XCTAssertTrue(ls.contains("\(fx.dir)/current/file.txt"), ls)
+        XCTAssertFalse(ls.contains(" -> "), "stored a symlink instead of the file:\n\(ls)")
+
+        // A symlink on the way that leads nowhere: the named path does not exist, nothing saved.
+        try FileManager.default.createSymbolicLink(atPath: fx.dir + "/broken", withDestinationPath: fx.dir + "/nowhere")
+        let before = try fx.snapshots().count
+        let missing = try fx.run(["backup", fx.dir + "/broken/file.txt"])
+        XCTAssertEqual(missing.status, 1, missing.stderr)
+        XCTAssertEqual(try fx.snapshots().count, before)
+    }
+
+    func testDamagedBlobRestoresEverythingElseAndRemovesDamagedFiles() throws {
+        let src = try backedUpTree(files: 40, size: 30_000)
+        // The largest pack holds file data; flip one byte of its first blob.
+        let pack = fx.packFiles().max { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int ?? 0) ?? 0 < (try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int ?? 0) ?? 0 }!
+        let original = FileManager.default.contents(atPath: pack)!
+        var damaged = original
+        damaged[100] ^= 0x40
+        try damaged.write(to: URL(fileURLWithPath: pack))
+
+        let target = fx.dir + "/out"
+        let r = try fx.run(["restore", "latest", "--target", target, "--json"])
+        XCTAssertEqual(r.status, 13, r.stderr)
+        let want = try fx.fileHashes(src)
+        let got = try fx.fileHashes(target + src)
+        XCTAssertGreaterThan(got.count, 30, "most files should be restored")
+        XCTAssertLessThan(got.count, 40, "the damaged file must not be left in place")
+        for (path, hash) in got { XCTAssertEqual(hash, want[path], "\(path) was restored with wrong bytes") }
+        let out = try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any] ?? [:]
+        let named = out["damagedFiles"] as? [String] ?? []
+        XCTAssertEqual(named.count, 40 - got.count)
+        for n in named { XCTAssertTrue(r.stderr.contains(n), "damaged file \(n) not named on stderr") }
+
+        // After repair (the pack put back) the same restore finishes the job.
+        try original.write(to: URL(fileURLWithPath: pack))
+        let again = try fx.run(["restore", "latest", "--target", target])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(try fx.fileHashes(target + src), want)
+    }
+
+    func testTrailingSlashPatterns() throws {
+        let src = fx.dir + "/src"
+        for p in ["keep/a.txt", "cache/junk.txt", "sub/cache/junk2.txt", "dir/x.txt", "other/y.txt"] {
+            try FileManager.default.createDirectory(atPath: (src + "/" + p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: src + "/" + p, contents: Data(p.utf8))
+        }
+        FileManager.default.createFile(atPath: src + "/cache-file", contents: Data("a file named like the dir".utf8))
+        FileManager.default.createFile(atPath: src + "/keep/cache", contents: Data("a file named cache".utf8))
+        try fx.ok(["backup", src, "--exclude", "cache/"])
+        let ls = try fx.ok(["ls", "latest"]).out
+        XCTAssertFalse(ls.contains("junk"), "cache/ did not exclude the directories:\n\(ls)")
+        XCTAssertTrue(ls.contains("\(src)/keep/cache"), "cache/ must not exclude a file named cache")
+
+        let target = fx.dir + "/out"
+        let r = try fx.run(["restore", "latest", "--target", target, "--include", src + "/dir/"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(Array(try fx.fileHashes(target + src).keys), ["dir/x.txt"])
+
+        let none = try fx.run(["restore", "latest", "--target", fx.dir + "/out2", "--include", src + "/nothing-here/", "--include", "*.txt"])
+        XCTAssertEqual(none.status, 3, none.stderr)
+        XCTAssertTrue(none.stderr.contains("nothing-here"), none.stderr)
+    }
+
+    func testRestoreOverExistingTreeConvergesOnSnapshotMetadata() throws {
+        let src = fx.dir + "/src"
+        try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: src + "/f.txt", contents: Data("data\n".utf8))
+        XCTAssertEqual(try fx.shell("python3 -c \"import os; os.setxattr('\(src)/f.txt', 'user.kept', b'v1')\"").status, 0)
+        try fx.ok(["backup", src])
+        let target = fx.dir + "/out"
+        try fx.ok(["restore", "latest", "--target", target])
+        let f = target + src + "/f.txt"
+        // Someone adds an xattr and an ACL granting uid 1234 rwx, and changes the kept one.
+        let acl = """
+            import os, struct
+            e = lambda tag, perm, id=0xffffffff: struct.pack('<HHI', tag, perm, id)
+            acl = struct.pack('<I', 2) + e(1, 6) + e(2, 7, 1234) + e(4, 4) + e(0x10, 7) + e(0x20, 4)
+            os.setxattr('\(f)', 'system.posix_acl_access', acl)
+            os.setxattr('\(f)', 'user.extra', b'x')
+            os.setxattr('\(f)', 'user.kept', b'changed')
+            """
+        try acl.write(toFile: fx.dir + "/acl.py", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try fx.shell("python3 '\(fx.dir)/acl.py'").status, 0)
+        let r = try fx.run(["restore", "latest", "--target", target, "--verify"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let names = try fx.shell("python3 -c \"import os; print(sorted(os.listxattr('\(f)')), os.getxattr('\(f)', 'user.kept'))\"").out
+        XCTAssertEqual(names.trimmingCharacters(in: .whitespacesAndNewlines), "['user.kept'] b'v1'")
+    }
+}

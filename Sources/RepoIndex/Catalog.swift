@@ -1,6 +1,7 @@
 public import RepoPrimitives
 import GRDB
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,6 +9,8 @@ import Glibc
 /// Errors of the local catalog.
 public struct CatalogError: Error, CustomStringConvertible {
     public var description: String
+    /// The catalog's contents are damaged (as opposed to, say, a newer schema).
+    public var isDamage = false
 }
 
 /// The local SQLite catalog: a materialized, rebuildable view of the repository's index
@@ -17,7 +20,8 @@ public struct CatalogError: Error, CustomStringConvertible {
 /// from pack headers for packs no segment lists). Several processes may use one catalog at once
 /// (WAL mode, busy timeout). Thread-safe.
 public final class Catalog: Sendable {
-    private let pool: DatabasePool
+    private let current: Mutex<DatabasePool>
+    private var pool: DatabasePool { current.withLock { $0 } }
     public let path: String
     /// The persisted membership filter (see `FilterFile`).
     var filterPath: String { path + "-filter" }
@@ -26,17 +30,48 @@ public final class Catalog: Sendable {
     /// catalog of this schema version is deleted and recreated: it is only a cache.
     public init(path: String) throws {
         self.path = path
+        let pool: DatabasePool
         do {
             pool = try Self.openPool(path)
         } catch {
-            for suffix in ["", "-wal", "-shm", "-filter"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            Self.removeFiles(path)
+            pool = try Self.openPool(path)
+        }
+        current = Mutex(pool)
+    }
+
+    private static func removeFiles(_ path: String) {
+        for suffix in ["", "-wal", "-shm", "-filter"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    }
+
+    /// Deletes the catalog's files and starts an empty one at the same path (after damage was
+    /// found: the repository layer then refills it). Connections of other processes keep the
+    /// old, unlinked file until they close.
+    public func recreate() throws {
+        try current.withLock { pool in
+            try? pool.close()
+            Self.removeFiles(path)
             pool = try Self.openPool(path)
         }
     }
 
+    /// Whether `error` came from the cache itself (SQLite, or the catalog's own checks) rather
+    /// than from the repository: such errors must never be reported as repository damage.
+    public static func isCacheError(_ error: Error) -> Bool {
+        error is DatabaseError || error is CatalogError
+    }
+
+    /// Whether `error` says the catalog file is damaged (not merely unwritable).
+    public static func isDamage(_ error: Error) -> Bool {
+        if let e = error as? DatabaseError { return e.resultCode == .SQLITE_CORRUPT || e.resultCode == .SQLITE_NOTADB }
+        if let e = error as? CatalogError { return e.isDamage }
+        return false
+    }
+
     /// 2: pack row ids never repeat (AUTOINCREMENT) and a `meta` table holds the catalog's epoch,
     /// so the persisted membership filter can be extended by pack row id.
-    static let schemaVersion = 2
+    /// 3: cached snapshot bodies carry an XXH3-64 checksum, checked on every read.
+    static let schemaVersion = 3
 
     private static func openPool(_ path: String) throws -> DatabasePool {
         var config = Configuration()
@@ -71,7 +106,7 @@ public final class Catalog: Sendable {
                     ) WITHOUT ROWID;
                     CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs(pid);
                     CREATE INDEX IF NOT EXISTS packs_unindexed ON packs(pid) WHERE segment IS NULL;
-                    CREATE TABLE IF NOT EXISTS snapshots (name TEXT PRIMARY KEY, body BLOB NOT NULL);
+                    CREATE TABLE IF NOT EXISTS snapshots (name TEXT PRIMARY KEY, body BLOB NOT NULL, sum INTEGER NOT NULL);
                     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
                     PRAGMA user_version = \(schemaVersion);
                     """)
@@ -297,12 +332,15 @@ public final class Catalog: Sendable {
 
     // MARK: snapshots
 
-    /// Cached decrypted snapshot bodies by object name.
+    /// Cached decrypted snapshot bodies by object name. A body whose checksum does not match
+    /// (a damaged cache) is left out, so the caller reads it from the repository again.
     public func cachedSnapshots() throws -> [String: [UInt8]] {
         try pool.read { db in
             var out: [String: [UInt8]] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT name, body FROM snapshots") {
-                out[row["name"]] = [UInt8](row["body"] as Data)
+            for row in try Row.fetchAll(db, sql: "SELECT name, body, sum FROM snapshots") {
+                let body = [UInt8](row["body"] as Data)
+                let sum: Int64 = row["sum"]
+                if UInt64(bitPattern: sum) == XXH3.hash(body) { out[row["name"]] = body }
             }
             return out
         }
@@ -310,7 +348,8 @@ public final class Catalog: Sendable {
 
     public func cacheSnapshot(name: String, body: [UInt8]) throws {
         try pool.write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO snapshots(name, body) VALUES (?, ?)", arguments: [name, Data(body)])
+            try db.execute(sql: "INSERT OR REPLACE INTO snapshots(name, body, sum) VALUES (?, ?, ?)",
+                           arguments: [name, Data(body), Int64(bitPattern: XXH3.hash(body))])
         }
     }
 

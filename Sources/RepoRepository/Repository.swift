@@ -15,6 +15,8 @@ public final class Repository: Sendable {
     public let chunker: FastCDC
     /// Receives warnings (damaged segments, stale locks…); the CLI prints them on stderr.
     public let warn: @Sendable (String) -> Void
+    /// Whether `relocate` has rebuilt the catalog in this process.
+    private let catalogRebuild = Mutex(false)
 
     init(backend: StorageBackend, config: RepositoryConfig, key: MasterKey, catalog: Catalog,
          warn: @escaping @Sendable (String) -> Void) {
@@ -73,17 +75,53 @@ public final class Repository: Sendable {
         if let reason = config.chunker.invalidReason { throw RepoError(.integrity, "repository config: \(reason)") }
         let key = try unlock(backend: backend, config: config, password: password)
         let dir = cacheDirectory + "/" + config.id.hex
+        // The catalog is a cache (FORMAT.md §20): one that is damaged is rebuilt, and one that
+        // cannot be written is replaced by a temporary one for this process. Either way the
+        // answers come from the repository, never from a stale or broken cache.
         do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        } catch {
-            throw RepoError(.failure, "cannot create the cache directory \(dir): \(error.localizedDescription)",
-                            hint: "pass --cache-dir DIR (or REPO_CACHE_DIR) pointing to a writable directory")
+            return try openCatalog(in: dir, backend: backend, config: config, key: key, warn: warn)
+        } catch let error where Catalog.isDamage(error) {
+            warn("the local cache \(dir) was damaged (\(error)); rebuilding it from the repository")
+            do {
+                let catalog = try Catalog(path: dir + "/catalog.sqlite")
+                try catalog.recreate()
+                let repo = Repository(backend: backend, config: config, key: key, catalog: catalog, warn: warn)
+                try repo.synchronizeCatalog()
+                return repo
+            } catch let error where isCacheProblem(error) {
+                return try openTemporaryCatalog(backend: backend, config: config, key: key, warn: warn, dir: dir, error: error)
+            }
+        } catch let error where isCacheProblem(error) {
+            return try openTemporaryCatalog(backend: backend, config: config, key: key, warn: warn, dir: dir, error: error)
         }
-        let catalog: Catalog
-        do { catalog = try Catalog(path: dir + "/catalog.sqlite") } catch {
-            throw RepoError(.failure, "cannot open the catalog in \(dir): \(error)",
-                            hint: "delete \(dir); it is a cache and is rebuilt from the repository")
+    }
+
+    /// Errors of the local cache (SQLite, its files), as opposed to the repository's.
+    static func isCacheProblem(_ error: Error) -> Bool {
+        Catalog.isCacheError(error) || error is CocoaError || error is LocalCacheError
+    }
+
+    struct LocalCacheError: Error, CustomStringConvertible { var description: String }
+
+    private static func openCatalog(in dir: String, backend: StorageBackend, config: RepositoryConfig, key: MasterKey,
+                                    warn: @escaping @Sendable (String) -> Void) throws -> Repository {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        guard access(dir, W_OK) == 0 else {
+            throw LocalCacheError(description: "the directory is not writable: \(String(cString: strerror(errno)))")
         }
+        let catalog = try Catalog(path: dir + "/catalog.sqlite")
+        let repo = Repository(backend: backend, config: config, key: key, catalog: catalog, warn: warn)
+        try repo.synchronizeCatalog()
+        return repo
+    }
+
+    /// A catalog in a fresh temporary directory, removed when the process exits.
+    private static func openTemporaryCatalog(backend: StorageBackend, config: RepositoryConfig, key: MasterKey,
+                                             warn: @escaping @Sendable (String) -> Void, dir: String, error: Error) throws -> Repository {
+        warn("the local cache \(dir) cannot be used (\(error)); this command uses a temporary cache and may be slower "
+             + "(make the directory writable, or pass --cache-dir / REPO_CACHE_DIR)")
+        let tmp = TemporaryDirectories.make(prefix: "repo-cache-")
+        let catalog = try Catalog(path: tmp + "/catalog.sqlite")
         let repo = Repository(backend: backend, config: config, key: key, catalog: catalog, warn: warn)
         try repo.synchronizeCatalog()
         return repo
@@ -218,16 +256,17 @@ public final class Repository: Sendable {
             guard let id = Hash256(hex: hex) else { continue }
             seen.insert(hex)
             if let body = cached[hex] { out.append((id, body)); continue }
-            do {
-                let body = try loadObject(info.name, kind: .snapshot)
-                try catalog.cacheSnapshot(name: hex, body: body)
-                out.append((id, body))
-            } catch {
+            let body: [UInt8]
+            do { body = try loadObject(info.name, kind: .snapshot) } catch {
                 warn("snapshot \(hex) is unreadable and was skipped: \(error)")
+                continue
             }
+            out.append((id, body))
+            // Caching is an optimisation: a cache that cannot take it changes no answer.
+            try? catalog.cacheSnapshot(name: hex, body: body)
         }
         let gone = cached.keys.filter { !seen.contains($0) }
-        if !gone.isEmpty { try catalog.uncacheSnapshots(gone) }
+        if !gone.isEmpty { try? catalog.uncacheSnapshots(gone) }
         return out
     }
 
@@ -236,13 +275,58 @@ public final class Repository: Sendable {
     /// Where a blob is stored; nil if the index has no such blob.
     public func locate(_ id: BlobID) throws -> BlobLocation? { try catalog.lookup(id) }
 
-    /// Reads and decrypts one blob. `reader` is the calling thread's `PackReader`.
-    public func loadBlob(_ id: BlobID, reader: PackReader) throws -> [UInt8] {
-        guard let loc = try locate(id) else {
-            throw RepoError(.integrity, "blob \(id.hex) is referenced but not in the index",
-                            hint: "run `repo check` for the full picture")
+    /// Where many blobs are stored (ids the index lacks are left out). A catalog that fails
+    /// to answer is rebuilt from the repository once and asked again.
+    public func locate(_ ids: [BlobID]) throws -> [BlobID: BlobLocation] {
+        do { return try catalog.lookup(ids) } catch where Self.isCacheProblem(error) {
+            if let first = ids.first { _ = try relocate(first, after: nil) }
+            return try catalog.lookup(ids)
         }
-        return try loadBlob(at: loc, reader: reader)
+    }
+
+    /// Reads and decrypts one blob. `reader` is the calling thread's `PackReader`.
+    ///
+    /// When the blob cannot be found or read, the local catalog is suspected first: it is
+    /// rebuilt from the repository once per process (`relocate`), and the read is retried if
+    /// the blob's location changed. Only then is the failure reported as repository damage.
+    public func loadBlob(_ id: BlobID, reader: PackReader) throws -> [UInt8] {
+        let loc: BlobLocation?
+        do { loc = try locate(id) } catch where Self.isCacheProblem(error) {
+            loc = nil
+        }
+        do {
+            guard let loc else {
+                throw RepoError(.integrity, "blob \(id.hex) is referenced but not in the index",
+                                hint: "run `repo check` for the full picture")
+            }
+            return try loadBlob(at: loc, reader: reader)
+        } catch let error as RepoError where error.kind == .integrity {
+            guard let moved = try relocate(id, after: loc) else { throw error }
+            return try loadBlob(at: moved, reader: reader)
+        }
+    }
+
+    /// After reading blob `id` from `failed` went wrong: rebuilds the catalog from the
+    /// repository (once per process; later calls only look up again) and returns the blob's
+    /// location if it differs from `failed`, i.e. if the cache was wrong. Nil means the cache
+    /// agrees with the repository, so the damage is real.
+    public func relocate(_ id: BlobID, after failed: BlobLocation?) throws -> BlobLocation? {
+        try catalogRebuild.withLock { rebuilt in
+            guard !rebuilt else { return }
+            rebuilt = true
+            do {
+                try catalog.recreate()
+                try synchronizeCatalog()
+            } catch where Self.isCacheProblem(error) {
+                throw RepoError(.failure, "the local cache \(catalog.path) could not be rebuilt: \(error)",
+                                hint: "delete it, or pass --cache-dir / REPO_CACHE_DIR pointing elsewhere")
+            }
+        }
+        let now: BlobLocation?
+        do { now = try catalog.lookup(id) } catch where Self.isCacheProblem(error) { return nil }
+        guard let now, now != failed else { return nil }
+        warn("the local cache disagreed with the repository about blob \(id.shortHex); it was rebuilt from the repository")
+        return now
     }
 
     public func loadBlob(at loc: BlobLocation, reader: PackReader) throws -> [UInt8] {

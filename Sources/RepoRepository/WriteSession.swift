@@ -153,7 +153,10 @@ public final class WriteSession: Sendable {
         packs += try repository.catalog.unindexedPacks().filter { !known.contains($0.name) }
         guard !packs.isEmpty else { return nil }
         let id = try repository.saveObject(IndexSegment(packs: packs).encoded(), kind: .index)
-        try repository.catalog.addSegment(id.hex, packs: packs)
+        // The segment is durable: a cache that cannot record it only loads it on the next open.
+        do { try repository.catalog.addSegment(id.hex, packs: packs) } catch {
+            repository.warn("the local cache could not record index segment \(id.shortHex): \(error); it is read again next time")
+        }
         return id
     }
 }

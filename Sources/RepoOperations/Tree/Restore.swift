@@ -269,7 +269,7 @@ public struct Restore {
         // A blob that cannot be had is recorded against the files that need it; the rest goes on.
         let damagedBlobs = Mutex<[BlobID: String]>([:])
         var byPack: [Hash256: [(loc: BlobLocation, id: BlobID)]] = [:]
-        let locations = try repository.catalog.lookup(Array(targets.keys))
+        let locations = try repository.locate(Array(targets.keys))
         for id in targets.keys {
             guard let loc = locations[id] else {
                 damagedBlobs.withLock { $0[id] = "chunk \(id.shortHex) is not in the index" }
@@ -297,6 +297,19 @@ public struct Restore {
                 }
             }
             progress?(ProgressReport(bytes: written.load(ordering: .relaxed), totalBytes: totalBytes))
+        }
+
+        // Before blaming the repository, suspect the local catalog: if it was wrong about a
+        // blob, the repository's own index says where it is, and the chunk is written from there.
+        for (id, _) in damagedBlobs.withLock({ $0 }) {
+            guard let moved = try repository.relocate(id, after: locations[id]) else { continue }
+            let reader = PackReader(master: repository.key)
+            guard let bytes = try? repository.loadBlob(at: moved, reader: reader) else { continue }
+            for t in targets[id] ?? [] where bytes.count == plan.files[t.file].chunks[t.chunk].size {
+                let n = try Self.write(bytes, to: plan.files[t.file].path, at: plan.files[t.file].offsets[t.chunk], sparse: plan.files[t.file].isNew)
+                written.add(n, ordering: .relaxed)
+            }
+            damagedBlobs.withLock { _ = $0.removeValue(forKey: id) }
         }
 
         // Files that need a damaged blob are removed: none may look complete when it is not.

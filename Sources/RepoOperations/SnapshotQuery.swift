@@ -75,6 +75,11 @@ extension Repository {
 
     /// The file node to dump: `path` inside the snapshot, or its only file when `path` is nil.
     public func fileNode(in entry: SnapshotEntry, path: String?) throws -> Node {
+        try fileNode(in: entry, pathBytes: path.map { Array($0.utf8) })
+    }
+
+    /// The file node to dump, with the path as bytes (Linux names need not be UTF-8).
+    public func fileNode(in entry: SnapshotEntry, pathBytes path: [UInt8]?) throws -> Node {
         var tree = try loadTree(entry.snapshot.tree)
         guard let path, !path.isEmpty else {
             let files = tree.nodes.filter { $0.type == .file }
@@ -84,18 +89,19 @@ extension Repository {
             }
             return files[0]
         }
-        // Stream names may themselves contain '/', so try the whole path first.
-        if let n = tree.node(named: path), n.type == .file { return n }
-        let parts = path.split(separator: "/").map(String.init)
+        let shown = PathText.display(path)
+        // Stream names written before names were restricted may contain '/': try the whole path first.
+        if let n = tree.node(nameBytes: path), n.type == .file { return n }
+        let parts = path.split(separator: UInt8(ascii: "/")).map(Array.init)
         for (i, part) in parts.enumerated() {
-            guard let n = tree.node(named: part) else { break }
+            guard let n = tree.node(nameBytes: part) else { break }
             if i == parts.count - 1 {
-                guard n.type == .file else { throw RepoError(.usage, "\(path) is a \(n.type.rawValue), not a file") }
+                guard n.type == .file else { throw RepoError(.usage, "\(shown) is a \(n.type.rawValue), not a file") }
                 return n
             }
             guard n.type == .dir, let sub = n.subtree else { break }
             tree = try loadTree(sub)
         }
-        throw RepoError(.failure, "no file \(path) in snapshot \(entry.id.shortHex)", hint: "list its contents with `repo snapshots`")
+        throw RepoError(.failure, "no file \(shown) in snapshot \(entry.id.shortHex)", hint: "list its contents with `repo ls \(entry.id.shortHex)`")
     }
 }

@@ -147,4 +147,36 @@ final class RestoreFaultTests: XCTestCase {
         let names = try fx.shell("python3 -c \"import os; print(sorted(os.listxattr('\(f)')), os.getxattr('\(f)', 'user.kept'))\"").out
         XCTAssertEqual(names.trimmingCharacters(in: .whitespacesAndNewlines), "['user.kept'] b'v1'")
     }
+
+    func testPathArgumentsAreBytes() throws {
+        let src = fx.dir + "/src"
+        let make = """
+            import os
+            root = os.fsencode('\(src)')
+            d = os.path.join(root, b'dir-\\xff')
+            os.makedirs(d)
+            open(os.path.join(d, b'file-\\xfe.txt'), 'wb').write(b'non-utf8 content\\n')
+            os.symlink(b'target-\\xfd', os.path.join(root, b'link'))
+            """
+        try make.write(toFile: fx.dir + "/make.py", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try fx.shell("python3 '\(fx.dir)/make.py'").status, 0)
+        try fx.ok(["backup", src])
+        let bin = Fixture.binary
+        let file = "\(src)/dir-\\377/file-\\376.txt"
+        let dump = try fx.shell("'\(bin)' dump latest \"$(printf '\(file)')\"")
+        XCTAssertEqual(dump.status, 0)
+        XCTAssertEqual(dump.out, "non-utf8 content\n")
+        let ls = try fx.shell("'\(bin)' ls latest \"$(printf '\(src)/dir-\\377')\"")
+        XCTAssertEqual(ls.status, 0)
+        XCTAssertTrue(ls.out.contains("file-\\xfe.txt"), ls.out)
+        let target = fx.dir + "/out"
+        let restore = try fx.shell("'\(bin)' restore \"latest:$(printf '\(src)/dir-\\377')\" --target '\(target)'")
+        XCTAssertEqual(restore.status, 0)
+        let got = try fx.shell("python3 -c \"import os; print(os.listdir(b'\(target)'))\"").out
+        XCTAssertEqual(got.trimmingCharacters(in: .whitespacesAndNewlines), "[b'file-\\xfe.txt']")
+        // ls --json gives the exact bytes of a symlink target that is not UTF-8.
+        let json = try fx.ok(["ls", "latest", src + "/link", "--json"]).stdout
+        let rows = try JSONSerialization.jsonObject(with: json) as? [[String: Any]] ?? []
+        XCTAssertEqual(rows.first?["target_raw"] as? String, Data([0x74, 0x61, 0x72, 0x67, 0x65, 0x74, 0x2D, 0xFD]).base64EncodedString())
+    }
 }

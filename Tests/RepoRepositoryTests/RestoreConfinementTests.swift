@@ -65,7 +65,7 @@ final class RestoreConfinementTests: XCTestCase {
         _ = try session.finish()
 
         let target = base + "/out/a/b"
-        let result = try Restore(repository: repo).run(tree: Tree(nodes: nodes), snapshotPath: "/", target: target)
+        let result = try Restore(repository: repo).run(tree: Tree(nodes: nodes), snapshotPath: Array("/".utf8), target: target)
         XCTAssertEqual(try String(contentsOfFile: target + "/ok.txt", encoding: .utf8), "fine")
         XCTAssertEqual(try String(contentsOfFile: target + "/sub/inner.txt", encoding: .utf8), "inner")
         XCTAssertEqual(result.refusedEntries.count, 8, "\(result.refusedEntries)")
@@ -95,7 +95,7 @@ final class RestoreConfinementTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
         // Left by an earlier restore of a snapshot where `sub` was a symlink.
         try FileManager.default.createSymbolicLink(atPath: target + "/sub", withDestinationPath: outside)
-        _ = try Restore(repository: repo).run(tree: Tree(nodes: [sub]), snapshotPath: "/", target: target)
+        _ = try Restore(repository: repo).run(tree: Tree(nodes: [sub]), snapshotPath: Array("/".utf8), target: target)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: outside), [])
         let attrs = try FileManager.default.attributesOfItem(atPath: target + "/sub")
         XCTAssertEqual(attrs[.type] as? FileAttributeType, .typeDirectory)
@@ -107,7 +107,7 @@ final class RestoreConfinementTests: XCTestCase {
         let ctx = session.makeContext()
         let node = try file(Array("../up.txt".utf8), "evil", session: session, context: ctx)
         _ = try session.finish()
-        let result = try Restore(repository: repo).run(node: node, snapshotPath: "/x", target: base + "/t")
+        let result = try Restore(repository: repo).run(node: node, snapshotPath: Array("/x".utf8), target: base + "/t")
         XCTAssertEqual(result.refusedEntries.count, 1)
         XCTAssertFalse(FileManager.default.fileExists(atPath: base + "/up.txt"))
     }

@@ -23,7 +23,7 @@ extension RepoCommand {
             let lock = try repo.lock(exclusive: false, command: "dump \(snapshot)")
             defer { lock.release() }
             let entry = try repo.findSnapshot(snapshot, filter: SnapshotFilter(name: filter.name, host: filter.host, tags: filter.tags))
-            let node = try repo.fileNode(in: entry, path: path)
+            let node = try repo.fileNode(in: entry, pathBytes: path.map(RawArguments.bytes(of:)))
             let cancellation = Cancellation()
             SignalTrap.install(cancellation)
             signal(SIGPIPE, SIG_IGN)

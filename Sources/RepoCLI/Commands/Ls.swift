@@ -28,7 +28,7 @@ extension RepoCommand {
             let lock = try repo.lock(exclusive: false, command: "ls \(snapshot)")
             defer { lock.release() }
             let entry = try repo.findSnapshot(snapshot, filter: filter.snapshotFilter)
-            let at = try repo.locate(path: path, in: entry)
+            let at = try repo.locate(pathBytes: RawArguments.bytes(of: path), in: entry)
             var out = StandardOutput()
             var rows: [LsJSON] = []
             func emit(_ p: [UInt8], _ n: Node) {
@@ -102,12 +102,14 @@ struct LsJSON: Encodable {
     var gid: UInt32?
     var mtime: String?
     var target: String?
+    /// Base64 of the symlink target's exact bytes, when they are not UTF-8 (as `path_raw`).
+    var target_raw: String?
 
     init(path p: [UInt8], node n: Node) {
         if let s = String(validating: p, as: UTF8.self) { path = s } else {
             path = String(decoding: p, as: UTF8.self); path_raw = Data(p).base64EncodedString()
         }
         type = n.type.rawValue; size = n.type == .file ? (n.size ?? 0) : nil; mode = n.mode; uid = n.uid; gid = n.gid
-        mtime = n.mtime; target = n.target
+        mtime = n.mtime; target = n.target; target_raw = n.targetRaw
     }
 }

@@ -37,12 +37,12 @@ extension RepoCommand {
         var verify = false
 
         func run() throws {
-            let (ref, path) = Self.split(snapshot)
+            let (ref, path) = Self.split(RawArguments.bytes(of: snapshot))
             let repo = try global.open()
             let lock = try repo.lock(exclusive: false, command: "restore \(snapshot)")
             defer { lock.release() }
             let entry = try repo.findSnapshot(ref, filter: filter.snapshotFilter)
-            let at = try repo.locate(path: path ?? "/", in: entry)
+            let at = try repo.locate(pathBytes: path ?? [UInt8(ascii: "/")], in: entry)
             let cancellation = Cancellation()
             SignalTrap.install(cancellation)
             var op = RepoOperations.Restore(repository: repo)
@@ -54,7 +54,7 @@ extension RepoCommand {
             if let line { op.progress = { line.update($0) } }
             let result: RepoOperations.Restore.Result
             do {
-                let snapPath = String(decoding: at.path, as: UTF8.self)
+                let snapPath = at.path
                 if let node = at.node, node.type != .dir {
                     result = try op.run(node: node, snapshotPath: snapPath, target: target)
                 } else {
@@ -92,10 +92,10 @@ extension RepoCommand {
             }
         }
 
-        /// Splits `SNAPSHOT[:PATH]`.
-        static func split(_ s: String) -> (String, String?) {
-            guard let i = s.firstIndex(of: ":") else { return (s, nil) }
-            return (String(s[..<i]), String(s[s.index(after: i)...]))
+        /// Splits `SNAPSHOT[:PATH]` (PATH as bytes: names need not be UTF-8).
+        static func split(_ s: [UInt8]) -> (String, [UInt8]?) {
+            guard let i = s.firstIndex(of: UInt8(ascii: ":")) else { return (String(decoding: s, as: UTF8.self), nil) }
+            return (String(decoding: s[..<i], as: UTF8.self), Array(s[(i + 1)...]))
         }
     }
 }

@@ -98,21 +98,21 @@ public struct Restore {
     /// - Throws: `RepoError(.failure)` if `target` exists and is not a directory (nor a
     ///   symlink to one), or on write errors; `.interrupted` when cancelled. Damaged data is
     ///   reported in the result, not thrown.
-    public func run(tree: Tree, snapshotPath: String, target: String) throws -> Result {
+    public func run(tree: Tree, snapshotPath: [UInt8], target: String) throws -> Result {
         var plan = Plan()
         let dest = Array(FileSystem.normalize(target).utf8)
         try Self.prepareTarget(dest, display: target)
-        _ = planTree(tree, snapPath: snapshotPath == "/" ? "" : snapshotPath, dest: dest, forced: includes.isEmpty, plan: &plan)
+        _ = planTree(tree, snapPath: snapshotPath == [UInt8(ascii: "/")] ? [] : snapshotPath, dest: dest, forced: includes.isEmpty, plan: &plan)
         return try execute(plan)
     }
 
     /// Restores one node (a file or symlink) as `target/<name>`.
-    public func run(node: Node, snapshotPath: String, target: String) throws -> Result {
+    public func run(node: Node, snapshotPath: [UInt8], target: String) throws -> Result {
         var plan = Plan()
         let dest = Array(FileSystem.normalize(target).utf8)
         try Self.prepareTarget(dest, display: target)
         if let problem = Node.componentProblem(node.nameBytes) {
-            plan.refused.append("\(snapshotPath): refused: \(problem)")
+            plan.refused.append("\(PathText.display(snapshotPath)): refused: \(problem)")
         } else {
             planNode(node, snapPath: snapshotPath, dest: FileSystem.join(dest, node.nameBytes), plan: &plan)
         }
@@ -166,12 +166,12 @@ public struct Restore {
     }
 
     /// Adds `tree`'s entries; returns whether anything was included.
-    private func planTree(_ tree: Tree, snapPath: String, dest: [UInt8], forced: Bool, plan: inout Plan) -> Bool {
+    private func planTree(_ tree: Tree, snapPath: [UInt8], dest: [UInt8], forced: Bool, plan: inout Plan) -> Bool {
         var any = false
         var previous: [UInt8]? = nil
         for node in tree.nodes {
             let name = node.nameBytes
-            let childSnapBytes = Array(snapPath.utf8) + [UInt8(ascii: "/")] + name
+            let childSnapBytes = snapPath + [UInt8(ascii: "/")] + name
             if let problem = Node.componentProblem(name) {
                 plan.refused.append("\(PathText.display(childSnapBytes)): refused: \(problem), so it cannot be restored inside the target")
                 continue
@@ -181,29 +181,28 @@ public struct Restore {
                 continue
             }
             previous = name
-            let childSnap = String(decoding: childSnapBytes, as: UTF8.self)
             let childDest = FileSystem.join(dest, name)
             let included = matches(snapPath: childSnapBytes, node: node, plan: &plan) || forced
             if node.type == .dir {
                 guard let sub = subtree(node, snapPath: childSnapBytes, plan: &plan) else { continue }
-                if planTree(sub, snapPath: childSnap, dest: childDest, forced: included, plan: &plan) || included {
+                if planTree(sub, snapPath: childSnapBytes, dest: childDest, forced: included, plan: &plan) || included {
                     plan.dirs.append((childDest, node))
                     any = true
                 }
             } else if included {
-                planNode(node, snapPath: childSnap, dest: childDest, plan: &plan)
+                planNode(node, snapPath: childSnapBytes, dest: childDest, plan: &plan)
                 any = true
             }
         }
         return any
     }
 
-    private func planNode(_ node: Node, snapPath: String, dest: [UInt8], plan: inout Plan) {
+    private func planNode(_ node: Node, snapPath: [UInt8], dest: [UInt8], plan: inout Plan) {
         switch node.type {
         case .symlink:
             plan.symlinks.append((dest, node))
         case .dir:
-            guard let sub = subtree(node, snapPath: Array(snapPath.utf8), plan: &plan) else { return }
+            guard let sub = subtree(node, snapPath: snapPath, plan: &plan) else { return }
             _ = planTree(sub, snapPath: snapPath, dest: dest, forced: true, plan: &plan)
             plan.dirs.append((dest, node))
         case .file:
@@ -219,7 +218,7 @@ public struct Restore {
             do {
                 while let c = try it.next() { chunks.append(c) }
             } catch {
-                plan.refused.append("\(snapPath): content list unreadable (\(error)); the file was not restored")
+                plan.refused.append("\(PathText.display(snapPath)): content list unreadable (\(error)); the file was not restored")
                 if let key = node.linkKey, plan.links[key] == plan.files.count { plan.links[key] = nil }
                 return
             }
@@ -228,7 +227,7 @@ public struct Restore {
             var at = 0
             for c in chunks { offsets.append(at); at += c.size }
             if let size = node.size, size != at {
-                plan.refused.append("\(snapPath): content list covers \(at) bytes, the node says \(size); the file was not restored")
+                plan.refused.append("\(PathText.display(snapPath)): content list covers \(at) bytes, the node says \(size); the file was not restored")
                 if let key = node.linkKey, plan.links[key] == plan.files.count { plan.links[key] = nil }
                 return
             }

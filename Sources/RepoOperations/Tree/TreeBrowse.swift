@@ -15,28 +15,35 @@ public struct TreeLocation: Sendable {
 
 extension Repository {
     /// Finds `path` (absolute or relative to the snapshot root; `/` or empty for the root).
-    /// A stream name containing `/` is matched whole first.
     public func locate(path: String, in entry: SnapshotEntry) throws -> TreeLocation {
+        try locate(pathBytes: Array(path.utf8), in: entry)
+    }
+
+    /// Finds `path`, given as bytes (Linux names need not be UTF-8). A stream name containing
+    /// `/` (written before names were restricted) is matched whole first.
+    public func locate(pathBytes path: [UInt8], in entry: SnapshotEntry) throws -> TreeLocation {
+        let slash = UInt8(ascii: "/")
+        let shown = PathText.display(path)
         let root = try loadTree(entry.snapshot.tree)
-        let trimmed = path.hasPrefix("/") ? String(path.dropFirst()) : path
-        if trimmed.isEmpty { return TreeLocation(node: nil, path: [UInt8(ascii: "/")], tree: root) }
-        if let n = root.node(named: trimmed) {
-            return TreeLocation(node: n, path: Array(("/" + trimmed).utf8), tree: try n.subtree.map(loadTree))
+        let trimmed = path.first == slash ? Array(path.dropFirst()) : path
+        if trimmed.isEmpty { return TreeLocation(node: nil, path: [slash], tree: root) }
+        if let n = root.node(nameBytes: trimmed) {
+            return TreeLocation(node: n, path: [slash] + trimmed, tree: try n.subtree.map(loadTree))
         }
         var tree = root
         var node: Node?
         var at: [UInt8] = []
-        for part in trimmed.split(separator: "/", omittingEmptySubsequences: true) {
+        for part in trimmed.split(separator: slash, omittingEmptySubsequences: true) {
             guard node == nil || node?.type == .dir else {
-                throw RepoError(.failure, "no \(path) in snapshot \(entry.id.shortHex): \(PathText.display(at)) is not a directory")
+                throw RepoError(.failure, "no \(shown) in snapshot \(entry.id.shortHex): \(PathText.display(at)) is not a directory")
             }
             if let n = node { tree = try n.subtree.map(loadTree) ?? Tree(nodes: []) }
-            guard let next = tree.node(nameBytes: Array(part.utf8)) else {
-                throw RepoError(.failure, "no \(path) in snapshot \(entry.id.shortHex)",
+            guard let next = tree.node(nameBytes: Array(part)) else {
+                throw RepoError(.failure, "no \(shown) in snapshot \(entry.id.shortHex)",
                                 hint: "list its contents with `repo ls \(entry.id.shortHex)`")
             }
             node = next
-            at += [UInt8(ascii: "/")] + Array(part.utf8)
+            at += [slash] + Array(part)
         }
         let sub: Tree? = node?.type == .dir ? try node?.subtree.map(loadTree) ?? Tree(nodes: []) : nil
         return TreeLocation(node: node, path: at, tree: sub)

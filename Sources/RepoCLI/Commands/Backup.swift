@@ -33,12 +33,14 @@ extension RepoCommand {
         @Option(help: "Host to record (default: this machine's hostname).")
         var host: String?
 
-        @Option(help: ArgumentHelp("Time to file the snapshot under (ISO 8601 / RFC 3339; default now).", valueName: "ISO8601"))
+        @Option(help: ArgumentHelp(TimeInput.help("Time to file the snapshot under (default: now)."), valueName: "TIME"))
         var time: String?
+
+        @OptionGroup var timeZone: TimeZoneOption
 
         func validate() throws {
             if paths.isEmpty { throw ValidationError("name at least one path to back up") }
-            if let time, Timestamp.parse(time) == nil { throw ValidationError("--time: \"\(time)\" is not an ISO 8601 time") }
+            try TimeInput.check(time, flag: "--time", zone: try timeZone.zone())
         }
 
         func run() throws {
@@ -48,7 +50,7 @@ extension RepoCommand {
             let cancellation = Cancellation()
             SignalTrap.install(cancellation)
             var op = RepoOperations.Backup(repository: repo, paths: paths, tags: tags, host: host ?? HostInfo.hostname,
-                                           time: time.flatMap(Timestamp.parse) ?? Date())
+                                           time: try time.map { try TimeInput.parse($0, flag: "--time", zone: try timeZone.zone()) } ?? Date())
             op.excludes = excludes
             op.cancellation = cancellation
             let line = global.progressLine("read")

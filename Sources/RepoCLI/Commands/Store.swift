@@ -32,8 +32,10 @@ extension RepoCommand {
         @Option(help: "Host to record (default: this machine's hostname).")
         var host: String?
 
-        @Option(help: ArgumentHelp("Time to file the snapshot under (ISO 8601 / RFC 3339; default now).", valueName: "ISO8601"))
+        @Option(help: ArgumentHelp(TimeInput.help("Time to file the snapshot under (default: now)."), valueName: "TIME"))
         var time: String?
+
+        @OptionGroup var timeZone: TimeZoneOption
 
         @Argument(parsing: .postTerminator, help: ArgumentHelp("Command whose standard output is stored.", valueName: "CMD"))
         var command: [String] = []
@@ -48,7 +50,7 @@ extension RepoCommand {
 
         func validate() throws {
             if let name, name.isEmpty || name.contains("\0") { throw ValidationError("--name must be a non-empty name") }
-            if let time, Timestamp.parse(time) == nil { throw ValidationError("--time: \"\(time)\" is not an ISO 8601 time") }
+            try TimeInput.check(time, flag: "--time", zone: try timeZone.zone())
             if streams.isEmpty {
                 if name == nil { throw ValidationError("give the stream a name with --name (e.g. --name mydb.sql)") }
                 if command.isEmpty && isatty(0) != 0 {
@@ -100,7 +102,7 @@ extension RepoCommand {
             SignalTrap.install(cancellation) { _ in for p in running where p.isRunning { p.terminate() } }
 
             var op = StreamStore(repository: repo, name: snapshotName, tags: tags, host: host ?? HostInfo.hostname,
-                                 time: time.flatMap(Timestamp.parse) ?? Date())
+                                 time: try time.map { try TimeInput.parse($0, flag: "--time", zone: try timeZone.zone()) } ?? Date())
             let line = global.progressLine("stored")
             if let line { op.progress = { line.update($0) } }
             op.cancellation = cancellation

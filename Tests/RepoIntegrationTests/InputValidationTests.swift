@@ -1,0 +1,93 @@
+import XCTest
+import Foundation
+
+/// What the command line accepts: times, names, tags, repository locations and configs, and
+/// the keys of JSON output. Every rejected value exits 2 with a message naming it.
+final class InputValidationTests: XCTestCase {
+    private func json(_ r: CLIResult) throws -> Any { try JSONSerialization.jsonObject(with: r.stdout) }
+
+    private func expectUsage(_ fx: Fixture, _ args: [String], mentions: [String], stdinPath: String? = nil,
+                             file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try fx.run(args, stdinPath: stdinPath ?? fx.file("usage-in", Data("x\n".utf8)))
+        XCTAssertEqual(r.status, 2, "repo \(args.joined(separator: " ")): \(r.stderr)", file: file, line: line)
+        for m in mentions {
+            XCTAssertTrue(r.stderr.contains(m), "repo \(args.joined(separator: " ")): \(r.stderr) should mention \(m)", file: file, line: line)
+        }
+    }
+
+    // MARK: times
+
+    /// The tracker's example: a time of day was dropped (filed at midnight), so `dump latest`
+    /// picked any of several same-day dumps.
+    func testSameDayDumpsKeepTheirTimeOfDay() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        let utc = ["TZ": "UTC"]
+        for (t, text) in [("2024-05-10 06:00:00", "morning"), ("2024-05-10 18:00:00", "evening"), ("2024-05-10 12:00", "noon")] {
+            let r = try fx.run(["store", "--name", "db.sql", "--time", t], stdinPath: fx.file(text, Data(text.utf8)), env: utc)
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let times = try fx.snapshots().map { ($0["time"] as! String).prefix(19) }
+        XCTAssertEqual(times, ["2024-05-10T06:00:00", "2024-05-10T12:00:00", "2024-05-10T18:00:00"])
+        XCTAssertEqual(try fx.ok(["dump", "latest", "--name", "db.sql"]).out, "evening")
+    }
+
+    func testInvalidTimesExitTwoNamingTheValue() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        let id = try fx.store("db.sql", from: fx.file("in", Data("x".utf8)))["id"] as! String
+        let src = fx.dir + "/src"
+        try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
+        for bad in ["2023-02-29", "2024-04-31", "2024-05-10T25:00", "2024-05-10T23:60", "2024-05-10T12:00:00+25:00",
+                    "2024-05-10 18:00:00 UTC", "tomorrow", "2024-5-1"] {
+            try expectUsage(fx, ["store", "--name", "t", "--time", bad], mentions: ["--time", "\"\(bad)\""])
+            try expectUsage(fx, ["backup", src, "--time", bad], mentions: ["--time", "\"\(bad)\""])
+            try expectUsage(fx, ["forget", "--dry-run", "--now", bad], mentions: ["--now", "\"\(bad)\""])
+            try expectUsage(fx, ["pin", id, "--until", bad], mentions: ["--until", "\"\(bad)\""])
+        }
+        try expectUsage(fx, ["store", "--name", "t", "--time", "2024-05-10 18:00", "--tz", "Mars/Olympus"], mentions: ["Mars/Olympus"])
+        XCTAssertEqual(try fx.snapshots().count, 1, "nothing was stored")
+        XCTAssertEqual((try json(try fx.ok(["pin", "--json"])) as? [Any])?.count, 0, "nothing was pinned")
+    }
+
+    /// Times without an offset are read in --tz, else in the local zone (TZ); the same parser
+    /// serves --now and pin --until, so a hold ends at the hour given.
+    func testTimesWithoutOffsetUseTzOrTheLocalZone() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        let input = fx.file("in", Data("x".utf8))
+        var r = try fx.run(["store", "--name", "a", "--time", "2024-05-10 20:00", "--tz", "Europe/Berlin"], stdinPath: input)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try fx.run(["store", "--name", "b", "--time", "2024-05-10T14:00:00"], stdinPath: input, env: ["TZ": "America/New_York"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try fx.run(["store", "--name", "c", "--time", "2024-05-10T18:00:00.250+00:00"], stdinPath: input, env: ["TZ": "Asia/Tokyo"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let snaps = try fx.snapshots()
+        XCTAssertEqual(snaps.map { $0["time"] as! String },
+                       ["2024-05-10T18:00:00.000Z", "2024-05-10T18:00:00.000Z", "2024-05-10T18:00:00.250Z"])
+
+        // pin --until keeps the hour (it used to end the hold at midnight, 18 h early).
+        let id = snaps[0]["id"] as! String
+        r = try fx.run(["pin", id, "--until", "2030-01-15 18:00", "--json"], env: ["TZ": "UTC"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual((try json(r) as? [String: Any])?["until"] as? String, "2030-01-15T18:00:00.000Z")
+        r = try fx.run(["pin", id, "--until", "2030-01-15 18:00", "--tz", "Europe/Berlin", "--json"])
+        XCTAssertEqual((try json(r) as? [String: Any])?["until"] as? String, "2030-01-15T17:00:00.000Z")
+
+        // forget --now without an offset is read in the policy's zone.
+        r = try fx.run(["forget", "--dry-run", "--json", "--now", "2026-01-01 00:00", "--tz", "Europe/Berlin"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual((try json(r) as? [String: Any])?["now"] as? String, "2025-12-31T23:00:00.000Z")
+    }
+
+    func testHelpStatesTheGrammarAndTheZone() throws {
+        let fx = Fixture()
+        for cmd in [["store"], ["backup"], ["pin"], ["forget"]] {
+            let r = try fx.run(cmd + ["--help"])
+            let text = (r.out + r.stderr).replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
+            XCTAssertTrue(text.contains("RFC 3339"), "\(cmd): \(text)")
+            XCTAssertTrue(text.contains("YYYY-MM-DD HH:MM[:SS[.frac]]"), "\(cmd): \(text)")
+            XCTAssertTrue(text.contains("local zone"), "\(cmd): \(text)")
+        }
+    }
+}

@@ -90,4 +90,40 @@ final class InputValidationTests: XCTestCase {
             XCTAssertTrue(text.contains("local zone"), "\(cmd): \(text)")
         }
     }
+
+    // MARK: names and tags
+
+    /// Stream names become file names (restore, mount); every label is one table cell.
+    func testNamesTagsAndHostsAreValidatedByEveryCommand() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        let long = String(repeating: "n", count: 5000)
+        let badStreamNames: [(String, String)] = [
+            ("", "empty"), (".", "file name"), ("..", "file name"), ("a/b", "\"/\""), ("db\nsql", "control"),
+            ("tab\there", "control"), (long, "5000 bytes"), (String(repeating: "x", count: 256), "256 bytes"),
+        ]
+        for (bad, rule) in badStreamNames {
+            try expectUsage(fx, ["store", "--name", bad], mentions: ["--name", "stream name", rule])
+            try expectUsage(fx, ["store", "--stream", "\(bad)=echo x"], mentions: bad.isEmpty ? ["--stream", "NAME=COMMAND"] : ["--stream", rule])
+        }
+        // A snapshot of several streams may be named with a slash; a stream may not.
+        try expectUsage(fx, ["store", "--name", "a\nb", "--stream", "x=echo x"], mentions: ["snapshot name", "control"])
+        for args in [["store", "--name", "db.sql", "--tag", "a,b"], ["backup", fx.dir, "--tag", "a,b"],
+                     ["forget", "--dry-run", "--keep-tag", "a,b"], ["snapshots", "--tag", "a,b"], ["pin", "latest", "--tag", "a,b"]] {
+            try expectUsage(fx, args, mentions: ["tag \"a,b\"", "\",\""])
+        }
+        try expectUsage(fx, ["store", "--name", "db.sql", "--tag", "night\nly"], mentions: ["tag", "control"])
+        try expectUsage(fx, ["store", "--name", "db.sql", "--host", "db1\n"], mentions: ["host", "control"])
+        try expectUsage(fx, ["backup", fx.dir, "--host", ""], mentions: ["host", "empty"])
+        XCTAssertEqual(try fx.snapshots().count, 0, "nothing was stored")
+
+        // Valid names of every kind still work, and the table has one line per snapshot.
+        let input = fx.file("in", Data("x".utf8))
+        _ = try fx.store("données du 10.05.sql", from: input, extra: ["--tag", "nightly", "--tag", "prod"])
+        _ = try fx.store(String(repeating: "y", count: 255), from: input)
+        try fx.ok(["store", "--name", "pg/nightly", "--stream", "a.sql=echo a", "--stream", "b.sql=echo b"])
+        let table = try fx.ok(["snapshots"]).out.split(separator: "\n")
+        XCTAssertEqual(table.count, 2 + 3 + 1, table.joined(separator: "\n"))
+        XCTAssertTrue(table.contains { $0.contains("nightly,prod") })
+    }
 }

@@ -24,7 +24,7 @@ extension RepoCommand {
         @Argument(help: "Files or directories to back up.")
         var paths: [String]
 
-        @Option(name: .customLong("tag"), help: "Tag for the snapshot (repeatable).")
+        @Option(name: .customLong("tag"), help: "Tag for the snapshot (repeatable; no commas or control characters, at most 255 bytes).")
         var tags: [String] = []
 
         @Option(name: .customLong("exclude"), help: ArgumentHelp("Leave out entries matching GLOB (repeatable). A glob without `/` matches names, one with `/` whole paths.", valueName: "GLOB"))
@@ -40,6 +40,8 @@ extension RepoCommand {
 
         func validate() throws {
             if paths.isEmpty { throw ValidationError("name at least one path to back up") }
+            try LabelInput.check(tags, kind: .tag, flag: "--tag")
+            try LabelInput.check(host, kind: .host, flag: "--host")
             try TimeInput.check(time, flag: "--time", zone: try timeZone.zone())
         }
 

@@ -97,7 +97,7 @@ extension RepoCommand {
             for item in result.items {
                 if item.decision.group != group {
                     group = item.decision.group
-                    print("\ngroup \(group!.isEmpty ? "(all)" : group!):")
+                    print("\ngroup \(group!.isEmpty ? "(all)" : SnapshotLabel.escapedForTable(group!)):")
                 }
                 let verb = item.decision.keep ? "keep  " : (dryRun ? "forget" : "forgot")
                 print("  \(item.entry.id.shortHex)  \(local.string(from: item.entry.date))  \(item.decision.tier.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0))  \(verb)  \(item.decision.reasons.joined(separator: "; "))")

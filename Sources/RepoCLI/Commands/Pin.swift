@@ -38,7 +38,7 @@ extension RepoCommand {
                 let now = Date()
                 for p in pins {
                     let expired = p.until.flatMap(Timestamp.parse).map { $0 <= now } ?? false
-                    print("\(p.snapshot.prefix(8))  \(p.until.map { "until \($0)" } ?? "until unpinned")\(expired ? " (expired)" : "")  \(p.reason ?? "")  (by \(p.username)@\(p.host) at \(p.created))")
+                    print("\(p.snapshot.prefix(8))  \(p.until.map { "until \($0)" } ?? "until unpinned")\(expired ? " (expired)" : "")  \(SnapshotLabel.escapedForTable(p.reason ?? ""))  (by \(SnapshotLabel.escapedForTable(p.username))@\(SnapshotLabel.escapedForTable(p.host)) at \(p.created))")
                 }
                 if !global.quiet { print("\(pins.count) pin\(pins.count == 1 ? "" : "s")") }
                 return

@@ -31,6 +31,7 @@ struct RetentionOptions: ParsableArguments {
 
     /// The policy the flags alone describe (unset fields stay nil).
     func flagPolicy() throws -> RetentionPolicy {
+        try LabelInput.check(keepTags, kind: .tag, flag: "--keep-tag")
         func duration(_ text: String?, _ flag: String) throws -> RetentionDuration? {
             guard let text else { return nil }
             guard let d = RetentionDuration(parsing: text) else {

@@ -23,10 +23,14 @@ extension RepoCommand {
             local.dateFormat = "yyyy-MM-dd HH:mm:ss"
             var rows = [["ID", "Time", "Host", "Name", "Size", "Tags"]]
             for e in list {
-                rows.append([e.id.shortHex, local.string(from: e.date), e.snapshot.host,
-                             e.snapshot.name ?? (e.snapshot.paths ?? []).joined(separator: ","),
-                             Format.bytes(e.snapshot.stats.totalBytes) + (e.snapshot.partial == true ? " (partial)" : ""),
-                             e.snapshot.tags.joined(separator: ",")])
+                // One row per snapshot: labels from older versions (or other writers) may hold
+                // newlines or commas, so cells are escaped (`SnapshotLabel.escapedForTable`).
+                let s = e.snapshot
+                rows.append([e.id.shortHex, local.string(from: e.date), SnapshotLabel.escapedForTable(s.host),
+                             s.name.map { SnapshotLabel.escapedForTable($0) }
+                                ?? (s.paths ?? []).map { SnapshotLabel.escapedForTable($0, extra: [","]) }.joined(separator: ","),
+                             Format.bytes(s.stats.totalBytes) + (s.partial == true ? " (partial)" : ""),
+                             s.tags.map { SnapshotLabel.escapedForTable($0, extra: [","]) }.joined(separator: ",")])
             }
             let widths = (0..<6).map { c in rows.map { $0[c].count }.max() ?? 0 }
             for (i, r) in rows.enumerated() {

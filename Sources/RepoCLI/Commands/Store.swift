@@ -20,13 +20,13 @@ extension RepoCommand {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(help: "Name of the stream (e.g. mydb.sql); with --stream, the snapshot's name (default: the stream names joined by commas).")
+        @Option(help: "Name of the stream (e.g. mydb.sql; a file name: not empty, . or .., no / or control characters, at most 255 bytes); with --stream, the snapshot's name (default: the stream names joined by commas).")
         var name: String?
 
         @Option(name: .customLong("stream"), help: ArgumentHelp("A named stream from a shell command (repeatable; run concurrently).", valueName: "NAME=COMMAND"))
         var streams: [String] = []
 
-        @Option(name: .customLong("tag"), help: "Tag for the snapshot (repeatable).")
+        @Option(name: .customLong("tag"), help: "Tag for the snapshot (repeatable; no commas or control characters, at most 255 bytes).")
         var tags: [String] = []
 
         @Option(help: "Host to record (default: this machine's hostname).")
@@ -49,7 +49,11 @@ extension RepoCommand {
         }
 
         func validate() throws {
-            if let name, name.isEmpty || name.contains("\0") { throw ValidationError("--name must be a non-empty name") }
+            // One stream: --name is the stream's name, a file name at restore. With --stream,
+            // it names the snapshot and each NAME of NAME=COMMAND is a stream's.
+            try LabelInput.check(name, kind: streams.isEmpty ? .streamName : .snapshotName, flag: "--name")
+            try LabelInput.check(tags, kind: .tag, flag: "--tag")
+            try LabelInput.check(host, kind: .host, flag: "--host")
             try TimeInput.check(time, flag: "--time", zone: try timeZone.zone())
             if streams.isEmpty {
                 if name == nil { throw ValidationError("give the stream a name with --name (e.g. --name mydb.sql)") }
@@ -65,6 +69,7 @@ extension RepoCommand {
                     throw ValidationError("--stream takes NAME=COMMAND, e.g. --stream users.sql='pg_dump -t users db'; got \"\(s)\"")
                 }
                 let n = String(s[..<i])
+                try LabelInput.check(n, kind: .streamName, flag: "--stream")
                 guard seen.insert(n).inserted else { throw ValidationError("stream name \(n) is given twice") }
             }
         }

@@ -126,4 +126,73 @@ final class InputValidationTests: XCTestCase {
         XCTAssertEqual(table.count, 2 + 3 + 1, table.joined(separator: "\n"))
         XCTAssertTrue(table.contains { $0.contains("nightly,prod") })
     }
+
+    // MARK: repository locations and config values
+
+    /// Another tool's repository, or a directory without a config, is "no repository" (exit 10)
+    /// with what was found; it used to be exit 13 ("malformed config") for restic.
+    func testOtherToolsRepositoriesExitTen() throws {
+        let fx = Fixture()
+        let fm = FileManager.default
+        let restic = fx.dir + "/restic"
+        for d in ["keys", "data", "snapshots", "index", "locks"] {
+            try fm.createDirectory(atPath: restic + "/" + d, withIntermediateDirectories: true)
+        }
+        // restic's config is encrypted: IV, ciphertext, MAC.
+        fm.createFile(atPath: restic + "/config", contents: TestData.random(155))
+        let borg = fx.dir + "/borg"
+        try fm.createDirectory(atPath: borg + "/data/0", withIntermediateDirectories: true)
+        fm.createFile(atPath: borg + "/config", contents: Data("[repository]\nversion = 1\nsegments_per_dir = 1000\n".utf8))
+        fm.createFile(atPath: borg + "/README", contents: Data("This is a Borg Backup repository.\nSee https://borgbackup.readthedocs.io/\n".utf8))
+        let other = fx.dir + "/other"
+        try fm.createDirectory(atPath: other, withIntermediateDirectories: true)
+        fm.createFile(atPath: other + "/config", contents: Data("{\"name\": \"something else\"}".utf8))
+        let empty = fx.dir + "/empty"
+        try fm.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        let cases: [(String, String)] = [(restic, "restic repository"), (borg, "Borg repository"),
+                                         (other, "not a repo config"), (empty, "no config file"),
+                                         (fx.dir + "/missing", "does not exist")]
+        for (path, found) in cases {
+            for cmd in [["snapshots"], ["check"], ["stats"]] {
+                let r = try fx.run(cmd + ["--repo", path])
+                XCTAssertEqual(r.status, 10, "\(cmd) on \(path): \(r.stderr)")
+                XCTAssertTrue(r.stderr.contains(found), "\(path): \(r.stderr)")
+            }
+        }
+        let r = try fx.run(["init", "--repo", restic])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("restic repository"), r.stderr)
+    }
+
+    /// Config values out of range are a clear error naming the field (exit 13), not a crash
+    /// or silently something else (an unknown compression used to mean none).
+    func testConfigValuesOutOfRangeAreRejected() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        let path = fx.repo + "/config"
+        let original = try XCTUnwrap(FileManager.default.contents(atPath: path))
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+        let cases: [(String, Any, String)] = [
+            ("packSize", 5, "packSize 5"), ("packSize", 0, "packSize 0"), ("packSize", -1, "packSize -1"),
+            ("packSize", 2 << 30, "packSize 2147483648"), ("compression", "zstd:42", "zstd:42"),
+            ("compression", "lz4", "\"lz4\""), ("compression", "zstd:", "\"zstd:\""), ("compression", "", "compression \"\""),
+            ("chunker", ["min": 1, "avg": 3000, "max": 2], "chunker"),
+            ("chunker", ["min": 65536, "avg": 262144, "max": 1 << 30], "256 MiB"),
+        ]
+        for (key, value, mention) in cases {
+            var changed = object
+            changed[key] = value
+            FileManager.default.createFile(atPath: path, contents: try JSONSerialization.data(withJSONObject: changed))
+            let r = try fx.run(["snapshots"])
+            XCTAssertEqual(r.status, 13, "\(key)=\(value): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(mention), "\(key)=\(value): \(r.stderr)")
+        }
+        // The limits themselves are legal.
+        for size in [1 << 20, 1 << 30] {
+            var changed = object
+            changed["packSize"] = size
+            FileManager.default.createFile(atPath: path, contents: try JSONSerialization.data(withJSONObject: changed))
+            try fx.ok(["snapshots"])
+        }
+    }
 }

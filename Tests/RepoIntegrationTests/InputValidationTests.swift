@@ -195,4 +195,54 @@ final class InputValidationTests: XCTestCase {
             try fx.ok(["snapshots"])
         }
     }
+
+    // MARK: JSON keys
+
+    /// Keys the README documents are present with `null` rather than left out.
+    func testJSONOutputEmitsDocumentedKeysAsNull() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        func object(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+            try XCTUnwrap(try json(try fx.ok(args, file: file, line: line)) as? [String: Any], file: file, line: line)
+        }
+        func assertNull(_ o: [String: Any], _ keys: [String], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+            for k in keys {
+                XCTAssertTrue(o.keys.contains(k), "\(what): key \(k) is missing in \(o)", file: file, line: line)
+                XCTAssertTrue(o[k] is NSNull, "\(what): \(k) should be null, is \(o[k] ?? "absent")", file: file, line: line)
+            }
+        }
+        let stored = try fx.store("db.sql", from: fx.file("in", Data("x".utf8)))
+        assertNull(stored, ["streams"], "store")
+
+        let src = fx.dir + "/src"
+        try FileManager.default.createDirectory(atPath: src + "/sub", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: src + "/a.txt", contents: Data("a".utf8))
+        let backup = try object(["backup", src, "--json"])
+        assertNull(backup, ["parent"], "backup")
+
+        let snaps = try fx.snapshots()
+        assertNull(snaps[0], ["paths"], "snapshots (stream)")
+        assertNull(snaps[1], ["name"], "snapshots (tree)")
+
+        let ls = try XCTUnwrap(try json(try fx.ok(["ls", "latest", "--json"])) as? [[String: Any]])
+        let dir = try XCTUnwrap(ls.first { ($0["path"] as? String)?.hasSuffix("/sub") == true })
+        assertNull(dir, ["size", "path_raw", "target"], "ls (directory)")
+        let file = try XCTUnwrap(ls.first { ($0["path"] as? String)?.hasSuffix("/a.txt") == true })
+        assertNull(file, ["path_raw", "target"], "ls (file)")
+
+        FileManager.default.createFile(atPath: src + "/b.txt", contents: Data("b".utf8))
+        try fx.ok(["backup", src])
+        let ids = try fx.snapshots().map { $0["id"] as! String }
+        let diff = try object(["diff", ids[1], ids[2], "--json"])
+        let added = try XCTUnwrap((diff["changes"] as? [[String: Any]])?.first { $0["change"] as? String == "+" })
+        assertNull(added, ["old_size"], "diff (added)")
+
+        let pin = try object(["pin", ids[0], "--json"])
+        assertNull(pin, ["until", "reason"], "pin")
+        let pins = try XCTUnwrap(try json(try fx.ok(["pin", "--json"])) as? [[String: Any]])
+        assertNull(pins[0], ["until", "reason"], "pin list")
+
+        assertNull(try object(["policy", "show", "--json"]), ["stored", "set_at", "set_by"], "policy show")
+        assertNull(try object(["forget", "--dry-run", "--json"]), ["prune"], "forget")
+    }
 }

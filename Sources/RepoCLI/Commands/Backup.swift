@@ -105,4 +105,17 @@ struct BackupOutput: Encodable {
         changed_while_read = r.changedWhileRead; bytes = s.totalBytes; new_blobs = s.newBlobs; new_bytes = s.newBytes
         partial = r.partial; seconds = s.seconds
     }
+
+    enum CodingKeys: String, CodingKey { case id, short_id, parent, paths, files, dirs, unchanged_files, unreadable, changed_while_read, bytes, new_blobs, new_bytes, partial, seconds }
+
+    /// Every key, `parent` as `null` when no earlier snapshot was reused.
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id); try c.encode(short_id, forKey: .short_id); try c.encode(parent, forKey: .parent)
+        try c.encode(paths, forKey: .paths); try c.encode(files, forKey: .files); try c.encode(dirs, forKey: .dirs)
+        try c.encode(unchanged_files, forKey: .unchanged_files); try c.encode(unreadable, forKey: .unreadable)
+        try c.encode(changed_while_read, forKey: .changed_while_read); try c.encode(bytes, forKey: .bytes)
+        try c.encode(new_blobs, forKey: .new_blobs); try c.encode(new_bytes, forKey: .new_bytes)
+        try c.encode(partial, forKey: .partial); try c.encode(seconds, forKey: .seconds)
+    }
 }

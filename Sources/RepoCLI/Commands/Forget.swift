@@ -145,4 +145,14 @@ struct ForgetJSON: Encodable {
         }
         kept = result.kept; forgotten = result.forgotten
     }
+
+    enum CodingKeys: String, CodingKey { case policy, sources, now, dry_run, snapshots, kept, forgotten, prune }
+
+    /// Every key, `prune` as `null` without --prune (or with --dry-run).
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(policy, forKey: .policy); try c.encode(sources, forKey: .sources); try c.encode(now, forKey: .now)
+        try c.encode(dry_run, forKey: .dry_run); try c.encode(snapshots, forKey: .snapshots); try c.encode(kept, forKey: .kept)
+        try c.encode(forgotten, forKey: .forgotten); try c.encode(prune, forKey: .prune)
+    }
 }

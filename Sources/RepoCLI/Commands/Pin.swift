@@ -102,4 +102,13 @@ struct PinJSON: Encodable {
     init(_ p: RepoSnapshot.Pin) {
         snapshot = p.snapshot; until = p.until; reason = p.reason; created = p.created; host = p.host; username = p.username
     }
+
+    enum CodingKeys: String, CodingKey { case snapshot, until, reason, created, host, username }
+
+    /// Every key, `until` and `reason` as `null` when not given.
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(snapshot, forKey: .snapshot); try c.encode(until, forKey: .until); try c.encode(reason, forKey: .reason)
+        try c.encode(created, forKey: .created); try c.encode(host, forKey: .host); try c.encode(username, forKey: .username)
+    }
 }

@@ -66,4 +66,16 @@ struct SnapshotJSON: Encodable {
         name = s.name; paths = s.paths; tags = s.tags; tree = s.tree.hex; size = s.stats.totalBytes
         chunks = s.stats.chunks; new_bytes = s.stats.newBytes; partial = s.partial ?? false; program = s.program
     }
+
+    enum CodingKeys: String, CodingKey { case id, short_id, time, host, username, name, paths, tags, tree, size, chunks, new_bytes, partial, program }
+
+    /// Every key, `null` when absent (`name` of a tree snapshot, `paths` of a stream snapshot).
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id); try c.encode(short_id, forKey: .short_id); try c.encode(time, forKey: .time)
+        try c.encode(host, forKey: .host); try c.encode(username, forKey: .username); try c.encode(name, forKey: .name)
+        try c.encode(paths, forKey: .paths); try c.encode(tags, forKey: .tags); try c.encode(tree, forKey: .tree)
+        try c.encode(size, forKey: .size); try c.encode(chunks, forKey: .chunks); try c.encode(new_bytes, forKey: .new_bytes)
+        try c.encode(partial, forKey: .partial); try c.encode(program, forKey: .program)
+    }
 }

@@ -189,6 +189,16 @@ struct StoreOutput: Encodable {
         case id, shortID = "short_id", name, bytes, sha256, chunks, newChunks = "new_chunks", newBlobs = "new_blobs"
         case newBytes = "new_bytes", packs, seconds, streams
     }
+
+    /// Every key, `streams` as `null` for a single stream.
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id); try c.encode(shortID, forKey: .shortID); try c.encode(name, forKey: .name)
+        try c.encode(bytes, forKey: .bytes); try c.encode(sha256, forKey: .sha256); try c.encode(chunks, forKey: .chunks)
+        try c.encode(newChunks, forKey: .newChunks); try c.encode(newBlobs, forKey: .newBlobs)
+        try c.encode(newBytes, forKey: .newBytes); try c.encode(packs, forKey: .packs); try c.encode(seconds, forKey: .seconds)
+        try c.encode(streams, forKey: .streams)
+    }
 }
 
 struct StreamOutput: Encodable {

@@ -23,7 +23,7 @@ extension RepoCommand {
         @Option(help: "Name of the stream (e.g. mydb.sql; a file name: not empty, . or .., no / or control characters, at most 255 bytes); with --stream, the snapshot's name (default: the stream names joined by commas).")
         var name: String?
 
-        @Option(name: .customLong("stream"), help: ArgumentHelp("A named stream from a shell command (repeatable; run concurrently).", valueName: "NAME=COMMAND"))
+        @Option(name: .customLong("stream"), help: ArgumentHelp("A named stream from a shell command (repeatable; run concurrently). NAME is a file name, as for --name with one stream.", valueName: "NAME=COMMAND"))
         var streams: [String] = []
 
         @Option(name: .customLong("tag"), help: "Tag for the snapshot (repeatable; no commas or control characters, at most 255 bytes).")

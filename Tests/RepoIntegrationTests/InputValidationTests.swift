@@ -113,6 +113,8 @@ final class InputValidationTests: XCTestCase {
             try expectUsage(fx, args, mentions: ["tag \"a,b\"", "\",\""])
         }
         try expectUsage(fx, ["store", "--name", "db.sql", "--tag", "night\nly"], mentions: ["tag", "control"])
+        let policy = fx.file("policy.yaml", Data("keep-tag: [\"release\\n\"]\n".utf8))
+        try expectUsage(fx, ["forget", "--dry-run", "--policy", policy], mentions: ["keep-tag", "control"])
         try expectUsage(fx, ["store", "--name", "db.sql", "--host", "db1\n"], mentions: ["host", "control"])
         try expectUsage(fx, ["backup", fx.dir, "--host", ""], mentions: ["host", "empty"])
         XCTAssertEqual(try fx.snapshots().count, 0, "nothing was stored")

@@ -223,6 +223,15 @@ final class LongNameTests: XCTestCase {
         for n in names {
             XCTAssertEqual(try fs.list("/by-name/\(n)").count, 2, n)   // its time and `latest`
         }
+        // A stream of that name (as an older version stored it) is listed and read under the
+        // shortened name inside its snapshot too.
+        let data = pseudoRandom(3000, seed: 7)
+        let streamTree = try src.tree([Node(name: long, type: .file, size: data.count, content: src.content(data, sizes: [1000, 2000]))])
+        _ = src.addSnapshot(name: long, time: "2024-06-01T00:00:00Z", tree: streamTree)
+        try fs.refresh()
+        let inside = try fs.list("/by-name/\(short)/2024-06-01T00:00:00Z").map(\.0)
+        XCTAssertEqual(inside, [short])
+        XCTAssertEqual(try fs.readAll("/by-name/\(short)/2024-06-01T00:00:00Z/\(short)"), data)
         XCTAssertEqual(PathName.escape(String(repeating: "x", count: 255)), String(repeating: "x", count: 255))
         XCTAssertEqual(PathName.escape(String(repeating: "x", count: 256)).utf8.count, 255)
     }

@@ -68,7 +68,7 @@ public enum SnapshotLabel {
     }
 
     /// `text` with control characters, `\` and every scalar in `extra` escaped (`\n`, `\t`,
-    /// `\r`, `\\`, `\xNN`, `\u{NNNN}`): one line, and a reader can tell the escapes apart.
+    /// `\\`, `\xNN`, `\u{NNNN}`), as `ls` escapes names: one line, escapes told apart.
     public static func escapedForTable(_ text: String, extra: Set<Unicode.Scalar> = []) -> String {
         guard text.unicodeScalars.contains(where: { isControl($0) || $0 == "\\" || extra.contains($0) }) else { return text }
         var out = ""
@@ -80,12 +80,14 @@ public enum SnapshotLabel {
         switch s {
         case "\n": return "\\n"
         case "\t": return "\\t"
-        case "\r": return "\\r"
         case "\\": return "\\\\"
         default:
-            if isControl(s) || extra.contains(s) {
-                return s.value <= 0xFF ? "\\x" + hex(s.value, width: 2) : "\\u{\(hex(s.value))}"
+            // As `ls` prints names (`\xNN`, lower-case hex); C1 controls, which are valid
+            // UTF-8 there, as `\u{NNNN}` so they are not mistaken for a raw byte.
+            if (isControl(s) && s.value < 0x80) || (extra.contains(s) && s.value < 0x80) {
+                return "\\x" + hex(s.value, width: 2).lowercased()
             }
+            if isControl(s) || extra.contains(s) { return "\\u{\(hex(s.value))}" }
             return String(s)
         }
     }

@@ -45,7 +45,8 @@ final class SnapshotLabelTests: XCTestCase {
     func testTableEscaping() {
         XCTAssertEqual(SnapshotLabel.escapedForTable("plain"), "plain")
         XCTAssertEqual(SnapshotLabel.escapedForTable("a\nb\\c"), "a\\nb\\\\c")
-        XCTAssertEqual(SnapshotLabel.escapedForTable("a,b", extra: [","]), "a\\x2Cb")
-        XCTAssertEqual(SnapshotLabel.escapedForTable("\u{1B}[31m"), "\\x1B[31m")
+        XCTAssertEqual(SnapshotLabel.escapedForTable("a,b", extra: [","]), "a\\x2cb")
+        XCTAssertEqual(SnapshotLabel.escapedForTable("\u{1B}[31m\r"), "\\x1b[31m\\x0d")
+        XCTAssertEqual(SnapshotLabel.escapedForTable("next\u{85}line"), "next\\u{0085}line")
     }
 }

@@ -3,18 +3,6 @@ import RepoRepository
 import RepoSnapshot
 import Foundation
 
-/// `--tz` for commands that take a time argument (`store`/`backup --time`, `pin --until`):
-/// the zone in which a time without an offset, or a plain date, is read.
-struct TimeZoneOption: ParsableArguments {
-    @Option(help: ArgumentHelp("Time zone for --time/--until values without an offset and for plain dates: an IANA name such as Europe/Berlin or UTC (default: the local zone, i.e. TZ or /etc/localtime).", valueName: "TZ"))
-    var tz: String?
-
-    /// The zone named by `--tz`, or the local one.
-    func zone() throws -> TimeZone {
-        try TimeInput.zone(tz)
-    }
-}
-
 /// Time arguments on the command line, all parsed by `TimeArgument` (one strict grammar).
 enum TimeInput {
     /// Help text for a time option: what it accepts and where times without an offset live.

@@ -130,4 +130,11 @@ struct SnapshotFilterOptions: ParsableArguments {
     var tags: [String] = []
 
     var snapshotFilter: SnapshotFilter { SnapshotFilter(name: name, host: host, tags: tags) }
+
+    /// The same rules as when snapshots are made: a value no new snapshot can carry is a typo.
+    func validate() throws {
+        try LabelInput.check(name, kind: .snapshotName, flag: "--name")
+        try LabelInput.check(host, kind: .host, flag: "--host")
+        try LabelInput.check(tags, kind: .tag, flag: "--tag")
+    }
 }

@@ -59,25 +59,3 @@ public struct FileTime: Equatable, Comparable, Sendable {
                       Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec))
     }
 }
-
-/// Turns any stored name into one path component: `/` (allowed in stream names), NUL, `.`,
-/// `..` and the empty name cannot appear in a directory listing, so they are percent-escaped,
-/// and `%` itself too so that the mapping stays one-to-one.
-public enum PathName {
-    public static func escape(_ name: String) -> String {
-        if name.isEmpty { return "%" }
-        if name == "." { return "%2E" }
-        if name == ".." { return "%2E%2E" }
-        guard name.contains(where: { $0 == "/" || $0 == "%" || $0 == "\0" }) else { return name }
-        var out = ""
-        for ch in name.unicodeScalars {
-            switch ch {
-            case "%": out += "%25"
-            case "/": out += "%2F"
-            case "\0": out += "%00"
-            default: out.unicodeScalars.append(ch)
-            }
-        }
-        return out
-    }
-}

@@ -21,6 +21,25 @@ public struct RepositoryConfig: Codable, Sendable, Equatable {
         self.id = id; self.chunker = chunker; self.compression = compression; self.packSize = packSize
     }
 
+    /// The legal `packSize` range: packs are read whole by `check --read-data` and `prune`, so
+    /// 1 GiB bounds their memory; below 1 MiB the index and the directory fill with tiny packs.
+    public static let packSizeRange = (1 << 20)...(1 << 30)
+
+    /// Why this config cannot be used (a value out of its range), or nil. The version is
+    /// checked separately (an unsupported version is not damage).
+    public var invalidReason: String? {
+        if let reason = chunker.invalidReason {
+            return "chunker {min \(chunker.min), avg \(chunker.avg), max \(chunker.max)}: \(reason)"
+        }
+        if Self.parseCompression(compression) == nil {
+            return "compression \"\(compression)\" is not none, zstd or zstd:N with N from 1 to 19"
+        }
+        if !Self.packSizeRange.contains(packSize) {
+            return "packSize \(packSize) is outside \(Self.packSizeRange.lowerBound)...\(Self.packSizeRange.upperBound) (1 MiB to 1 GiB)"
+        }
+        return nil
+    }
+
     /// The zstd level, or nil for `none`.
     public var zstdLevel: Int32? { Self.parseCompression(compression) ?? nil }
 

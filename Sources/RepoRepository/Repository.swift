@@ -29,7 +29,11 @@ public final class Repository: Sendable {
     /// Creates a new repository in an empty location and returns its config.
     public static func create(backend: StorageBackend, password: [UInt8], chunker: ChunkerParameters,
                               compression: String, kdfN: UInt64 = KeySlot.defaultN) throws -> RepositoryConfig {
-        if (try? backend.exists(RepositoryConfig.objectName)) == true {
+        if let existing = try? backend.get(RepositoryConfig.objectName) {
+            guard RepositoryProbe.looksLikeOurs(existing) else {
+                throw RepoError(.failure, "cannot create a repository at \(backend.location): \(RepositoryProbe.describe(backend, config: existing))",
+                                hint: "choose an empty or new directory")
+            }
             throw RepoError(.failure, "a repository already exists at \(backend.location)",
                             hint: "use it as it is, or choose another --repo path")
         }
@@ -59,10 +63,16 @@ public final class Repository: Sendable {
         do {
             configBytes = try backend.get(RepositoryConfig.objectName)
         } catch StorageError.notFound {
-            throw RepoError(.noRepository, "no repository at \(backend.location)",
+            throw RepoError(.noRepository, "no repository at \(backend.location): \(RepositoryProbe.describe(backend, config: nil))",
                             hint: "check --repo / REPO_REPOSITORY, or create one with `repo init --repo \(backend.location)`")
         } catch {
             throw RepoError(.noRepository, "cannot read the repository at \(backend.location): \(error)")
+        }
+        // A `config` that is not ours (restic's is encrypted, borg's is INI) means another
+        // tool's repository, not a damaged one of ours.
+        guard RepositoryProbe.looksLikeOurs(configBytes) else {
+            throw RepoError(.noRepository, "no repository at \(backend.location): \(RepositoryProbe.describe(backend, config: configBytes))",
+                            hint: "check --repo / REPO_REPOSITORY; repo cannot read other tools' repositories")
         }
         let config: RepositoryConfig
         do { config = try RepositoryConfig.decode(configBytes) } catch {
@@ -72,7 +82,10 @@ public final class Repository: Sendable {
             throw RepoError(.failure, "repository format version \(config.version) is not supported (this repo reads version 1)",
                             hint: "upgrade repo")
         }
-        if let reason = config.chunker.invalidReason { throw RepoError(.integrity, "repository config: \(reason)") }
+        if let reason = config.invalidReason {
+            throw RepoError(.integrity, "the repository config at \(backend.location) is invalid: \(reason)",
+                            hint: "FORMAT.md §6 lists the legal values; the config is not authenticated, so restore it from a copy")
+        }
         let key = try unlock(backend: backend, config: config, password: password)
         let dir = cacheDirectory + "/" + config.id.hex
         // The catalog is a cache (FORMAT.md §20): one that is damaged is rebuilt, and one that

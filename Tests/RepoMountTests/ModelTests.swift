@@ -193,3 +193,46 @@ final class FileTimeTests: XCTestCase {
         XCTAssertEqual(PathName.escape("plain.dump"), "plain.dump")
     }
 }
+
+/// Names longer than a directory entry allows are shortened, so one over-long stream name no
+/// longer fails the whole `by-name/` listing.
+final class LongNameTests: XCTestCase {
+    func testOverlongNamesAreShortenedUniquelyAndStayListable() throws {
+        let src = MemorySource()
+        let tree = try src.tree([])
+        let long = String(repeating: "n", count: 5000)
+        let longer = long + "2"
+        let accented = String(repeating: "é", count: 200)   // 400 bytes: cut on a character boundary
+        for (i, name) in [long, longer, accented, "short.sql"].enumerated() {
+            _ = src.addSnapshot(name: name, time: "2024-05-0\(i + 1)T00:00:00Z", tree: tree)
+        }
+        let fs = MountFilesystem(source: src) { _ in }
+        let names = try fs.list("/by-name").map(\.0)
+        XCTAssertEqual(names.count, 4)
+        XCTAssertTrue(names.contains("short.sql"))
+        for n in names {
+            XCTAssertLessThanOrEqual(n.utf8.count, 255, n)
+            XCTAssertNotNil(String(validating: Array(n.utf8), as: UTF8.self))
+        }
+        XCTAssertEqual(Set(names).count, 4, "shortened names stay distinct")
+        let short = PathName.escape(long)
+        XCTAssertTrue(short.hasPrefix(String(repeating: "n", count: 200)))
+        XCTAssertTrue(short.contains("…~"))
+        XCTAssertNotEqual(short, PathName.escape(longer))
+        // Every shortened name resolves to its snapshot.
+        for n in names {
+            XCTAssertEqual(try fs.list("/by-name/\(n)").count, 2, n)   // its time and `latest`
+        }
+        // A stream of that name (as an older version stored it) is listed and read under the
+        // shortened name inside its snapshot too.
+        let data = pseudoRandom(3000, seed: 7)
+        let streamTree = try src.tree([Node(name: long, type: .file, size: data.count, content: src.content(data, sizes: [1000, 2000]))])
+        _ = src.addSnapshot(name: long, time: "2024-06-01T00:00:00Z", tree: streamTree)
+        try fs.refresh()
+        let inside = try fs.list("/by-name/\(short)/2024-06-01T00:00:00Z").map(\.0)
+        XCTAssertEqual(inside, [short])
+        XCTAssertEqual(try fs.readAll("/by-name/\(short)/2024-06-01T00:00:00Z/\(short)"), data)
+        XCTAssertEqual(PathName.escape(String(repeating: "x", count: 255)), String(repeating: "x", count: 255))
+        XCTAssertEqual(PathName.escape(String(repeating: "x", count: 256)).utf8.count, 255)
+    }
+}

@@ -24,7 +24,7 @@ extension RepoCommand {
         @Argument(help: "Files or directories to back up.")
         var paths: [String]
 
-        @Option(name: .customLong("tag"), help: "Tag for the snapshot (repeatable).")
+        @Option(name: .customLong("tag"), help: "Tag for the snapshot (repeatable; no commas or control characters, at most 255 bytes).")
         var tags: [String] = []
 
         @Option(name: .customLong("exclude"), help: ArgumentHelp("Leave out entries matching GLOB (repeatable). A glob without `/` matches names, one with `/` whole paths.", valueName: "GLOB"))
@@ -33,12 +33,16 @@ extension RepoCommand {
         @Option(help: "Host to record (default: this machine's hostname).")
         var host: String?
 
-        @Option(help: ArgumentHelp("Time to file the snapshot under (ISO 8601 / RFC 3339; default now).", valueName: "ISO8601"))
+        @Option(help: ArgumentHelp(TimeInput.help("Time to file the snapshot under (default: now)."), valueName: "TIME"))
         var time: String?
+
+        @OptionGroup var timeZone: TimeZoneOption
 
         func validate() throws {
             if paths.isEmpty { throw ValidationError("name at least one path to back up") }
-            if let time, Timestamp.parse(time) == nil { throw ValidationError("--time: \"\(time)\" is not an ISO 8601 time") }
+            try LabelInput.check(tags, kind: .tag, flag: "--tag")
+            try LabelInput.check(host, kind: .host, flag: "--host")
+            try TimeInput.check(time, flag: "--time", zone: try timeZone.zone())
         }
 
         func run() throws {
@@ -48,7 +52,7 @@ extension RepoCommand {
             let cancellation = Cancellation()
             SignalTrap.install(cancellation)
             var op = RepoOperations.Backup(repository: repo, paths: paths, tags: tags, host: host ?? HostInfo.hostname,
-                                           time: time.flatMap(Timestamp.parse) ?? Date())
+                                           time: try time.map { try TimeInput.parse($0, flag: "--time", zone: try timeZone.zone()) } ?? Date())
             op.excludes = excludes
             op.cancellation = cancellation
             let line = global.progressLine("read")
@@ -100,5 +104,18 @@ struct BackupOutput: Encodable {
         files = s.files ?? 0; dirs = s.dirs ?? 0; unchanged_files = s.unchangedFiles ?? 0; unreadable = s.unreadable ?? 0
         changed_while_read = r.changedWhileRead; bytes = s.totalBytes; new_blobs = s.newBlobs; new_bytes = s.newBytes
         partial = r.partial; seconds = s.seconds
+    }
+
+    enum CodingKeys: String, CodingKey { case id, short_id, parent, paths, files, dirs, unchanged_files, unreadable, changed_while_read, bytes, new_blobs, new_bytes, partial, seconds }
+
+    /// Every key, `parent` as `null` when no earlier snapshot was reused.
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id); try c.encode(short_id, forKey: .short_id); try c.encode(parent, forKey: .parent)
+        try c.encode(paths, forKey: .paths); try c.encode(files, forKey: .files); try c.encode(dirs, forKey: .dirs)
+        try c.encode(unchanged_files, forKey: .unchanged_files); try c.encode(unreadable, forKey: .unreadable)
+        try c.encode(changed_while_read, forKey: .changed_while_read); try c.encode(bytes, forKey: .bytes)
+        try c.encode(new_blobs, forKey: .new_blobs); try c.encode(new_bytes, forKey: .new_bytes)
+        try c.encode(partial, forKey: .partial); try c.encode(seconds, forKey: .seconds)
     }
 }

@@ -64,6 +64,15 @@ struct DiffJSON: Encodable {
         change = e.change.rawValue; path = String(decoding: e.path, as: UTF8.self); type = e.type.rawValue
         size = e.size; old_size = e.oldSize
     }
+
+    enum CodingKeys: String, CodingKey { case change, path, type, size, old_size }
+
+    /// Every key, `null` when absent (`old_size` of added entries, `size` of removed ones…).
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(change, forKey: .change); try c.encode(path, forKey: .path); try c.encode(type, forKey: .type)
+        try c.encode(size, forKey: .size); try c.encode(old_size, forKey: .old_size)
+    }
 }
 
 struct DiffOutput: Encodable {

@@ -27,7 +27,7 @@ extension RepoCommand {
         @Option(help: ArgumentHelp("Read the policy from a YAML file (keys as the flags: keep-hot, keep-warm, keep-cold, keep-last, keep-tag, group-by, tz).", valueName: "FILE"))
         var policy: String?
 
-        @Option(help: ArgumentHelp("Evaluate the policy as if it were this time (RFC 3339), for reproducible runs.", valueName: "T"))
+        @Option(help: ArgumentHelp(TimeInput.help("Evaluate the policy as if it were this time, for reproducible runs.", zoneFlag: "the policy's time zone (--tz)"), valueName: "TIME"))
         var now: String?
 
         @Flag(help: "Print the decisions; forget nothing.")
@@ -41,7 +41,8 @@ extension RepoCommand {
 
         func validate() throws {
             _ = try retention.flagPolicy()
-            if let now, Timestamp.parse(now) == nil { throw ValidationError("--now: \"\(now)\" is not an RFC 3339 time") }
+            // The syntax here; the reading in the policy's zone once that is resolved (run).
+            try TimeInput.check(now, flag: "--now", zone: TimeZone(identifier: "UTC")!)
             if let m = maxUnused { _ = try PruneCommandSupport.parsePercent(m) }
             if maxUnused != nil && !prune { throw ValidationError("--max-unused needs --prune") }
         }
@@ -63,7 +64,8 @@ extension RepoCommand {
             }
             let resolved = effective.resolved()
             if let reason = resolved.invalidReason { throw RepoError(.usage, "retention policy: \(reason)") }
-            let nowDate = now.flatMap(Timestamp.parse) ?? Date()
+            let zone = TimeZone(identifier: resolved.timeZone!)!
+            let nowDate = try now.map { try TimeInput.parse($0, flag: "--now", zone: zone) } ?? Date()
 
             var op = RepoOperations.Forget(repository: repo, policy: resolved, now: nowDate)
             op.filter = SnapshotFilter(name: filter.name, host: filter.host, tags: filter.tags)
@@ -81,7 +83,6 @@ extension RepoCommand {
                 line?.finish()
             }
 
-            let zone = TimeZone(identifier: resolved.timeZone!)!
             if global.json {
                 try Console.printJSON(ForgetJSON(policy: resolved, sources: sources, now: Timestamp.format(nowDate),
                                                  dryRun: dryRun, result: result, zone: zone, prune: pruneReport))
@@ -96,7 +97,7 @@ extension RepoCommand {
             for item in result.items {
                 if item.decision.group != group {
                     group = item.decision.group
-                    print("\ngroup \(group!.isEmpty ? "(all)" : group!):")
+                    print("\ngroup \(group!.isEmpty ? "(all)" : SnapshotLabel.escapedForTable(group!)):")
                 }
                 let verb = item.decision.keep ? "keep  " : (dryRun ? "forget" : "forgot")
                 print("  \(item.entry.id.shortHex)  \(local.string(from: item.entry.date))  \(item.decision.tier.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0))  \(verb)  \(item.decision.reasons.joined(separator: "; "))")
@@ -143,5 +144,15 @@ struct ForgetJSON: Encodable {
                  keep: $0.decision.keep, decision: $0.decision.keep ? "keep" : "forget", reasons: $0.decision.reasons)
         }
         kept = result.kept; forgotten = result.forgotten
+    }
+
+    enum CodingKeys: String, CodingKey { case policy, sources, now, dry_run, snapshots, kept, forgotten, prune }
+
+    /// Every key, `prune` as `null` without --prune (or with --dry-run).
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(policy, forKey: .policy); try c.encode(sources, forKey: .sources); try c.encode(now, forKey: .now)
+        try c.encode(dry_run, forKey: .dry_run); try c.encode(snapshots, forKey: .snapshots); try c.encode(kept, forKey: .kept)
+        try c.encode(forgotten, forKey: .forgotten); try c.encode(prune, forKey: .prune)
     }
 }

@@ -112,4 +112,16 @@ struct LsJSON: Encodable {
         type = n.type.rawValue; size = n.type == .file ? (n.size ?? 0) : nil; mode = n.mode; uid = n.uid; gid = n.gid
         mtime = n.mtime; target = n.target; target_raw = n.targetRaw
     }
+
+    enum CodingKeys: String, CodingKey { case path, path_raw, type, size, mode, uid, gid, mtime, target, target_raw }
+
+    /// Every key, `null` when absent (`path_raw` of UTF-8 names, `size` of non-files, `target`
+    /// of non-symlinks, `target_raw` of UTF-8 targets, owner and mode where not recorded).
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(path, forKey: .path); try c.encode(path_raw, forKey: .path_raw); try c.encode(type, forKey: .type)
+        try c.encode(size, forKey: .size); try c.encode(mode, forKey: .mode); try c.encode(uid, forKey: .uid)
+        try c.encode(gid, forKey: .gid); try c.encode(mtime, forKey: .mtime); try c.encode(target, forKey: .target)
+        try c.encode(target_raw, forKey: .target_raw)
+    }
 }

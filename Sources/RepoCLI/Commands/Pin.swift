@@ -17,14 +17,16 @@ extension RepoCommand {
         @Argument(help: ArgumentHelp("Snapshot id (prefix) or `latest`.", valueName: "SNAPSHOT"))
         var snapshot: String?
 
-        @Option(help: ArgumentHelp("The pin ends at DATE (RFC 3339 or YYYY-MM-DD); default: until unpinned.", valueName: "DATE"))
+        @Option(help: ArgumentHelp(TimeInput.help("The pin ends at this time (default: until unpinned)."), valueName: "TIME"))
         var until: String?
+
+        @OptionGroup var timeZone: TimeZoneOption
 
         @Option(help: ArgumentHelp("Why it is pinned (shown by forget and pin).", valueName: "TEXT"))
         var reason: String?
 
         func validate() throws {
-            if let until, Timestamp.parse(until) == nil { throw ValidationError("--until: \"\(until)\" is not a date (YYYY-MM-DD or RFC 3339)") }
+            try TimeInput.check(until, flag: "--until", zone: try timeZone.zone())
             if snapshot == nil && (until != nil || reason != nil) { throw ValidationError("--until and --reason need a SNAPSHOT") }
         }
 
@@ -36,7 +38,7 @@ extension RepoCommand {
                 let now = Date()
                 for p in pins {
                     let expired = p.until.flatMap(Timestamp.parse).map { $0 <= now } ?? false
-                    print("\(p.snapshot.prefix(8))  \(p.until.map { "until \($0)" } ?? "until unpinned")\(expired ? " (expired)" : "")  \(p.reason ?? "")  (by \(p.username)@\(p.host) at \(p.created))")
+                    print("\(p.snapshot.prefix(8))  \(p.until.map { "until \($0)" } ?? "until unpinned")\(expired ? " (expired)" : "")  \(SnapshotLabel.escapedForTable(p.reason ?? ""))  (by \(SnapshotLabel.escapedForTable(p.username))@\(SnapshotLabel.escapedForTable(p.host)) at \(p.created))")
                 }
                 if !global.quiet { print("\(pins.count) pin\(pins.count == 1 ? "" : "s")") }
                 return
@@ -44,7 +46,7 @@ extension RepoCommand {
             let lock = try repo.lock(exclusive: false, command: "pin")
             defer { lock.release() }
             let entry = try repo.findSnapshot(snapshot, filter: SnapshotFilter(name: filter.name, host: filter.host, tags: filter.tags))
-            let pin = RepoSnapshot.Pin(snapshot: entry.id.hex, until: until.flatMap(Timestamp.parse).map(Timestamp.format),
+            let pin = RepoSnapshot.Pin(snapshot: entry.id.hex, until: try until.map { Timestamp.format(try TimeInput.parse($0, flag: "--until", zone: try timeZone.zone())) },
                                        reason: reason, created: Timestamp.format(Date()), host: HostInfo.hostname,
                                        username: HostInfo.username)
             try repo.setPin(pin)
@@ -99,5 +101,14 @@ struct PinJSON: Encodable {
 
     init(_ p: RepoSnapshot.Pin) {
         snapshot = p.snapshot; until = p.until; reason = p.reason; created = p.created; host = p.host; username = p.username
+    }
+
+    enum CodingKeys: String, CodingKey { case snapshot, until, reason, created, host, username }
+
+    /// Every key, `until` and `reason` as `null` when not given.
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(snapshot, forKey: .snapshot); try c.encode(until, forKey: .until); try c.encode(reason, forKey: .reason)
+        try c.encode(created, forKey: .created); try c.encode(host, forKey: .host); try c.encode(username, forKey: .username)
     }
 }

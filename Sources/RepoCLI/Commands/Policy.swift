@@ -81,4 +81,13 @@ struct PolicyJSON: Encodable {
     var set_at: String?
     var set_by: String?
     var effective: RetentionPolicy
+
+    enum CodingKeys: String, CodingKey { case stored, set_at, set_by, effective }
+
+    /// Every key, `null` when no policy is stored.
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(stored, forKey: .stored); try c.encode(set_at, forKey: .set_at); try c.encode(set_by, forKey: .set_by)
+        try c.encode(effective, forKey: .effective)
+    }
 }

@@ -31,6 +31,7 @@ struct RetentionOptions: ParsableArguments {
 
     /// The policy the flags alone describe (unset fields stay nil).
     func flagPolicy() throws -> RetentionPolicy {
+        try LabelInput.check(keepTags, kind: .tag, flag: "--keep-tag")
         func duration(_ text: String?, _ flag: String) throws -> RetentionDuration? {
             guard let text else { return nil }
             guard let d = RetentionDuration(parsing: text) else {
@@ -103,7 +104,14 @@ enum PolicyFile {
             case "keep-last":
                 guard let n = Int(try scalar()) else { throw RepoError(.usage, "\(path): keep-last must be a whole number") }
                 policy.keepLast = n
-            case "keep-tag": policy.keepTags = try list()
+            case "keep-tag":
+                let tags = try list()
+                for t in tags {
+                    if let reason = SnapshotLabel.invalidReason(t, kind: .tag) {
+                        throw RepoError(.usage, "\(path): keep-tag: tag \(SnapshotLabel.quoted(t)): \(reason)")
+                    }
+                }
+                policy.keepTags = tags
             case "group-by":
                 do { policy.groupBy = try RetentionOptions.parseGroupBy(try list().joined(separator: ",")) } catch {
                     throw RepoError(.usage, "\(path): group-by must list some of host, name, paths, tags")

@@ -23,10 +23,14 @@ extension RepoCommand {
             local.dateFormat = "yyyy-MM-dd HH:mm:ss"
             var rows = [["ID", "Time", "Host", "Name", "Size", "Tags"]]
             for e in list {
-                rows.append([e.id.shortHex, local.string(from: e.date), e.snapshot.host,
-                             e.snapshot.name ?? (e.snapshot.paths ?? []).joined(separator: ","),
-                             Format.bytes(e.snapshot.stats.totalBytes) + (e.snapshot.partial == true ? " (partial)" : ""),
-                             e.snapshot.tags.joined(separator: ",")])
+                // One row per snapshot: labels from older versions (or other writers) may hold
+                // newlines or commas, so cells are escaped (`SnapshotLabel.escapedForTable`).
+                let s = e.snapshot
+                rows.append([e.id.shortHex, local.string(from: e.date), SnapshotLabel.escapedForTable(s.host),
+                             s.name.map { SnapshotLabel.escapedForTable($0) }
+                                ?? (s.paths ?? []).map { SnapshotLabel.escapedForTable($0, extra: [","]) }.joined(separator: ","),
+                             Format.bytes(s.stats.totalBytes) + (s.partial == true ? " (partial)" : ""),
+                             s.tags.map { SnapshotLabel.escapedForTable($0, extra: [","]) }.joined(separator: ",")])
             }
             let widths = (0..<6).map { c in rows.map { $0[c].count }.max() ?? 0 }
             for (i, r) in rows.enumerated() {
@@ -61,5 +65,17 @@ struct SnapshotJSON: Encodable {
         id = e.id.hex; short_id = e.id.shortHex; time = s.time; host = s.host; username = s.username
         name = s.name; paths = s.paths; tags = s.tags; tree = s.tree.hex; size = s.stats.totalBytes
         chunks = s.stats.chunks; new_bytes = s.stats.newBytes; partial = s.partial ?? false; program = s.program
+    }
+
+    enum CodingKeys: String, CodingKey { case id, short_id, time, host, username, name, paths, tags, tree, size, chunks, new_bytes, partial, program }
+
+    /// Every key, `null` when absent (`name` of a tree snapshot, `paths` of a stream snapshot).
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id); try c.encode(short_id, forKey: .short_id); try c.encode(time, forKey: .time)
+        try c.encode(host, forKey: .host); try c.encode(username, forKey: .username); try c.encode(name, forKey: .name)
+        try c.encode(paths, forKey: .paths); try c.encode(tags, forKey: .tags); try c.encode(tree, forKey: .tree)
+        try c.encode(size, forKey: .size); try c.encode(chunks, forKey: .chunks); try c.encode(new_bytes, forKey: .new_bytes)
+        try c.encode(partial, forKey: .partial); try c.encode(program, forKey: .program)
     }
 }

@@ -20,20 +20,22 @@ extension RepoCommand {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(help: "Name of the stream (e.g. mydb.sql); with --stream, the snapshot's name (default: the stream names joined by commas).")
+        @Option(help: "Name of the stream (e.g. mydb.sql; a file name: not empty, . or .., no / or control characters, at most 255 bytes); with --stream, the snapshot's name (default: the stream names joined by commas).")
         var name: String?
 
-        @Option(name: .customLong("stream"), help: ArgumentHelp("A named stream from a shell command (repeatable; run concurrently).", valueName: "NAME=COMMAND"))
+        @Option(name: .customLong("stream"), help: ArgumentHelp("A named stream from a shell command (repeatable; run concurrently). NAME is a file name, as for --name with one stream.", valueName: "NAME=COMMAND"))
         var streams: [String] = []
 
-        @Option(name: .customLong("tag"), help: "Tag for the snapshot (repeatable).")
+        @Option(name: .customLong("tag"), help: "Tag for the snapshot (repeatable; no commas or control characters, at most 255 bytes).")
         var tags: [String] = []
 
         @Option(help: "Host to record (default: this machine's hostname).")
         var host: String?
 
-        @Option(help: ArgumentHelp("Time to file the snapshot under (ISO 8601 / RFC 3339; default now).", valueName: "ISO8601"))
+        @Option(help: ArgumentHelp(TimeInput.help("Time to file the snapshot under (default: now)."), valueName: "TIME"))
         var time: String?
+
+        @OptionGroup var timeZone: TimeZoneOption
 
         @Argument(parsing: .postTerminator, help: ArgumentHelp("Command whose standard output is stored.", valueName: "CMD"))
         var command: [String] = []
@@ -47,8 +49,12 @@ extension RepoCommand {
         }
 
         func validate() throws {
-            if let name, name.isEmpty || name.contains("\0") { throw ValidationError("--name must be a non-empty name") }
-            if let time, Timestamp.parse(time) == nil { throw ValidationError("--time: \"\(time)\" is not an ISO 8601 time") }
+            // One stream: --name is the stream's name, a file name at restore. With --stream,
+            // it names the snapshot and each NAME of NAME=COMMAND is a stream's.
+            try LabelInput.check(name, kind: streams.isEmpty ? .streamName : .snapshotName, flag: "--name")
+            try LabelInput.check(tags, kind: .tag, flag: "--tag")
+            try LabelInput.check(host, kind: .host, flag: "--host")
+            try TimeInput.check(time, flag: "--time", zone: try timeZone.zone())
             if streams.isEmpty {
                 if name == nil { throw ValidationError("give the stream a name with --name (e.g. --name mydb.sql)") }
                 if command.isEmpty && isatty(0) != 0 {
@@ -63,6 +69,7 @@ extension RepoCommand {
                     throw ValidationError("--stream takes NAME=COMMAND, e.g. --stream users.sql='pg_dump -t users db'; got \"\(s)\"")
                 }
                 let n = String(s[..<i])
+                try LabelInput.check(n, kind: .streamName, flag: "--stream")
                 guard seen.insert(n).inserted else { throw ValidationError("stream name \(n) is given twice") }
             }
         }
@@ -100,7 +107,7 @@ extension RepoCommand {
             SignalTrap.install(cancellation) { _ in for p in running where p.isRunning { p.terminate() } }
 
             var op = StreamStore(repository: repo, name: snapshotName, tags: tags, host: host ?? HostInfo.hostname,
-                                 time: time.flatMap(Timestamp.parse) ?? Date())
+                                 time: try time.map { try TimeInput.parse($0, flag: "--time", zone: try timeZone.zone()) } ?? Date())
             let line = global.progressLine("stored")
             if let line { op.progress = { line.update($0) } }
             op.cancellation = cancellation
@@ -181,6 +188,16 @@ struct StoreOutput: Encodable {
     enum CodingKeys: String, CodingKey {
         case id, shortID = "short_id", name, bytes, sha256, chunks, newChunks = "new_chunks", newBlobs = "new_blobs"
         case newBytes = "new_bytes", packs, seconds, streams
+    }
+
+    /// Every key, `streams` as `null` for a single stream.
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id); try c.encode(shortID, forKey: .shortID); try c.encode(name, forKey: .name)
+        try c.encode(bytes, forKey: .bytes); try c.encode(sha256, forKey: .sha256); try c.encode(chunks, forKey: .chunks)
+        try c.encode(newChunks, forKey: .newChunks); try c.encode(newBlobs, forKey: .newBlobs)
+        try c.encode(newBytes, forKey: .newBytes); try c.encode(packs, forKey: .packs); try c.encode(seconds, forKey: .seconds)
+        try c.encode(streams, forKey: .streams)
     }
 }
 

@@ -48,8 +48,8 @@ extension RepoCommand {
 
         func run() throws {
             let repo = try global.open()
-            let lock = try repo.lock(exclusive: true, command: prune ? "forget --prune" : "forget")
-            defer { lock.release() }
+            let lock = try global.lock(repo, exclusive: true, command: prune ? "forget --prune" : "forget")
+            defer { lock?.release() }
 
             var effective = try retention.flagPolicy()
             var sources = ["flags"]

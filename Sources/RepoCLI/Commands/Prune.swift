@@ -25,8 +25,8 @@ extension RepoCommand {
 
         func run() throws {
             let repo = try global.open()
-            let lock = try repo.lock(exclusive: true, command: "prune")
-            defer { lock.release() }
+            let lock = try global.lock(repo, exclusive: true, command: "prune")
+            defer { lock?.release() }
             var op = RepoOperations.Prune(repository: repo)
             op.maxUnused = try PruneCommandSupport.parsePercent(maxUnused)
             op.dryRun = dryRun

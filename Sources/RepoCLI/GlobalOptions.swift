@@ -27,6 +27,9 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Print more detail, and progress even when not on a terminal.")
     var verbose = false
 
+    @Flag(help: "Read without taking a lock (commands that only read; chosen automatically when the repository cannot be written).")
+    var noLock = false
+
     private var env: [String: String] { ProcessInfo.processInfo.environment }
 
     /// The storage backend the user named.
@@ -103,6 +106,46 @@ struct GlobalOptions: ParsableArguments {
         let quiet = self.quiet
         return try Repository.open(backend: backend, password: try password(), cacheDirectory: cacheDirectory,
                                    warn: { if !quiet { Console.line("repo: warning: \($0)") } })
+    }
+
+    /// Takes the repository lock for `command`, after installing the process-wide signal and
+    /// EPIPE handling (`SignalTrap`) so that no way of ending the command leaves the lock behind.
+    ///
+    /// A command that only reads (`readOnly`) runs without a lock with `--no-lock`, or when the
+    /// lock cannot be written (read-only file system, no write permission, full disk); `-v`
+    /// says so. Writers refuse `--no-lock` and fail clearly on a read-only repository.
+    /// - Parameter trapSignals: false for `mount`, whose FUSE loop handles the stop signals.
+    func lock(_ repo: Repository, exclusive: Bool = false, command: String, readOnly: Bool = false,
+              trapSignals: Bool = true) throws -> RepositoryLock? {
+        if trapSignals { SignalTrap.install() }
+        if noLock {
+            guard readOnly else {
+                throw RepoError(.usage, "--no-lock is only for commands that read; `\(command.split(separator: " ").first ?? "")` writes and must lock")
+            }
+            return nil
+        }
+        do {
+            return try repo.lock(exclusive: exclusive, command: command)
+        } catch let error as StorageError {
+            let location = repo.backend.location
+            switch error {
+            case .readOnly where readOnly, .noSpace where readOnly:
+                if verbose && !quiet {
+                    Console.line("repo: cannot write a lock to \(location) (\(error)); reading without a lock")
+                }
+                return nil
+            case .readOnly:
+                throw RepoError(.failure, "the repository at \(location) cannot be written (\(error))",
+                                hint: "commands that only read (snapshots, ls, dump, restore, diff, check, mount) work on a read-only repository")
+            case .noSpace:
+                throw RepoError(.failure, "no space left on the device of \(location), not even for the lock",
+                                hint: exclusive
+                                    ? "the repository's space reserve is used up too: free a few KiB on that filesystem and run it again; prune then frees the rest"
+                                    : "free space with `repo forget --prune` or `repo prune` (they can start on a full disk), or on that filesystem")
+            default:
+                throw error
+            }
+        }
     }
 
     /// Prints an operation's warnings on stderr (above the progress line) unless quiet.

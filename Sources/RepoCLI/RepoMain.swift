@@ -27,10 +27,16 @@ public enum RepoMain {
         // once the 32 MiB scrypt buffer is freed, and 1 MiB chunks then churn through per-thread
         // heaps that keep their peak: 106 MB peak RSS storing 300 MB, 79 MB with this, same CPU.
         _ = crepo_set_mmap_threshold(256 * 1024)
+        // A reader that closes the pipe (`repo ls latest | head`) makes writes fail with EPIPE,
+        // which ends the command quietly with its lock released (see `SignalTrap`).
+        signal(SIGPIPE, SIG_IGN)
         do {
             var command = try RepoCommand.parseAsRoot()
             try command.run()
             fflush(nil)
+            exit(0)
+        } catch let error as RepoError where error.kind == .outputClosed {
+            // What the reader asked for (`| head`): no message, success, like git and restic.
             exit(0)
         } catch let error as RepoError {
             fflush(nil)
@@ -69,6 +75,7 @@ public enum RepoMain {
         case .wrongPassword: 12
         case .integrity: 13
         case .interrupted(let sig): 128 + sig
+        case .outputClosed: 0
         }
     }
 }

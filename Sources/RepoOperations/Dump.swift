@@ -70,7 +70,8 @@ public struct Dump {
         return written
     }
 
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+    /// Writes all of `bytes`; a closed pipe (EPIPE, with SIGPIPE ignored) is `.outputClosed`.
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { buf in
             var off = 0
             while off < buf.count {
@@ -78,8 +79,8 @@ public struct Dump {
                 if n < 0 {
                     if errno == EINTR { continue }
                     let e = errno
-                    throw RepoError(.failure, "writing the output failed: \(String(cString: strerror(e)))",
-                                    hint: e == EPIPE ? "the reading side closed the pipe" : nil)
+                    if e == EPIPE { throw RepoError(.outputClosed, "the reading side closed the pipe") }
+                    throw RepoError(.failure, "writing the output failed: \(String(cString: strerror(e)))")
                 }
                 off += n
             }

@@ -17,7 +17,13 @@ public import Foundation
 ///    supersedes every old segment) → old segments deleted → packs deleted → stale temporary
 ///    files removed. Killed at any point, the repository stays complete and a re-run finishes.
 ///
-/// The caller holds the exclusive lock.
+/// Safety margin: packs and active index segments younger than `safetyMargin` (by the
+/// backend's modification time) are never deleted or repacked, nor are the packs such a segment
+/// lists. They may belong to a writer whose lock vanished (removed by hand, or taken for stale
+/// by another host); that writer notices before it commits, and its packs survive for a retry.
+///
+/// The caller holds the exclusive lock; prune checks it is still intact before it rewrites the
+/// index and before it deletes packs (`Repository.verifyLock`).
 public struct Prune {
     public var repository: Repository
     /// Repack a pack when more than this fraction of its blob bytes is unused.
@@ -29,6 +35,11 @@ public struct Prune {
     public var afterStep: ((String) -> Void)?
     /// Temporary files older than this are removed.
     public var temporaryFileAge: TimeInterval = 10 * 60
+    /// Packs and index segments younger than this are never deleted (FORMAT.md §25).
+    public var safetyMargin: TimeInterval = Prune.defaultSafetyMargin
+    public static let defaultSafetyMargin: TimeInterval = 60 * 60
+    /// Only delete (no repacking, which writes new packs): for a disk that is full.
+    public var deleteOnly = false
     /// Packs per index segment written by prune.
     public static let packsPerSegment = 8192
 
@@ -53,6 +64,9 @@ public struct Prune {
         public var bytesWritten = 0
         /// Unused bytes left in place (packs under the repack threshold).
         public var unusedBytesKept = 0
+        /// Packs left alone because they (or the segment listing them) are younger than the
+        /// safety margin, though nothing references them yet.
+        public var recentPacksKept = 0
         public var segmentsWritten = 0
         public var segmentsDeleted = 0
         public var temporaryFilesRemoved = 0
@@ -67,6 +81,7 @@ public struct Prune {
             case bytesRepackedFrom = "bytes_repacked_from", bytesCopied = "bytes_copied", packsWritten = "packs_written"
             case bytesWritten = "bytes_written", unusedBytesKept = "unused_bytes_kept", segmentsWritten = "segments_written"
             case segmentsDeleted = "segments_deleted", temporaryFilesRemoved = "temporary_files_removed"
+            case recentPacksKept = "recent_packs_kept"
             case bytesFreed = "bytes_freed", packBytesAfter = "pack_bytes_after", seconds
         }
 
@@ -79,6 +94,7 @@ public struct Prune {
             try c.encode(packsRepacked, forKey: .packsRepacked); try c.encode(bytesRepackedFrom, forKey: .bytesRepackedFrom)
             try c.encode(bytesCopied, forKey: .bytesCopied); try c.encode(packsWritten, forKey: .packsWritten)
             try c.encode(bytesWritten, forKey: .bytesWritten); try c.encode(unusedBytesKept, forKey: .unusedBytesKept)
+            try c.encode(recentPacksKept, forKey: .recentPacksKept)
             try c.encode(segmentsWritten, forKey: .segmentsWritten); try c.encode(segmentsDeleted, forKey: .segmentsDeleted)
             try c.encode(temporaryFilesRemoved, forKey: .temporaryFilesRemoved)
             try c.encode(bytesFreed, forKey: .bytesFreed); try c.encode(packBytesAfter, forKey: .packBytesAfter)
@@ -98,8 +114,13 @@ public struct Prune {
         var segmentObjects: [String] = []
         var superseded = Set<String>()
         var segments: [(String, IndexSegment)] = []
+        // Unknown age counts as young: never delete what might belong to a running writer.
+        let cutoff = Date().addingTimeInterval(-safetyMargin)
+        func isRecent(_ obj: ObjectInfo) -> Bool { safetyMargin > 0 && (obj.modified ?? .distantFuture) > cutoff }
+        var recentSegments = Set<String>()
         for obj in try backend.list(prefix: "index/") {
             let name = String(obj.name.dropFirst("index/".count))
+            if isRecent(obj) { recentSegments.insert(name) }
             segmentObjects.append(name)
             let body = try repository.loadObject(obj.name, kind: .index)
             let seg: IndexSegment
@@ -113,12 +134,17 @@ public struct Prune {
         let activeSegments = segments.filter { !superseded.contains($0.0) }
         var packs: [Hash256: PackDescriptor] = [:]
         for (_, seg) in activeSegments { for p in seg.packs { packs[p.name] = p } }
+        // Young active segments stay (a concurrent writer's); so does every pack they list.
+        let keptSegments = Set(activeSegments.map(\.0)).intersection(recentSegments)
+        var recentPacks = Set<Hash256>()
+        for (name, seg) in activeSegments where keptSegments.contains(name) { for p in seg.packs { recentPacks.insert(p.name) } }
 
         var present: [Hash256: Int] = [:]
         for obj in try backend.list(prefix: "data/") {
             guard let name = Hash256(hex: String(obj.name.split(separator: "/").last ?? "")),
                   obj.name == PackDescriptor.objectName(name) else { continue }
             present[name] = obj.size
+            if isRecent(obj) { recentPacks.insert(name) }
         }
         for name in packs.keys.sorted() where present[name] == nil {
             throw RepoError(.integrity, "pack \(name.hex) is indexed but missing; prune deletes nothing",
@@ -189,9 +215,12 @@ public struct Prune {
                 let k = BlobKey(id: b.id, type: b.type)
                 if live.contains(k), owned.insert(k).inserted { mine.append(b); used += b.length }
             }
-            if mine.isEmpty {
+            if recentPacks.contains(p.name) {
+                keep.append(p)
+                if mine.isEmpty { report.recentPacksKept += 1 }
+            } else if mine.isEmpty {
                 delete.append(p)
-            } else if total > 0 && Double(total - used) / Double(total) > maxUnused {
+            } else if !deleteOnly && total > 0 && Double(total - used) / Double(total) > maxUnused {
                 repack.append((p, mine))
             } else {
                 keep.append(p)
@@ -205,7 +234,8 @@ public struct Prune {
         report.bytesCopied = repack.reduce(0) { $0 + $1.1.reduce(0) { $0 + $1.length } }
         let changes = !repack.isEmpty || delete.contains { !unindexed.contains($0.name) } || keep.contains { unindexed.contains($0.name) }
         let neededSegments = max(1, (keep.count + Prune.packsPerSegment - 1) / Prune.packsPerSegment)
-        let rewriteIndex = changes || activeSegments.count > neededSegments || segments.count > activeSegments.count
+        let rewriteIndex = changes || activeSegments.count - keptSegments.count > neededSegments
+            || segments.count > activeSegments.count
         if dryRun {
             report.bytesWritten = report.bytesCopied   // an estimate: new packs hold the copied blobs
             report.seconds = Date().timeIntervalSince(started)
@@ -249,15 +279,18 @@ public struct Prune {
             for kind in [BlobType.data, .tree] { try flush(kind) }
         }
 
-        // 5. The new index: surviving and new packs. The last segment supersedes every old one,
-        //    so until it exists the old index stays authoritative.
+        // 5. The new index: surviving and new packs. The last segment supersedes every old one
+        //    (except young active ones), so until it exists the old index stays authoritative.
+        //    Nothing is superseded or deleted unless this process still holds its lock.
+        try repository.verifyLock()
+        let replacedSegments = segmentObjects.filter { !keptSegments.contains($0) }
         if rewriteIndex {
             let all = (keep + written).sorted { $0.name < $1.name }
             var chunks = stride(from: 0, to: all.count, by: Prune.packsPerSegment).map {
                 Array(all[$0..<min($0 + Prune.packsPerSegment, all.count)])
             }
             if chunks.isEmpty { chunks = [[]] }
-            let old = segmentObjects.compactMap { Hash256(hex: $0) }.sorted()
+            let old = replacedSegments.compactMap { Hash256(hex: $0) }.sorted()
             for (i, chunk) in chunks.enumerated() {
                 let seg = IndexSegment(packs: chunk, superseded: i == chunks.count - 1 ? old : [])
                 try repository.saveObject(seg.encoded(), kind: .index)
@@ -265,12 +298,13 @@ public struct Prune {
                 afterStep?("index segment written")
             }
             // 6. Old segments, then unused and repacked packs.
-            for name in segmentObjects.sorted() {
+            for name in replacedSegments.sorted() {
                 try backend.delete("index/" + name)
                 report.segmentsDeleted += 1
                 afterStep?("index segment deleted")
             }
         }
+        try repository.verifyLock()
         for p in (delete + repack.map(\.0)).sorted(by: { $0.name < $1.name }) {
             try backend.delete(p.objectName)
             afterStep?("pack deleted")

@@ -18,6 +18,8 @@ public struct RepoError: Error, CustomStringConvertible, Sendable {
         case integrity
         /// Interrupted by a signal (exit 128 + signal).
         case interrupted(signal: Int32)
+        /// Whoever read the output closed it (`repo ls latest | head`): a quiet end, exit 0.
+        case outputClosed
     }
 
     public var kind: Kind

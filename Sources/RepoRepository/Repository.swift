@@ -17,6 +17,8 @@ public final class Repository: Sendable {
     public let warn: @Sendable (String) -> Void
     /// Whether `relocate` has rebuilt the catalog in this process.
     private let catalogRebuild = Mutex(false)
+    /// Checks that the lock this process took (if any) is still in place; see `verifyLock`.
+    let lockCheck = Mutex<(@Sendable () throws -> Void)?>(nil)
 
     init(backend: StorageBackend, config: RepositoryConfig, key: MasterKey, catalog: Catalog,
          warn: @escaping @Sendable (String) -> Void) {
@@ -49,6 +51,8 @@ public final class Repository: Sendable {
         // Key slot first, config last: a location with a config always has a usable key.
         try backend.put("keys/" + SHA256Hasher.hash(slotBytes).hex, data: slotBytes)
         try backend.put(RepositoryConfig.objectName, data: try config.encoded())
+        // The space reserve (FORMAT.md §18): lets prune start on a full disk. Best effort.
+        try? backend.put(reserveObject, data: [UInt8](repeating: 0, count: reserveSize))
         return config
     }
 
@@ -245,12 +249,22 @@ public final class Repository: Sendable {
     // MARK: sealed objects
 
     /// Seals and stores an object; returns its id (the SHA-256 of the stored bytes).
+    ///
+    /// A snapshot is only written while this process's lock is intact (`verifyLock`): a
+    /// snapshot committed after the lock vanished could reference packs a prune deleted.
     @discardableResult
     public func saveObject(_ body: [UInt8], kind: SealedObject.Kind) throws -> Hash256 {
+        if kind == .snapshot { try verifyLock() }
         let sealed = try SealedObject.seal(body, kind: kind, key: key)
         let (name, id) = SealedObject.objectName(kind: kind, bytes: sealed)
         try backend.put(name, data: sealed)
         return id
+    }
+
+    /// Throws unless the lock this process holds on the repository is still there and intact
+    /// (no-op without a lock). Called before a snapshot is written and before prune deletes.
+    public func verifyLock() throws {
+        try lockCheck.withLock { $0 }?()
     }
 
     /// Loads and opens an object by backend name.

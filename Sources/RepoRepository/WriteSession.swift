@@ -151,6 +151,12 @@ public final class WriteSession: Sendable {
         var packs = state.withLock { $0.written }
         let known = Set(packs.map(\.name))
         packs += try repository.catalog.unindexedPacks().filter { !known.contains($0.name) }
+        if (try? repository.verifyLock()) == nil {
+            // The lock vanished while the session ran, so a prune may have deleted some of
+            // these packs: a segment must never list a missing pack (the snapshot will not be
+            // written either; `Repository.saveObject` refuses it).
+            packs = packs.filter { (try? repository.backend.exists($0.objectName)) == true }
+        }
         guard !packs.isEmpty else { return nil }
         let id = try repository.saveObject(IndexSegment(packs: packs).encoded(), kind: .index)
         // The segment is durable: a cache that cannot record it only loads it on the next open.

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 
 /// A storage backend in a local directory.
 ///
@@ -63,7 +64,7 @@ public struct LocalBackend: StorageBackend {
             try LocalBackend.makeDirectories(directory)
             let tmp = directory + "/.tmp-" + LocalBackend.randomSuffix()
             let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw LocalBackend.error("create", tmp) }
+            guard fd >= 0 else { throw LocalBackend.error("create", tmp, writing: label) }
             self.backend = backend; self.fd = fd; self.temporaryPath = tmp; self.label = label
         }
 
@@ -143,14 +144,15 @@ public struct LocalBackend: StorageBackend {
             if errno == ENOENT || errno == ENOTDIR { throw StorageError.notFound(name) }
             throw Self.error("stat", path(name))
         }
-        return ObjectInfo(name: name, size: Int(st.st_size))
+        return ObjectInfo(name: name, size: Int(st.st_size),
+                          modified: Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9))
     }
 
     public func list(prefix: String) throws -> [ObjectInfo] {
         // Walk the deepest directory the prefix names, then filter by the full prefix.
         let dirPart = prefix.contains("/") ? String(prefix[..<prefix.lastIndex(of: "/")!]) : ""
         var out: [ObjectInfo] = []
-        try walk(relative: dirPart, sizes: true) { out.append(ObjectInfo(name: $0, size: $1)) }
+        try walk(relative: dirPart, sizes: true) { out.append(ObjectInfo(name: $0, size: $1.size, modified: $1.modified)) }
         return out.filter { $0.name.hasPrefix(prefix) }
     }
 
@@ -166,7 +168,7 @@ public struct LocalBackend: StorageBackend {
     /// Visits every regular file below `relative` (skipping `.tmp-*`). With `sizes`, each is
     /// `lstat`ed for its size; without, the directory entry's type decides and no `stat` is
     /// made per object (a repository with a few hundred thousand packs is listed on every open).
-    private func walk(relative: String, sizes: Bool, _ visit: (String, Int) -> Void) throws {
+    private func walk(relative: String, sizes: Bool, _ visit: (String, (size: Int, modified: Date?)) -> Void) throws {
         let full = relative.isEmpty ? root : path(relative)
         guard let dir = opendir(full) else {
             if errno == ENOENT || errno == ENOTDIR { return }
@@ -179,17 +181,19 @@ public struct LocalBackend: StorageBackend {
             let rel = relative.isEmpty ? n : relative + "/" + n
             var type = entry.pointee.d_type
             var size = 0
+            var modified: Date?
             if sizes || type == UInt8(DT_UNKNOWN) {
                 var st = Glibc.stat()
                 guard lstat(path(rel), &st) == 0 else { continue }   // vanished meanwhile
                 let format = st.st_mode & S_IFMT
                 type = format == S_IFDIR ? UInt8(DT_DIR) : format == S_IFREG ? UInt8(DT_REG) : 0
                 size = Int(st.st_size)
+                modified = Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
             }
             if type == UInt8(DT_DIR) {
                 try walk(relative: rel, sizes: sizes, visit)
             } else if type == UInt8(DT_REG) {
-                visit(rel, size)
+                visit(rel, (size, modified))
             }
         }
     }
@@ -206,9 +210,16 @@ public struct LocalBackend: StorageBackend {
         }
     }
 
-    fileprivate static func error(_ op: String, _ p: String) -> StorageError {
+    /// The current `errno` as a `StorageError`: a full device is `.noSpace` (naming `writing`,
+    /// or the path), a read-only file system or missing permission `.readOnly`.
+    fileprivate static func error(_ op: String, _ p: String, writing: String? = nil) -> StorageError {
         let e = errno
-        return .io(operation: op, name: p, reason: String(cString: strerror(e)))
+        let reason = String(cString: strerror(e))
+        switch e {
+        case ENOSPC, EDQUOT: return .noSpace(name: writing ?? p)
+        case EROFS, EACCES, EPERM: return .readOnly(operation: op, name: p, reason: reason)
+        default: return .io(operation: op, name: p, reason: reason)
+        }
     }
 
     fileprivate static func randomSuffix() -> String {

@@ -1,8 +1,10 @@
 import Synchronization
+import Foundation
 
 /// An in-memory backend for tests: same contract as `LocalBackend`, nothing on disk.
 public final class MemoryBackend: StorageBackend {
     private let objects = Mutex<[String: [UInt8]]>([:])
+    private let written = Mutex<[String: Date]>([:])
     public let location = "memory:"
 
     public init() {}
@@ -11,6 +13,7 @@ public final class MemoryBackend: StorageBackend {
 
     public func put(_ name: String, data: [UInt8]) throws {
         objects.withLock { $0[name] = data }
+        written.withLock { $0[name] = Date() }
     }
 
     public func get(_ name: String, range: Range<Int>?) throws -> [UInt8] {
@@ -24,17 +27,19 @@ public final class MemoryBackend: StorageBackend {
 
     public func stat(_ name: String) throws -> ObjectInfo {
         guard let data = objects.withLock({ $0[name] }) else { throw StorageError.notFound(name) }
-        return ObjectInfo(name: name, size: data.count)
+        return ObjectInfo(name: name, size: data.count, modified: written.withLock { $0[name] })
     }
 
     public func list(prefix: String) throws -> [ObjectInfo] {
-        objects.withLock { objs in
-            objs.filter { $0.key.hasPrefix(prefix) }.map { ObjectInfo(name: $0.key, size: $0.value.count) }
+        let times = written.withLock { $0 }
+        return objects.withLock { objs in
+            objs.filter { $0.key.hasPrefix(prefix) }.map { ObjectInfo(name: $0.key, size: $0.value.count, modified: times[$0.key]) }
         }
     }
 
     public func delete(_ name: String) throws {
         _ = objects.withLock { $0.removeValue(forKey: name) }
+        _ = written.withLock { $0.removeValue(forKey: name) }
     }
 
     /// Test hook: replace an object's bytes in place (to simulate corruption).

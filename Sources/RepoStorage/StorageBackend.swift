@@ -1,12 +1,21 @@
+public import Foundation
+
 /// Metadata of one stored object.
 public struct ObjectInfo: Sendable, Equatable {
     /// Full object name, e.g. `data/3f/3f9c…`.
     public var name: String
     public var size: Int
+    /// When the object was last written, where the backend knows it (a local directory: the
+    /// file's mtime); prune never deletes objects younger than its safety margin.
+    public var modified: Date?
 
-    public init(name: String, size: Int) {
-        self.name = name; self.size = size
+    public init(name: String, size: Int, modified: Date? = nil) {
+        self.name = name; self.size = size; self.modified = modified
     }
+
+    /// Two infos describe the same object when name and size agree; `modified` is advisory
+    /// (not every backend reports it).
+    public static func == (a: ObjectInfo, b: ObjectInfo) -> Bool { a.name == b.name && a.size == b.size }
 }
 
 /// Errors every backend reports in the same shape, so callers can tell "not there" apart from
@@ -20,6 +29,8 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
     case badRange(name: String, size: Int, requested: Range<Int>)
     /// The device or quota is full.
     case noSpace(name: String)
+    /// The location cannot be written: a read-only file system, or no write permission.
+    case readOnly(operation: String, name: String, reason: String)
 
     public var description: String {
         switch self {
@@ -27,6 +38,7 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
         case .io(let op, let n, let r): return "\(op) \(n): \(r)"
         case .badRange(let n, let s, let r): return "object \(n) has \(s) bytes; bytes \(r.lowerBound)..<\(r.upperBound) requested (truncated object?)"
         case .noSpace(let n): return "no space left on device while writing \(n); free some space and retry"
+        case .readOnly(let op, let n, let r): return "\(op) \(n): \(r)"
         }
     }
 }

@@ -49,7 +49,7 @@ final class PruneFaultTests: XCTestCase {
     }
 
     private func pruneJSON(_ fx: Fixture, _ label: String) throws -> [String: Any] {
-        let r = try fx.run(["prune", "--json"])
+        let r = try fx.run(["prune", "--json", "--safety-margin", "0"])
         XCTAssertEqual(r.status, 0, "\(label): \(r.stderr)")
         return (try? JSONSerialization.jsonObject(with: r.stdout) as? [String: Any]) ?? [:]
     }
@@ -58,14 +58,14 @@ final class PruneFaultTests: XCTestCase {
     /// deleted), on a fresh copy each time, until prune completes without reaching the step.
     func testKill9AtEveryPruneStep() throws {
         let (fx, kept) = try buildRepository()
-        let dry = try JSONSerialization.jsonObject(with: try fx.ok(["prune", "--dry-run", "--json"]).stdout) as! [String: Any]
+        let dry = try JSONSerialization.jsonObject(with: try fx.ok(["prune", "--dry-run", "--json", "--safety-margin", "0"]).stdout) as! [String: Any]
         XCTAssertGreaterThan(dry["packs_deleted"] as! Int, 0)
         XCTAssertGreaterThan(dry["packs_repacked"] as! Int, 0)
         var step = 1
         var killedRuns = 0
         while step < 200 {
             let copy = try copyRepository(fx)
-            let r = try copy.run(["prune"], env: ["REPO_TEST_PRUNE_KILL_AT": String(step)])
+            let r = try copy.run(["prune", "--safety-margin", "0"], env: ["REPO_TEST_PRUNE_KILL_AT": String(step)])
             if r.status == 0 { break }
             XCTAssertEqual(r.status, 128 + SIGKILL, "step \(step): \(r.stderr)")
             killedRuns += 1
@@ -98,7 +98,7 @@ final class PruneFaultTests: XCTestCase {
                 // Warm the copy's catalog so the killed prune leaves it stale.
                 try copy.ok(["snapshots"])
             }
-            let started = try copy.start(["prune"])
+            let started = try copy.start(["prune", "--safety-margin", "0"])
             Thread.sleep(forTimeInterval: Double(UInt64.random(in: 0...400, using: &g)) / 1000)
             kill(started.0.processIdentifier, SIGKILL)
             _ = copy.collect(started)

@@ -233,7 +233,7 @@ for d in [b"deep/a/b/c/d", b"deep/a/b/c", b"empty-dir"]:
         try fx.ok(["backup", src, "--time", "2024-01-02T00:00:00Z"])
         let before = fx.repositorySize()
         try fx.ok(["forget", "--keep-hot", "0", "--keep-warm", "0", "--keep-cold", "0", "--keep-last", "1",
-                   "--now", "2024-06-01T00:00:00Z", "--prune", "--max-unused", "0"])
+                   "--now", "2024-06-01T00:00:00Z", "--prune", "--max-unused", "0", "--safety-margin", "0"])
         XCTAssertEqual(try fx.snapshots().count, 1)
         XCTAssertLessThan(fx.repositorySize(), before - 2_000_000, "prune must free the forgotten files")
         try fx.ok(["check", "--read-data"])

@@ -160,13 +160,20 @@ final class RepositoryTests: XCTestCase {
         XCTAssertThrowsError(try repo.lock(exclusive: false, command: "e")) { XCTAssertEqual(($0 as? RepoError)?.kind, .locked) }
         excl.release()
         XCTAssertEqual(try repo.listLocks().count, 0)
-        // A lock of a dead process on this host is stale, ignored, and removable.
+        // A lock of a dead process on this host is stale, and removed by the next locker (its
+        // holder can never release it).
         let dead = LockInfo(host: HostInfo.hostname, pid: 999_999, username: "u", time: Timestamp.format(Date()), exclusive: true, command: "x")
         try repo.saveObject(Array(try JSONEncoder().encode(dead)), kind: .lock)
         XCTAssertNotNil(dead.staleReason())
         let l = try repo.lock(exclusive: true, command: "f")
         l.release()
-        XCTAssertEqual(try repo.removeLocks(all: false).count, 1)
+        XCTAssertEqual(try repo.listLocks().count, 0)
+        // A lock of another host not refreshed for 30 minutes is stale, ignored, and removable.
+        let old = LockInfo(host: "elsewhere", pid: 1, username: "u", time: Timestamp.format(Date().addingTimeInterval(-3600)), exclusive: true, command: "y")
+        try repo.saveObject(Array(try JSONEncoder().encode(old)), kind: .lock)
+        let l2 = try repo.lock(exclusive: true, command: "g")
+        l2.release()
+        XCTAssertEqual(try repo.removeLocks(all: false).removed.count, 1)
     }
 
     func testSealedObjectsRejectOtherKindsAndKeys() throws {

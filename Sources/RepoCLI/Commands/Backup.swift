@@ -47,10 +47,10 @@ extension RepoCommand {
 
         func run() throws {
             let repo = try global.open()
-            let lock = try repo.lock(exclusive: false, command: "backup \(paths.joined(separator: " "))")
-            defer { lock.release() }
-            let cancellation = Cancellation()
-            SignalTrap.install(cancellation)
+            let lock = try global.lock(repo, command: "backup \(paths.joined(separator: " "))")
+            defer { lock?.release() }
+            SignalTrap.stopCooperatively()
+            let cancellation = SignalTrap.cancellation
             var op = RepoOperations.Backup(repository: repo, paths: paths, tags: tags, host: host ?? HostInfo.hostname,
                                            time: try time.map { try TimeInput.parse($0, flag: "--time", zone: try timeZone.zone()) } ?? Date())
             op.excludes = excludes

@@ -28,8 +28,8 @@ extension RepoCommand {
 
         func run() throws {
             let repo = try global.open()
-            let lock = try repo.lock(exclusive: false, command: "check")
-            defer { lock.release() }
+            let lock = try global.lock(repo, command: "check", readOnly: true)
+            defer { lock?.release() }
             var op = RepoOperations.Check(repository: repo)
             if readData { op.readDataFraction = 1 }
             if let s = readDataSubset { op.readDataFraction = Double(s.hasSuffix("%") ? String(s.dropLast()) : s)! / 100 }

@@ -26,8 +26,8 @@ extension RepoCommand {
 
         func run() throws {
             let repo = try global.open()
-            let lock = try repo.lock(exclusive: false, command: "diff \(first) \(second)")
-            defer { lock.release() }
+            let lock = try global.lock(repo, command: "diff \(first) \(second)", readOnly: true)
+            defer { lock?.release() }
             let a = try repo.findSnapshot(first, filter: filter.snapshotFilter)
             let b = try repo.findSnapshot(second, filter: filter.snapshotFilter)
             var out = StandardOutput()
@@ -41,13 +41,13 @@ extension RepoCommand {
                 case .metadata: break
                 }
                 let suffix = e.type == .dir ? "/" : ""
-                out.write("\(e.change.rawValue)  \(PathText.display(e.path))\(suffix)\(size.isEmpty ? "" : "  (\(size))")\n")
+                try out.write("\(e.change.rawValue)  \(PathText.display(e.path))\(suffix)\(size.isEmpty ? "" : "  (\(size))")\n")
             }
             if global.json {
                 try Console.printJSON(DiffOutput(changes: rows, summary: summary))
             } else {
-                out.write("\nadded: \(summary.added), removed: \(summary.removed), modified: \(summary.modified), type changed: \(summary.typeChanged), metadata only: \(summary.metadata); +\(Format.bytes(summary.addedBytes)) -\(Format.bytes(summary.removedBytes))\n")
-                out.flush()
+                try out.write("\nadded: \(summary.added), removed: \(summary.removed), modified: \(summary.modified), type changed: \(summary.typeChanged), metadata only: \(summary.metadata); +\(Format.bytes(summary.addedBytes)) -\(Format.bytes(summary.removedBytes))\n")
+                try out.flush()
             }
         }
     }

@@ -20,13 +20,12 @@ extension RepoCommand {
 
         func run() throws {
             let repo = try global.open()
-            let lock = try repo.lock(exclusive: false, command: "dump \(snapshot)")
-            defer { lock.release() }
+            let lock = try global.lock(repo, command: "dump \(snapshot)", readOnly: true)
+            defer { lock?.release() }
+            SignalTrap.stopCooperatively()
             let entry = try repo.findSnapshot(snapshot, filter: SnapshotFilter(name: filter.name, host: filter.host, tags: filter.tags))
             let node = try repo.fileNode(in: entry, pathBytes: path.map(RawArguments.bytes(of:)))
-            let cancellation = Cancellation()
-            SignalTrap.install(cancellation)
-            signal(SIGPIPE, SIG_IGN)
+            let cancellation = SignalTrap.cancellation
             var op = RepoOperations.Dump(repository: repo)
             let line = global.progressLine("restored")
             if let line { op.progress = { line.update($0) } }

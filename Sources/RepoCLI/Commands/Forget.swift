@@ -39,18 +39,24 @@ extension RepoCommand {
         @Option(help: ArgumentHelp("With --prune: repack packs with more than PCT percent unused (default 5).", valueName: "PCT"))
         var maxUnused: String?
 
+        @Option(help: ArgumentHelp("With --prune: never delete packs or index segments younger than this many minutes (or Nh; default 60).", valueName: "MINUTES"))
+        var safetyMargin: String?
+
         func validate() throws {
             _ = try retention.flagPolicy()
             // The syntax here; the reading in the policy's zone once that is resolved (run).
             try TimeInput.check(now, flag: "--now", zone: TimeZone(identifier: "UTC")!)
             if let m = maxUnused { _ = try PruneCommandSupport.parsePercent(m) }
             if maxUnused != nil && !prune { throw ValidationError("--max-unused needs --prune") }
+            _ = try PruneCommandSupport.parseMargin(safetyMargin)
+            if safetyMargin != nil && !prune { throw ValidationError("--safety-margin needs --prune") }
         }
 
         func run() throws {
             let repo = try global.open()
-            let lock = try repo.lock(exclusive: true, command: prune ? "forget --prune" : "forget")
-            defer { lock.release() }
+            let lock = try global.lock(repo, exclusive: true, command: prune ? "forget --prune" : "forget")
+            defer { lock?.release() }
+            defer { if (prune && !dryRun) || lock?.usedSpaceReserve == true { repo.restoreSpaceReserve() } }
 
             var effective = try retention.flagPolicy()
             var sources = ["flags"]
@@ -76,6 +82,7 @@ extension RepoCommand {
             if prune && !dryRun {
                 var p = RepoOperations.Prune(repository: repo)
                 if let m = maxUnused { p.maxUnused = try PruneCommandSupport.parsePercent(m) }
+                try PruneCommandSupport.configure(&p, safetyMargin: safetyMargin, lock: lock, global: global)
                 let line = global.progressLine("repacked")
                 if let line { p.progress = { line.update($0) } }
                 PruneCommandSupport.installCrashHook(&p)

@@ -25,28 +25,28 @@ extension RepoCommand {
 
         func run() throws {
             let repo = try global.open()
-            let lock = try repo.lock(exclusive: false, command: "ls \(snapshot)")
-            defer { lock.release() }
+            let lock = try global.lock(repo, command: "ls \(snapshot)", readOnly: true)
+            defer { lock?.release() }
             let entry = try repo.findSnapshot(snapshot, filter: filter.snapshotFilter)
             let at = try repo.locate(pathBytes: RawArguments.bytes(of: path), in: entry)
             var out = StandardOutput()
             var rows: [LsJSON] = []
-            func emit(_ p: [UInt8], _ n: Node) {
-                if global.json { rows.append(LsJSON(path: p, node: n)) } else { out.write(Self.line(p, n) + "\n") }
+            func emit(_ p: [UInt8], _ n: Node) throws {
+                if global.json { rows.append(LsJSON(path: p, node: n)) } else { try out.write(Self.line(p, n) + "\n") }
             }
             if let node = at.node, node.type != .dir {
-                emit(at.path, node)
+                try emit(at.path, node)
             } else if let tree = at.tree {
                 if noRecursive {
                     for n in tree.nodes {
-                        emit((at.path == [UInt8(ascii: "/")] ? [] : at.path) + [UInt8(ascii: "/")] + n.nameBytes, n)
+                        try emit((at.path == [UInt8(ascii: "/")] ? [] : at.path) + [UInt8(ascii: "/")] + n.nameBytes, n)
                     }
                 } else {
                     try repo.walk(tree, prefix: at.path, emit)
                 }
             }
             if global.json { try Console.printJSON(rows) }
-            out.flush()
+            try out.flush()
         }
 
         static func line(_ path: [UInt8], _ n: Node) -> String {
@@ -78,15 +78,17 @@ extension String {
     func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
 }
 
-/// Buffered standard output for long listings.
+/// Buffered standard output for long listings. A reader that closed the pipe ends the command
+/// quietly (`RepoError.Kind.outputClosed`, exit 0), releasing its lock on the way out.
 struct StandardOutput {
     private var buffer: [UInt8] = []
-    mutating func write(_ s: String) {
+    mutating func write(_ s: String) throws {
         buffer.append(contentsOf: s.utf8)
-        if buffer.count > 1 << 16 { flush() }
+        if buffer.count > 1 << 16 { try flush() }
     }
-    mutating func flush() {
-        FileHandle.standardOutput.write(Data(buffer))
+    mutating func flush() throws {
+        fflush(nil)
+        try RepoOperations.Dump.writeAll(1, buffer)
         buffer.removeAll(keepingCapacity: true)
     }
 }

@@ -49,8 +49,8 @@ extension RepoCommand {
             let repo = try global.open()
             // Shared lock for the whole mount: prune (exclusive) waits rather than deleting packs
             // that open files still read.
-            let lock = try repo.lock(exclusive: false, command: "mount \(mountpoint)")
-            defer { lock.release() }
+            let lock = try global.lock(repo, command: "mount \(mountpoint)", readOnly: true, trapSignals: false)
+            defer { lock?.release() }
             var options = MountFilesystem.Options()
             options.cacheBytes = Format.parseSize(cacheSize)!
             options.readAheadBytes = Format.parseSize(readAhead)!

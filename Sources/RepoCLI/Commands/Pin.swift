@@ -43,8 +43,8 @@ extension RepoCommand {
                 if !global.quiet { print("\(pins.count) pin\(pins.count == 1 ? "" : "s")") }
                 return
             }
-            let lock = try repo.lock(exclusive: false, command: "pin")
-            defer { lock.release() }
+            let lock = try global.lock(repo, exclusive: false, command: "pin")
+            defer { lock?.release() }
             let entry = try repo.findSnapshot(snapshot, filter: SnapshotFilter(name: filter.name, host: filter.host, tags: filter.tags))
             let pin = RepoSnapshot.Pin(snapshot: entry.id.hex, until: try until.map { Timestamp.format(try TimeInput.parse($0, flag: "--until", zone: try timeZone.zone())) },
                                        reason: reason, created: Timestamp.format(Date()), host: HostInfo.hostname,
@@ -67,8 +67,8 @@ extension RepoCommand {
 
         func run() throws {
             let repo = try global.open()
-            let lock = try repo.lock(exclusive: false, command: "unpin")
-            defer { lock.release() }
+            let lock = try global.lock(repo, exclusive: false, command: "unpin")
+            defer { lock?.release() }
             // A pin may outlive its snapshot (deleted by hand): match pins by id prefix too.
             let id: String
             if let entry = try? repo.findSnapshot(snapshot, filter: SnapshotFilter(name: filter.name, host: filter.host, tags: filter.tags)) {

@@ -52,8 +52,8 @@ extension RepoCommand {
                     throw RepoError(.usage, "no policy given", hint: "pass flags like --keep-hot 7d, or --file FILE; `repo policy unset` removes the default")
                 }
                 let repo = try global.open()
-                let lock = try repo.lock(exclusive: false, command: "policy set")
-                defer { lock.release() }
+                let lock = try global.lock(repo, exclusive: false, command: "policy set")
+                defer { lock?.release() }
                 try repo.setStoredPolicy(policy)
                 if global.json { try Console.printJSON(policy) } else if !global.quiet {
                     print("repository policy set: \(policy.summary)")
@@ -67,8 +67,8 @@ extension RepoCommand {
 
             func run() throws {
                 let repo = try global.open()
-                let lock = try repo.lock(exclusive: false, command: "policy unset")
-                defer { lock.release() }
+                let lock = try global.lock(repo, exclusive: false, command: "policy unset")
+                defer { lock?.release() }
                 let removed = try repo.removeStoredPolicy()
                 if !global.quiet { print(removed ? "repository policy removed" : "no repository policy was set") }
             }

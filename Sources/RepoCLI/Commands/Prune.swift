@@ -10,7 +10,9 @@ extension RepoCommand {
             discussion: """
                 Takes the exclusive lock (fails with exit 11 while a store, backup or check runs). \
                 Safe to interrupt or kill at any point: new packs and index are written before \
-                anything is deleted, and running prune again finishes the job.
+                anything is deleted, and running prune again finishes the job. Packs and index \
+                segments younger than --safety-margin are never deleted. On a full disk it gives \
+                up the repository's space reserve to write its lock and only deletes (no repacking).
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -21,15 +23,24 @@ extension RepoCommand {
         @Flag(help: "Report what would be deleted and repacked; change nothing.")
         var dryRun = false
 
-        func validate() throws { _ = try PruneCommandSupport.parsePercent(maxUnused) }
+        @Option(help: ArgumentHelp("Never delete packs or index segments younger than this many minutes (or Nh; default 60, 0 disables).", valueName: "MINUTES"))
+        var safetyMargin: String?
+
+        func validate() throws {
+            _ = try PruneCommandSupport.parsePercent(maxUnused)
+            _ = try PruneCommandSupport.parseMargin(safetyMargin)
+        }
 
         func run() throws {
             let repo = try global.open()
-            let lock = try repo.lock(exclusive: true, command: "prune")
-            defer { lock.release() }
+            let lock = try global.lock(repo, exclusive: true, command: "prune")
+            defer { lock?.release() }
+            // Whatever happens, put the space reserve back if it is missing and there is room.
+            defer { if !dryRun { repo.restoreSpaceReserve() } }
             var op = RepoOperations.Prune(repository: repo)
             op.maxUnused = try PruneCommandSupport.parsePercent(maxUnused)
             op.dryRun = dryRun
+            try PruneCommandSupport.configure(&op, safetyMargin: safetyMargin, lock: lock, global: global)
             let line = global.progressLine("repacked")
             if let line { op.progress = { line.update($0) } }
             PruneCommandSupport.installCrashHook(&op)
@@ -41,6 +52,25 @@ extension RepoCommand {
 }
 
 enum PruneCommandSupport {
+    /// Parses `--safety-margin`: minutes (`90`) or hours (`2h`); nil gives the default.
+    static func parseMargin(_ text: String?) throws -> TimeInterval {
+        guard let text else { return RepoOperations.Prune.defaultSafetyMargin }
+        let hours = text.hasSuffix("h")
+        guard let v = Double(hours ? String(text.dropLast()) : text), v >= 0 else {
+            throw ValidationError("--safety-margin takes minutes (e.g. 60) or hours (e.g. 2h); 0 disables it")
+        }
+        return v * (hours ? 3600 : 60)
+    }
+
+    /// Applies the safety margin, and delete-only mode when the lock took the space reserve.
+    static func configure(_ op: inout RepoOperations.Prune, safetyMargin: String?, lock: RepositoryLock?, global: GlobalOptions) throws {
+        op.safetyMargin = try parseMargin(safetyMargin)
+        if lock?.usedSpaceReserve == true {
+            op.deleteOnly = true
+            global.warningPrinter("the disk is full: prune only deletes this time (no repacking); run it again later to repack")
+        }
+    }
+
     /// Parses `5`, `5%` or `2.5` as a fraction (0.05).
     static func parsePercent(_ text: String) throws -> Double {
         let t = text.hasSuffix("%") ? String(text.dropLast()) : text
@@ -70,6 +100,7 @@ enum PruneCommandSupport {
         print("  \(r.packsDeleted) unused packs \(would)deleted (\(Format.bytes(r.bytesDeleted)))")
         print("  \(r.packsRepacked) packs \(would)repacked (\(Format.bytes(r.bytesRepackedFrom))): \(Format.bytes(r.bytesCopied)) live data copied into \(r.dryRun ? "new packs" : "\(r.packsWritten) new packs")")
         if r.unusedBytesKept > 0 { print("  \(Format.bytes(r.unusedBytesKept)) unused left in packs under the repack threshold") }
+        if r.recentPacksKept > 0 { print("  \(r.recentPacksKept) unused packs kept: younger than the safety margin (--safety-margin)") }
         if !r.dryRun {
             print("  index: \(r.segmentsWritten) segments written, \(r.segmentsDeleted) replaced")
             if r.temporaryFilesRemoved > 0 { print("  \(r.temporaryFilesRemoved) leftover temporary files removed") }

@@ -39,12 +39,12 @@ extension RepoCommand {
         func run() throws {
             let (ref, path) = Self.split(RawArguments.bytes(of: snapshot))
             let repo = try global.open()
-            let lock = try repo.lock(exclusive: false, command: "restore \(snapshot)")
-            defer { lock.release() }
+            let lock = try global.lock(repo, command: "restore \(snapshot)", readOnly: true)
+            defer { lock?.release() }
+            SignalTrap.stopCooperatively()
             let entry = try repo.findSnapshot(ref, filter: filter.snapshotFilter)
             let at = try repo.locate(pathBytes: path ?? [UInt8(ascii: "/")], in: entry)
-            let cancellation = Cancellation()
-            SignalTrap.install(cancellation)
+            let cancellation = SignalTrap.cancellation
             var op = RepoOperations.Restore(repository: repo)
             op.includes = includes
             op.verify = verify

@@ -77,10 +77,11 @@ extension RepoCommand {
         func run() throws {
             let snapshotName = name ?? parsedStreams.map(\.name).joined(separator: ",")
             let repo = try global.open()
-            let lock = try repo.lock(exclusive: false, command: "store --name \(snapshotName)")
-            defer { lock.release() }
+            let lock = try global.lock(repo, command: "store --name \(snapshotName)")
+            defer { lock?.release() }
+            SignalTrap.stopCooperatively()
 
-            let cancellation = Cancellation()
+            let cancellation = SignalTrap.cancellation
             var children: [Process] = []
             var inputs: [StreamStore.Input] = []
             if !streams.isEmpty {
@@ -90,7 +91,7 @@ extension RepoCommand {
                     let process = p.process
                     inputs.append(StreamStore.Input(name: streamName, fd: p.fd, finished: {
                         try Self.checkExit(process, display: cmd, stream: streamName, cancellation: cancellation)
-                    }, abort: { if process.isRunning { process.terminate() } }))
+                    }, abort: { Self.stop(process) }))
                 }
             } else if !command.isEmpty {
                 let cmdText = command.joined(separator: " ")
@@ -104,7 +105,7 @@ extension RepoCommand {
                 inputs.append(StreamStore.Input(name: snapshotName, fd: 0))
             }
             let running = children
-            SignalTrap.install(cancellation) { _ in for p in running where p.isRunning { p.terminate() } }
+            SignalTrap.onStop { _ in for p in running { Self.stop(p) } }
 
             var op = StreamStore(repository: repo, name: snapshotName, tags: tags, host: host ?? HostInfo.hostname,
                                  time: try time.map { try TimeInput.parse($0, flag: "--time", zone: try timeZone.zone()) } ?? Date())
@@ -116,7 +117,7 @@ extension RepoCommand {
                 result = try op.run(inputs: inputs)
             } catch {
                 line?.finish()
-                for p in children where p.isRunning { p.terminate(); p.waitUntilExit() }
+                for p in children { Self.stop(p) }
                 throw error
             }
             line?.finish()
@@ -150,6 +151,17 @@ extension RepoCommand {
             }
             try? pipe.fileHandleForWriting.close()
             return (p, pipe.fileHandleForReading.fileDescriptor)
+        }
+
+        /// Stops a producer and everything it started: the producer leads its own process group
+        /// (Foundation's `Process` starts it so), and a grandchild that holds the pipe open
+        /// (`sh -c 'a & b'`) must not keep `repo` waiting. SIGTERM to the group, SIGKILL to what
+        /// is left a second later.
+        static func stop(_ p: Process) {
+            let pid = p.processIdentifier
+            guard pid > 0 else { return }
+            if kill(-pid, SIGTERM) != 0 { kill(pid, SIGTERM) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + 1) { kill(-pid, SIGKILL) }
         }
 
         /// Waits for a producer and turns a failure into an error naming it.

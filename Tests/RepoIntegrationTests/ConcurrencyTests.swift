@@ -21,8 +21,11 @@ final class ConcurrencyTests: XCTestCase {
         let store = try fx.start(["store", "--name", "new.bin", "--json"], stdinPath: input,
                                  env: ["REPO_TEST_LOCK_DELAY_MS": "3000"])
         Thread.sleep(forTimeInterval: 1.5)
-        let prune = try fx.run(["prune", "--max-unused", "0", "--safety-margin", "0", "--json"])
+        // Another host's prune: its own cache, so the store's catalog learns nothing from it.
+        let prune = try fx.run(["prune", "--max-unused", "0", "--safety-margin", "0", "--json", "--cache-dir", fx.dir + "/other-host-cache"])
         XCTAssertEqual(prune.status, 0, prune.stderr)
+        let freed = (try JSONSerialization.jsonObject(with: prune.stdout) as? [String: Any])?["packs_deleted"] as? Int
+        XCTAssertGreaterThan(freed ?? 0, 0, "prune should have deleted the forgotten data: \(prune.out)")
         let stored = fx.collect(store)
         XCTAssertEqual(stored.status, 0, stored.stderr)
         let id = (try JSONSerialization.jsonObject(with: stored.stdout) as? [String: Any])?["id"] as? String ?? ""

@@ -10,6 +10,8 @@ Suites (all by default):
                object (config, key slots, packs, index segments, snapshots, locks)
   cache        the same damage in the local cache (catalog, its WAL, the membership filter)
   concurrency  rounds of three stores from different hosts racing a forget --prune
+  disk         a full disk (a small tmpfs) under store, then forget --prune to free it; a
+               read-only repository (read-only bind mount) under every reading command
 
 After every fault the suite checks what a user relies on: `repo check` (with --read-data when
 data was damaged) and a dump of every snapshot that must exist, compared byte for byte with the
@@ -166,9 +168,10 @@ class Suite:
         return [
             ("store", ["store", "--name", "db.sql", "--json"], new, None),
             ("backup", ["backup", src, "--json"], None, None),
-            ("forget-prune", ["forget", "--keep-last", "2", "--prune"], None, None),
+            # --safety-margin 0: the packs were written seconds ago, and prune must have work.
+            ("forget-prune", ["forget", "--keep-last", "2", "--prune", "--safety-margin", "0"], None, None),
             # Prune with work to do: snapshots forgotten first, packs to delete and repack.
-            ("prune", ["prune", "--max-unused", "0"], None, ["forget", "--keep-last", "2"]),
+            ("prune", ["prune", "--max-unused", "0", "--safety-margin", "0"], None, ["forget", "--keep-last", "2"]),
             ("check", ["check", "--read-data"], None, None),
         ]
 
@@ -423,7 +426,8 @@ class Suite:
                                               stdin=open(f, "rb"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                               env=self.env(repo, os.path.join(self.work, f"conc-cache-{h}"))))
             time.sleep(self.rng.uniform(0, 0.3))
-            pr = subprocess.run([self.bin, "forget", "--keep-last", "3", "--prune"], capture_output=True,
+            # No safety margin: the lock protocol alone must keep the racing stores' packs.
+            pr = subprocess.run([self.bin, "forget", "--keep-last", "3", "--prune", "--safety-margin", "0"], capture_output=True,
                                 env=self.env(repo, os.path.join(self.work, "conc-cache-prune")))
             for p, f in zip(procs, inputs):
                 out, err = p.communicate()
@@ -442,6 +446,78 @@ class Suite:
                 lost += 1
             self.log(f"concurrency round {r}: prune exit {pr.returncode}, lost so far {lost}")
         self.record("three stores racing forget --prune", tried, lost, 0, f"({rounds} rounds)")
+
+    def suite_disk(self):
+        if os.geteuid() != 0:
+            print("disk: needs root (tmpfs and bind mounts); skipped", flush=True)
+            return
+        tried = lost = 0
+        # Full disk: stores until the file system is full; nothing stored before is harmed,
+        # the failing store says so, and forget --prune frees the space again.
+        mnt = os.path.join(self.work, "small-disk")
+        os.makedirs(mnt, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", mnt], check=True)
+        try:
+            repo, cache = os.path.join(mnt, "repo"), os.path.join(self.work, "disk-cache")
+            self.ok(repo, cache, ["init", "--chunk-avg", "64KiB", "--compression", "none"])
+            expected, full = {}, False
+            for i in range(40):
+                f = os.path.join(self.work, f"disk-{i}.bin")
+                with open(f, "wb") as out:
+                    out.write(os.urandom(1_500_000))
+                code, out, err = self.run(repo, cache, ["store", "--name", "db.bin", "--json", "--time", f"2024-01-{i % 28 + 1:02d}T{i // 28:02d}:00:00Z"], stdin=f)
+                tried += 1
+                if code == 0:
+                    expected[json.loads(out)["id"]] = ("stream", sha_file(f))
+                    continue
+                full = True
+                if "full" not in err and "space" not in err:
+                    self.failures.append(f"LOST disk: a store on a full disk failed without saying so: {err.strip()[:200]}")
+                    lost += 1
+                break
+            if not full:
+                self.failures.append("LOST disk: the small disk never filled up")
+                lost += 1
+            if not self.verify(repo, cache, expected, "full disk"):
+                lost += 1
+            code, out, err = self.run(repo, cache, ["forget", "--keep-last", "2", "--keep-hot", "0", "--keep-warm", "0", "--keep-cold", "0",
+                                                    "--prune", "--safety-margin", "0"])
+            tried += 1
+            if code != 0:
+                self.failures.append(f"LOST disk: forget --prune on a full disk exited {code}: {err.strip()[:300]}")
+                lost += 1
+            expected = self.kept_after_forget(repo, cache, expected)
+            f = os.path.join(self.work, "disk-after.bin")
+            with open(f, "wb") as out:
+                out.write(os.urandom(1_000_000))
+            code, out, err = self.run(repo, cache, ["store", "--name", "db.bin", "--json"], stdin=f)
+            tried += 1
+            if code != 0:
+                self.failures.append(f"LOST disk: store after freeing space exited {code}: {err.strip()[:300]}")
+                lost += 1
+            else:
+                expected[json.loads(out)["id"]] = ("stream", sha_file(f))
+            if not self.verify(repo, cache, expected, "after forget --prune on a full disk"):
+                lost += 1
+        finally:
+            subprocess.run(["umount", "-l", mnt])
+        # Read-only repository: every reading command works.
+        repo, cache, expected = self.copy_base("read-only")
+        subprocess.run(["mount", "--bind", repo, repo], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,bind,ro", repo], check=True)
+            tried += 1
+            if not self.verify(repo, cache, expected, "read-only repository", read_data=True):
+                lost += 1
+            for argv in (["snapshots"], ["stats"], ["ls", "latest"]):
+                code, out, err = self.run(repo, cache, argv)
+                tried += 1
+                if code != 0:
+                    self.failures.append(f"LOST read-only: repo {' '.join(argv)} exited {code}: {err.strip()[:200]}")
+                    lost += 1
+        finally:
+            subprocess.run(["umount", "-l", repo])
+        self.record("full disk and read-only repository", tried, lost, 0)
 
 
 def sha_file(path):
@@ -471,7 +547,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="the short run the tests use")
     ap.add_argument("--json", help="write the counts to this file")
     ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("suites", nargs="*", default=["kill", "syscall", "flip", "cache", "concurrency"])
+    ap.add_argument("suites", nargs="*", default=["kill", "syscall", "flip", "cache", "concurrency", "disk"])
     args = ap.parse_args()
     s = Suite(args)
     started = time.time()

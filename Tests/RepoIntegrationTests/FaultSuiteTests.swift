@@ -3,9 +3,9 @@ import Foundation
 
 /// The short run of the project's fault suite (scripts/faults.py --quick): kill -9 at random
 /// moments and at exact system calls during store, backup, forget --prune, prune and check;
-/// damage to every kind of repository object and to the cache; stores racing a prune. Nothing
-/// may be lost and no damage may go undetected. The long run is the same script without
-/// --quick (README, "Reliability").
+/// damage to every kind of repository object and to the cache; stores racing a prune; a full
+/// disk and a read-only repository. Nothing may be lost and no damage may go undetected. The
+/// long run is the same script without --quick (README, "Reliability").
 final class FaultSuiteTests: XCTestCase {
     func testQuickFaultSuiteLosesNothingAndDetectsAllDamage() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -27,7 +27,7 @@ final class FaultSuiteTests: XCTestCase {
         XCTAssertEqual(result["undetected"] as? Int, 0, text)
         // The run really exercised every suite.
         let suites = result["suites"] as? [[String: Any]] ?? []
-        XCTAssertEqual(suites.count, 5, text)
+        XCTAssertEqual(suites.count, 6, text)
         for s in suites { XCTAssertGreaterThan(s["tried"] as? Int ?? 0, 0, "\(s["name"] ?? "?") tried nothing: \(text)") }
     }
 }

@@ -88,16 +88,7 @@ for d in [b"deep/a/b/c/d", b"deep/a/b/c", b"empty-dir"]:
 
     @discardableResult
     func sh(_ script: String, env: [String: String] = [:]) throws -> (status: Int32, out: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", script]
-        p.environment = fx.environment.merging(env) { $1 }
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try fx.shell(script, env: env)
     }
 
     func python(_ script: String, _ args: [String]) throws -> String {

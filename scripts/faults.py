@@ -239,7 +239,7 @@ class Suite:
         if not shutil.which("strace"):
             print("syscall: strace is not installed; skipped", flush=True)
             return
-        per_call = 1 if self.quick else 8
+        per_call = 1 if self.quick else 5
         calls = ["fsync", "rename", "unlink", "write"] if self.quick else \
             ["fsync", "fdatasync", "rename", "renameat2", "unlink", "unlinkat", "write", "pwrite64", "openat", "ftruncate"]
         tried = lost = completed = 0

@@ -23,23 +23,43 @@ public struct SnapshotFilter: Sendable {
 extension Repository {
     /// All readable snapshots, oldest first.
     public func snapshots(matching filter: SnapshotFilter = SnapshotFilter()) throws -> [SnapshotEntry] {
+        try snapshotsAndDamage(matching: filter).entries
+    }
+
+    /// All readable snapshots matching `filter`, oldest first, and the ids of snapshot objects
+    /// that cannot be read or decoded (they might match any filter).
+    public func snapshotsAndDamage(matching filter: SnapshotFilter = SnapshotFilter()) throws -> (entries: [SnapshotEntry], damaged: [Hash256]) {
         var out: [SnapshotEntry] = []
-        for (id, body) in try snapshotBodies() {
+        let (bodies, unreadable) = try snapshotBodiesAndDamage()
+        var damaged = unreadable
+        for (id, body) in bodies {
             guard let s = try? Snapshot.decode(body) else {
                 warn("snapshot \(id.hex) could not be decoded and was skipped")
+                damaged.append(id)
                 continue
             }
             guard filter.matches(s) else { continue }
             out.append(SnapshotEntry(id: id, snapshot: s, date: Timestamp.parse(s.time) ?? .distantPast))
         }
-        return out.sorted { ($0.date, $0.id) < ($1.date, $1.id) }
+        return (out.sorted { ($0.date, $0.id) < ($1.date, $1.id) }, damaged)
     }
 
     /// Resolves `latest`, a full id or a unique id prefix.
-    /// - Throws: `RepoError(.failure)` when nothing or more than one snapshot matches.
+    ///
+    /// A damaged snapshot object could be the newest of any name, so `latest` is refused while
+    /// one exists rather than silently answered with an older snapshot; an id that names a
+    /// damaged snapshot is reported as damaged, not as missing.
+    /// - Throws: `RepoError(.failure)` when nothing or more than one snapshot matches;
+    ///   `.integrity` when a damaged snapshot makes the answer uncertain.
     public func findSnapshot(_ ref: String, filter: SnapshotFilter) throws -> SnapshotEntry {
         if ref == "latest" {
-            guard let s = try snapshots(matching: filter).last else {
+            let (entries, damaged) = try snapshotsAndDamage(matching: filter)
+            if !damaged.isEmpty {
+                let names = damaged.prefix(3).map(\.shortHex).joined(separator: ", ")
+                throw RepoError(.integrity, "`latest` cannot be determined: snapshot\(damaged.count == 1 ? "" : "s") \(names)\(damaged.count > 3 ? ", …" : "") cannot be read, and could be newer than \(entries.last.map { $0.id.shortHex } ?? "any readable one")",
+                                hint: "name the snapshot by id (`repo snapshots` lists the readable ones); run `repo check` to see the damage")
+            }
+            guard let s = entries.last else {
                 throw RepoError(.failure, "no snapshot matches \(Self.describe(filter))",
                                 hint: "list them with `repo snapshots`")
             }
@@ -48,8 +68,12 @@ extension Repository {
         guard !ref.isEmpty, Hex.isHex(ref) else {
             throw RepoError(.usage, "\"\(ref)\" is not a snapshot id: use `latest` or a hex id (prefix) from `repo snapshots`")
         }
-        let all = try snapshots(matching: SnapshotFilter())
+        let (all, damaged) = try snapshotsAndDamage(matching: SnapshotFilter())
         let hits = all.filter { $0.id.hex.hasPrefix(ref.lowercased()) }
+        if let bad = damaged.first(where: { $0.hex.hasPrefix(ref.lowercased()) }), hits.isEmpty {
+            throw RepoError(.integrity, "snapshot \(bad.hex) is damaged: it cannot be read or authenticated",
+                            hint: "run `repo check` to see the damage; restore its object from a copy of the repository if you have one")
+        }
         guard hits.count == 1 else {
             throw RepoError(.failure, hits.isEmpty ? "no snapshot with id \(ref)" : "snapshot id prefix \(ref) is ambiguous (\(hits.count) matches)",
                             hint: hits.isEmpty ? "list them with `repo snapshots`" : "give more digits of the id")

@@ -274,6 +274,13 @@ public final class Repository: Sendable {
 
     /// Every snapshot's id and decrypted body. Bodies are cached in the catalog.
     public func snapshotBodies() throws -> [(id: Hash256, body: [UInt8])] {
+        try snapshotBodiesAndDamage().bodies
+    }
+
+    /// Every snapshot's id and decrypted body, and the ids of snapshot objects that cannot be
+    /// read or authenticated (each reported through `warn`).
+    public func snapshotBodiesAndDamage() throws -> (bodies: [(id: Hash256, body: [UInt8])], unreadable: [Hash256]) {
+        var unreadable: [Hash256] = []
         let listed = try backend.list(prefix: "snapshots/")
         let cached = try catalog.cachedSnapshots()
         var out: [(Hash256, [UInt8])] = []
@@ -286,6 +293,7 @@ public final class Repository: Sendable {
             let body: [UInt8]
             do { body = try loadObject(info.name, kind: .snapshot) } catch {
                 warn("snapshot \(hex) is unreadable and was skipped: \(error)")
+                unreadable.append(id)
                 continue
             }
             out.append((id, body))
@@ -294,7 +302,7 @@ public final class Repository: Sendable {
         }
         let gone = cached.keys.filter { !seen.contains($0) }
         if !gone.isEmpty { try? catalog.uncacheSnapshots(gone) }
-        return out
+        return (out, unreadable)
     }
 
     // MARK: blobs

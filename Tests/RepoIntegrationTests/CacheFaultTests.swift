@@ -74,3 +74,24 @@ final class CacheFaultTests: XCTestCase {
         XCTAssertEqual(check.status, 0, check.stderr)
     }
 }
+
+/// `latest` is never answered with an older snapshot because the newest cannot be read.
+final class DamagedSnapshotTests: XCTestCase {
+    func testLatestRefusesWhenASnapshotIsDamaged() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        _ = try fx.store("db.sql", from: fx.file("day1", Data("day1\n".utf8)), extra: ["--time", "2026-11-01T00:00:00Z"])
+        let newest = try fx.store("db.sql", from: fx.file("day2", Data("day2\n".utf8)))["id"] as! String
+        let object = fx.repo + "/snapshots/" + newest
+        var bytes = FileManager.default.contents(atPath: object)!
+        bytes[bytes.count / 2] ^= 0x40
+        try bytes.write(to: URL(fileURLWithPath: object))
+        try FileManager.default.removeItem(atPath: fx.cache)
+        let latest = try fx.run(["dump", "latest", "--name", "db.sql"])
+        XCTAssertEqual(latest.status, 13, latest.stderr)
+        XCTAssertEqual(latest.stdout, Data(), "dump latest must not write the older snapshot")
+        let byID = try fx.run(["dump", newest])
+        XCTAssertEqual(byID.status, 13, byID.stderr)
+        XCTAssertTrue(byID.stderr.contains("damaged"), byID.stderr)
+    }
+}

@@ -179,4 +179,69 @@ final class RestoreFaultTests: XCTestCase {
         let rows = try JSONSerialization.jsonObject(with: json) as? [[String: Any]] ?? []
         XCTAssertEqual(rows.first?["target_raw"] as? String, Data([0x74, 0x61, 0x72, 0x67, 0x65, 0x74, 0x2D, 0xFD]).base64EncodedString())
     }
+
+    /// A restore never deletes a directory with contents that stands where the snapshot has a
+    /// file or symlink; it reports the conflict (exit 3) and restores the rest.
+    func testNonEmptyDirectoryInTheWayIsKept() throws {
+        let src = try backedUpTree(files: 2)
+        try FileManager.default.createSymbolicLink(atPath: src + "/lnk", withDestinationPath: "d")
+        try fx.ok(["backup", src])
+        let target = fx.dir + "/out"
+        for name in ["d/f0.bin", "lnk"] {
+            try FileManager.default.createDirectory(atPath: target + "/" + name + "/keep", withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: target + "/" + name + "/keep/data.txt", contents: Data("PRECIOUS".utf8))
+        }
+        let r = try fx.run(["restore", "latest:\(src)", "--target", target])
+        XCTAssertEqual(r.status, 3, r.stderr)
+        for name in ["d/f0.bin", "lnk"] {
+            XCTAssertEqual(FileManager.default.contents(atPath: target + "/" + name + "/keep/data.txt"), Data("PRECIOUS".utf8), name)
+            XCTAssertTrue(r.stderr.contains(name), r.stderr)
+        }
+        XCTAssertEqual(FileManager.default.contents(atPath: target + "/d/f1.bin"), FileManager.default.contents(atPath: src + "/d/f1.bin"))
+    }
+
+    /// Damage met while restoring over an existing file never deletes the user's copy: changed,
+    /// it is kept as NAME.repo-partial; unchanged, it is left as it was.
+    func testDamageNeverDeletesAnExistingFile() throws {
+        let src = try backedUpTree(files: 1, size: 3_000_000)
+        let target = fx.dir + "/out"
+        try fx.ok(["restore", "latest:\(src)", "--target", target])
+        let file = target + "/d/f0.bin"
+        var local = FileManager.default.contents(atPath: file)!
+        local[5] ^= 0xFF
+        try local.write(to: URL(fileURLWithPath: file))
+        for pack in fx.packFiles() where ((try? FileManager.default.attributesOfItem(atPath: pack)[.size] as? Int) ?? 0) > 1_000_000 {
+            var bytes = FileManager.default.contents(atPath: pack)!
+            bytes[100] ^= 0x40
+            try bytes.write(to: URL(fileURLWithPath: pack))
+        }
+        let r = try fx.run(["restore", "latest:\(src)", "--target", target])
+        XCTAssertEqual(r.status, 13, r.stderr)
+        // The only damaged chunk is the first, which is also the only one that differs: the
+        // file is untouched.
+        XCTAssertEqual(FileManager.default.contents(atPath: file), local, r.stderr)
+        XCTAssertTrue(r.stderr.contains("left as it was"), r.stderr)
+    }
+
+    /// Ctrl-C during a restore leaves no full-size file with the wrong content.
+    func testInterruptedRestoreLeavesNoIncompleteFile() throws {
+        let src = fx.dir + "/big"
+        try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
+        for i in 0..<4 { FileManager.default.createFile(atPath: src + "/f\(i)", contents: TestData.random(12_000_000)) }
+        try fx.ok(["backup", src])
+        let want = try fx.fileHashes(src)
+        var interrupted = 0
+        for attempt in 0..<4 {
+            let target = fx.dir + "/out\(attempt)"
+            let started = try fx.start(["restore", "latest:\(src)", "--target", target])
+            Thread.sleep(forTimeInterval: 0.3 + 0.2 * Double(attempt))
+            kill(started.0.processIdentifier, SIGINT)
+            let r = fx.collect(started)
+            if r.status == 130 { interrupted += 1 }
+            for (path, hash) in try fx.fileHashes(target) {
+                XCTAssertEqual(hash, want[path], "attempt \(attempt): \(path) is left with wrong content (exit \(r.status))")
+            }
+        }
+        XCTAssertGreaterThan(interrupted, 0, "no restore was interrupted")
+    }
 }

@@ -80,6 +80,10 @@ extension RepoCommand {
                 throw RepoError(.integrity, "\(n) entr\(n == 1 ? "y" : "ies") of the snapshot could not be restored (named above); everything else was restored",
                                 hint: "names that are not single path components are never written; `repo dump` can still write a stored stream to standard output")
             }
+            if !result.conflicts.isEmpty {
+                throw RepoError(.partial, "\(result.conflicts.count) entr\(result.conflicts.count == 1 ? "y was" : "ies were") not restored because a directory with contents is in the way (named above)",
+                                hint: "move those directories away and run the same restore again")
+            }
             if !result.unmatchedIncludes.isEmpty {
                 throw RepoError(.partial, "--include \(result.unmatchedIncludes.joined(separator: ", ")) matched nothing",
                                 hint: "list the snapshot with `repo ls` to see its paths")

@@ -62,6 +62,9 @@ public struct Restore {
         public var refusedEntries: [String] = []
         /// `--include` patterns that matched nothing.
         public var unmatchedIncludes: [String] = []
+        /// Entries not restored because a non-empty directory is in their way in the target
+        /// (never deleted by a restore), with the path.
+        public var conflicts: [String] = []
         /// Files, directories and symlinks whose metadata differed from the snapshot after the
         /// restore (only with `verify`).
         public var metadataMismatches = 0
@@ -79,6 +82,8 @@ public struct Restore {
         /// Chunks to write (nil until prepared = all).
         var needed: [Bool] = []
         var isNew = true
+        /// An existing file whose size was changed while preparing (so it is no longer what it was).
+        var resized = false
     }
 
     struct Plan {
@@ -247,20 +252,27 @@ public struct Restore {
         for (path, node) in plan.dirs.reversed() where node != nil { try makeDirectory(path) }
         try checkCancelled()
 
-        // 3. Prepare files: create or compare.
+        // 3. Prepare files: create or compare. A non-empty directory where the snapshot has a
+        // file is a conflict: it is reported and left alone, never deleted with its contents.
         let idKey = repository.key.blobID
-        let prepared = try parallelMap(plan.files.indices) { i -> (needed: [Bool], isNew: Bool) in
+        let prepared = try parallelMap(plan.files.indices) { i -> Prepared in
             try Self.prepare(plan.files[i], hmac: HMACSHA256(key: idKey), verifyMode: verify)
         }
+        var conflicts: [String] = []
+        var skipped = Set<Int>()
         for (i, p) in prepared.enumerated() {
             plan.files[i].needed = p.needed
             plan.files[i].isNew = p.isNew
+            plan.files[i].resized = p.resized
+            if let c = p.conflict { conflicts.append(c); skipped.insert(i) }
         }
-        try checkCancelled()
+        // Chunks still to be written per file: a file with any left is incomplete.
+        let pending = Mutex(plan.files.map { f in f.needed.lazy.filter { $0 }.count })
+        try checkCancelled(incomplete: { self.setAsideIncomplete(plan.files, pending: pending, skipping: skipped) })
 
         // 4. Blobs pack by pack.
         var targets: [BlobID: [(file: Int, chunk: Int)]] = [:]
-        for (f, file) in plan.files.enumerated() {
+        for (f, file) in plan.files.enumerated() where !skipped.contains(f) {
             for (c, ref) in file.chunks.enumerated() where file.needed[c] {
                 targets[ref.id, default: []].append((f, c))
             }
@@ -279,6 +291,9 @@ public struct Restore {
         let packs = byPack.keys.sorted { $0.hex < $1.hex }
         let files = plan.files
         let repo = repository
+        // An interruption or a write error (a full target disk) leaves no incomplete file that
+        // looks complete.
+        do {
         try parallelFor(packs.count) { p, reader in
             let blobs = byPack[packs[p]]!.sorted { $0.loc.entry.offset < $1.loc.entry.offset }
             try Self.readPack(blobs, repository: repo, reader: reader, failed: { id, why in
@@ -293,6 +308,7 @@ public struct Restore {
                     }
                     let n = try Self.write(bytes, to: file.path, at: file.offsets[t.chunk], sparse: file.isNew)
                     written.add(n, ordering: .relaxed)
+                    pending.withLock { $0[t.file] -= 1 }
                 }
             }
             progress?(ProgressReport(bytes: written.load(ordering: .relaxed), totalBytes: totalBytes))
@@ -307,22 +323,30 @@ public struct Restore {
             for t in targets[id] ?? [] where bytes.count == plan.files[t.file].chunks[t.chunk].size {
                 let n = try Self.write(bytes, to: plan.files[t.file].path, at: plan.files[t.file].offsets[t.chunk], sparse: plan.files[t.file].isNew)
                 written.add(n, ordering: .relaxed)
+                pending.withLock { $0[t.file] -= 1 }
             }
             damagedBlobs.withLock { _ = $0.removeValue(forKey: id) }
         }
+        } catch {
+            setAsideIncomplete(files, pending: pending, skipping: skipped)
+            throw error
+        }
 
-        // Files that need a damaged blob are removed: none may look complete when it is not.
+        // Files that need a damaged blob: none may look complete when it is not (see
+        // `setAsideIncomplete`).
         let badBlobs = damagedBlobs.withLock { $0 }
-        var damaged = Set<Int>()
+        var damaged = skipped
         var damagedNames: [String] = []
         if !badBlobs.isEmpty {
-            for (id, _) in badBlobs { for t in targets[id] ?? [] { damaged.insert(t.file) } }
-            for i in damaged.sorted() {
+            var hit = Set<Int>()
+            for (id, _) in badBlobs { for t in targets[id] ?? [] { hit.insert(t.file) } }
+            let fates = setAsideIncomplete(files, pending: pending, skipping: skipped)
+            for i in hit.sorted() {
                 let why = files[i].chunks.lazy.compactMap { badBlobs[$0.id] }.first ?? "damaged"
-                try? FileSystem.remove(files[i].path)
                 damagedNames.append(PathText.display(files[i].path))
-                warn("\(PathText.display(files[i].path)): not restored: \(why)")
+                warn("\(PathText.display(files[i].path)): not restored (\(fates[i] ?? "removed")): \(why)")
             }
+            damaged.formUnion(hit)
         }
 
         // 5. Metadata.
@@ -333,12 +357,14 @@ public struct Restore {
             if n > 0 { result.withLock { $0.warnings += n } }
         }
         for (path, first) in plan.hardlinks {
-            try? FileSystem.remove(path)
             if damaged.contains(first) {
-                damagedNames.append(PathText.display(path))
-                warn("\(PathText.display(path)): not restored: it is a hard link to \(PathText.display(files[first].path)), which is damaged")
+                if !skipped.contains(first) {
+                    damagedNames.append(PathText.display(path))
+                    warn("\(PathText.display(path)): not restored: it is a hard link to \(PathText.display(files[first].path)), which is damaged")
+                }
                 continue
             }
+            if let c = Self.clear(path) { conflicts.append(c); continue }
             let r = FileSystem.withCPath(files[first].path) { from in FileSystem.withCPath(path) { link(from, $0) } }
             guard r == 0 else { throw RepoError(.failure, PosixError("link", path, errno).description) }
         }
@@ -347,7 +373,7 @@ public struct Restore {
             if let existing = try? FileSystem.readLink(path), existing == target {
                 // already right
             } else {
-                try? FileSystem.remove(path)
+                if let c = Self.clear(path) { conflicts.append(c); continue }
                 let r = FileSystem.withCPath(target) { t in FileSystem.withCPath(path) { symlink(t, $0) } }
                 guard r == 0 else { throw RepoError(.failure, PosixError("symlink", path, errno).description) }
             }
@@ -402,13 +428,16 @@ public struct Restore {
         r.unmatchedIncludes = includes.indices.filter { !plan.matched.contains($0) }.map { includes[$0] }
         for pattern in r.unmatchedIncludes { warn("--include \(pattern) matched nothing in the snapshot") }
         r.metadataMismatches = metadataMismatches
+        r.conflicts = conflicts
+        for c in conflicts { warn(c) }
         r.warnings += metadataMismatches
         return r
     }
 
-    private func checkCancelled() throws {
+    private func checkCancelled(incomplete cleanup: () -> Void = {}) throws {
         if let sig = cancellation?.requestedBy {
-            throw RepoError(.interrupted(signal: sig), "interrupted: the restore is incomplete")
+            cleanup()
+            throw RepoError(.interrupted(signal: sig), "interrupted: the restore is incomplete; files not fully written were removed (or kept as NAME.repo-partial); run the same command again to finish")
         }
     }
 
@@ -428,14 +457,23 @@ public struct Restore {
         }
     }
 
+    /// What preparing one file found.
+    struct Prepared {
+        var needed: [Bool]
+        var isNew: Bool
+        var resized = false
+        /// Set when something that is not replaced (a non-empty directory) is in the way.
+        var conflict: String?
+    }
+
     /// Creates or opens the destination and decides which chunks need writing.
-    static func prepare(_ file: FilePlan, hmac: HMACSHA256, verifyMode: Bool) throws -> (needed: [Bool], isNew: Bool) {
+    static func prepare(_ file: FilePlan, hmac: HMACSHA256, verifyMode: Bool) throws -> Prepared {
         let size = file.node.size ?? 0
         let all = [Bool](repeating: true, count: file.chunks.count)
         if let st = try? FileSystem.lstat(file.path) {
             if st.isRegular && st.links == 1 {
                 if !verifyMode, st.size == size, let m = file.node.mtime, st.mtime.rfc3339 == m {
-                    return ([Bool](repeating: false, count: file.chunks.count), false)
+                    return Prepared(needed: [Bool](repeating: false, count: file.chunks.count), isNew: false)
                 }
                 let fd = try openForWrite(file.path, create: false, read: true)
                 defer { close(fd) }
@@ -449,9 +487,9 @@ public struct Restore {
                 guard ftruncate(fd, off_t(size)) == 0 else {
                     throw RepoError(.failure, PosixError("truncate", file.path, errno).description)
                 }
-                return (needed, false)
+                return Prepared(needed: needed, isNew: false, resized: st.size != size)
             }
-            try? FileSystem.remove(file.path)
+            if let conflict = clear(file.path) { return Prepared(needed: all, isNew: false, conflict: conflict) }
         }
         let fd = try openForWrite(file.path, create: true)
         defer { close(fd) }
@@ -459,7 +497,47 @@ public struct Restore {
             throw RepoError(.failure, PosixError("truncate", file.path, errno).description,
                             hint: errno == ENOSPC ? "the target file system is full" : nil)
         }
-        return (all, true)
+        return Prepared(needed: all, isNew: true)
+    }
+
+    /// Makes room for an entry at `path`: a file or symlink there is removed, an empty
+    /// directory too. A directory with contents is never deleted: the message says so (nil
+    /// when the path is free).
+    static func clear(_ path: [UInt8]) -> String? {
+        guard let st = try? FileSystem.lstat(path) else { return nil }
+        if st.isDirectory {
+            if FileSystem.withCPath(path, { rmdir($0) }) == 0 { return nil }
+            return "\(PathText.display(path)): not restored: a directory with contents is in the way (restore never deletes it; move it away and restore again)"
+        }
+        return FileSystem.withCPath(path, { unlink($0) }) == 0 ? nil
+            : "\(PathText.display(path)): not restored: cannot remove what is there: \(String(cString: strerror(errno)))"
+    }
+
+    /// Files whose chunks were not all written (damage, an interruption, a write error) must not
+    /// look complete: a file this restore created is removed; an existing file that was already
+    /// changed is kept as `NAME.repo-partial`; an existing file not yet changed is left as it was.
+    /// Returns what happened to each incomplete file, by index.
+    @discardableResult
+    private func setAsideIncomplete(_ files: [FilePlan], pending: borrowing Mutex<[Int]>, skipping: Set<Int>) -> [Int: String] {
+        let left = pending.withLock { $0 }
+        var fates: [Int: String] = [:]
+        for (i, file) in files.enumerated() where left[i] > 0 && !skipping.contains(i) {
+            let total = file.needed.lazy.filter { $0 }.count
+            if file.isNew {
+                _ = FileSystem.withCPath(file.path) { unlink($0) }
+                fates[i] = "removed"
+            } else if left[i] < total || file.resized {
+                let aside = file.path + Array(".repo-partial".utf8)
+                let ok = FileSystem.withCPath(file.path) { from in FileSystem.withCPath(aside) { rename(from, $0) } } == 0
+                fates[i] = ok ? "the changed file was kept as \(PathText.display(aside))" : "could not be set aside"
+            } else {
+                fates[i] = "the existing file was left as it was"
+            }
+        }
+        if !fates.isEmpty && cancellation?.requestedBy != nil {
+            for (i, fate) in fates.sorted(by: { $0.key < $1.key }).prefix(20) { warn("\(PathText.display(files[i].path)): incomplete: \(fate)") }
+        }
+        return fates
     }
 
     static func openForWrite(_ path: [UInt8], create: Bool, read: Bool = false) throws -> Int32 {

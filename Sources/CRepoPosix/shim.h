@@ -5,6 +5,7 @@
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <malloc.h>
+#include <stdio.h>
 
 // O_NOATIME is only visible with _GNU_SOURCE; its value is 01000000 on every Linux
 // architecture except alpha, sparc and parisc (asm-generic/fcntl.h).
@@ -21,6 +22,12 @@ static inline int crepo_lsetxattr(const char *path, const char *name, const void
 }
 static inline int crepo_lremovexattr(const char *path, const char *name) {
     return lremovexattr(path, name);
+}
+
+// Flushes standard output; -1 (errno set) if it or an earlier write to it failed.
+static inline int crepo_flush_stdout(void) {
+    if (fflush(stdout) != 0) return -1;
+    return ferror(stdout) ? -1 : 0;
 }
 
 // Fixes glibc's mmap threshold (see RepoMain.main).

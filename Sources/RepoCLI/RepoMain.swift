@@ -33,6 +33,15 @@ public enum RepoMain {
         do {
             var command = try RepoCommand.parseAsRoot()
             try command.run()
+            // Output that could not be written (a full disk, an I/O error) means the command
+            // did not do all of it: `repo snapshots --json > f` must not exit 0 with f empty.
+            if crepo_flush_stdout() != 0 {
+                let code = errno
+                if code == EPIPE { exit(0) }   // the reader closed the pipe: see above
+                Console.error(RepoError(.failure, "cannot write to standard output: \(String(cString: strerror(code)))",
+                                        hint: "check where the output goes (a full disk?) and run the command again"))
+                exit(1)
+            }
             fflush(nil)
             exit(0)
         } catch let error as RepoError where error.kind == .outputClosed {

@@ -7,7 +7,9 @@ public enum Timestamp {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: date)
+        // The formatter rounds to the millisecond, which can carry 23:59:59.9996 into the next
+        // day (or 9999-12-31 into year 10000): truncate instead, so a time never moves forward.
+        return f.string(from: Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1000).rounded(.down) / 1000))
     }
 
     /// Parses RFC 3339 / ISO 8601 with or without fractional seconds, or a plain date

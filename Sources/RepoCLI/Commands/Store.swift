@@ -118,6 +118,9 @@ extension RepoCommand {
             } catch {
                 line?.finish()
                 for p in children { Self.stop(p) }
+                // `repo` is about to exit, which would cancel the delayed SIGKILL: wait for the
+                // groups here, and kill what ignored SIGTERM.
+                Self.reap(children)
                 throw error
             }
             line?.finish()
@@ -162,6 +165,29 @@ extension RepoCommand {
             guard pid > 0 else { return }
             if kill(-pid, SIGTERM) != 0 { kill(pid, SIGTERM) }
             DispatchQueue.global().asyncAfter(deadline: .now() + 1) { kill(-pid, SIGKILL) }
+        }
+
+        /// Waits up to a second for the producers' process groups to end after `stop`, then
+        /// SIGKILLs whatever is left (a command that ignores SIGTERM must not outlive `repo`).
+        static func reap(_ processes: [Process]) {
+            let groups = processes.map(\.processIdentifier).filter { $0 > 0 }
+            let deadline = Date().addingTimeInterval(1)
+            // A group whose only member is a zombie (the leader, until Foundation reaps it) is done.
+            while Date() < deadline, groups.contains(where: { kill(-$0, 0) == 0 && groupHasLivingMembers($0) }) { usleep(20_000) }
+            for pid in groups where kill(-pid, 0) == 0 { kill(-pid, SIGKILL) }
+        }
+
+        /// Whether any process of group `pgid` other than a zombie exists (from /proc).
+        static func groupHasLivingMembers(_ pgid: Int32) -> Bool {
+            guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return true }
+            for e in entries where e.first?.isNumber == true {
+                guard let stat = try? String(contentsOfFile: "/proc/\(e)/stat", encoding: .utf8),
+                      let close = stat.lastIndex(of: ")") else { continue }
+                // Fields after "comm)": state, ppid, pgrp, …
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                if fields.count > 2, Int32(fields[2]) == pgid, fields[0] != "Z" { return true }
+            }
+            return false
         }
 
         /// Waits for a producer and turns a failure into an error naming it.

@@ -62,6 +62,21 @@ final class RestoreFaultTests: XCTestCase {
         XCTAssertTrue(ls.contains("\(fx.dir)/current/file.txt"), ls)
         XCTAssertFalse(ls.contains(" -> "), "stored a symlink instead of the file:\n\(ls)")
 
+        // `current/` with a trailing slash names the directory the link points to (POSIX).
+        let slash = try fx.run(["backup", fx.dir + "/current/", "--json"])
+        XCTAssertEqual(slash.status, 0, slash.stderr)
+        XCTAssertEqual(try fx.ok(["dump", "latest", named]).stdout, Data("the content\n".utf8))
+
+        // A path inside another target but through a symlink the outer target stores as a
+        // symlink cannot be in the same tree: a warning and exit 3, never a silent drop.
+        for outer in [fx.dir + "/current", fx.dir] {
+            let nested = try fx.run(["backup", named, outer])
+            XCTAssertEqual(nested.status, 3, "with \(outer): \(nested.stderr)")
+            XCTAssertTrue(nested.stderr.contains("through the symlink"), nested.stderr)
+        }
+        let followed = try fx.run(["backup", named, fx.dir + "/current/"])
+        XCTAssertEqual(followed.status, 0, followed.stderr)
+
         // A symlink on the way that leads nowhere: the named path does not exist, nothing saved.
         try FileManager.default.createSymbolicLink(atPath: fx.dir + "/broken", withDestinationPath: fx.dir + "/nowhere")
         let before = try fx.snapshots().count

@@ -45,6 +45,28 @@ public struct Backup {
         public var session: WriteSession.SessionStats
     }
 
+    /// The first symlink on the way from `outer` (included, unless it is followed) down to
+    /// `inner` (excluded).
+    static func symlink(between outer: String, and inner: String, followed: Set<String>) -> String? {
+        if outer != "/", !followed.contains(outer), (try? FileSystem.lstat(Array(outer.utf8)))?.isSymlink == true { return outer }
+        var at = outer == "/" ? "" : outer
+        let rest = inner.dropFirst(at.count).split(separator: "/")
+        for part in rest.dropLast() {
+            at += "/" + part
+            if (try? FileSystem.lstat(Array(at.utf8)))?.isSymlink == true { return at }
+        }
+        return nil
+    }
+
+    /// Paths given with a trailing slash that name a symlink to a directory: as in POSIX path
+    /// resolution (`ls link/`), the directory is backed up, under the path as given.
+    static func followedTargets(_ paths: [String]) -> Set<String> {
+        Set(paths.filter { $0.count > 1 && $0.hasSuffix("/") }.map(FileSystem.normalize).filter { p in
+            let bytes = Array(p.utf8)
+            return (try? FileSystem.lstat(bytes))?.isSymlink == true && (try? FileSystem.statFollowingLinks(bytes))?.isDirectory == true
+        })
+    }
+
     /// Normalized, de-duplicated paths: absolute, sorted, none inside another.
     public static func normalizedPaths(_ paths: [String]) -> [String] {
         let all = Set(paths.map(FileSystem.normalize)).sorted()
@@ -66,6 +88,14 @@ public struct Backup {
 
         let session = try WriteSession(repository: repository)
         let shared = Shared()
+        // A named path inside another target but reached through a symlink that the outer
+        // target stores as a symlink cannot be in the same tree: say so, and mark it partial.
+        for named in Set(paths.map(FileSystem.normalize)) where !targets.contains(named) {
+            guard let outer = targets.first(where: { $0 == "/" || named.hasPrefix($0 + "/") }),
+                  let link = Self.symlink(between: outer, and: named, followed: Self.followedTargets(paths)) else { continue }
+            warn("\(named): not backed up: it is reached through the symlink \(link), which \(outer) stores as a symlink; back it up in a snapshot of its own")
+            shared.counts.withLock { $0.unreadable += 1 }
+        }
         let walker = Walker(backup: self, session: session, shared: shared)
         let root: Tree
         do {
@@ -137,12 +167,15 @@ final class Walker {
     private var frames: [(node: Node?, previous: (id: BlobID, tree: Tree)?, children: [Node])] = [(nil, nil, [])]
     private let window: Int
     private let excludePatterns: [PathPattern]
+    /// Targets named with a trailing slash that are symlinks to directories.
+    private let followed: Set<String>
 
     init(backup: Backup, session: WriteSession, shared: Backup.Shared) {
         self.backup = backup; self.session = session; self.shared = shared
         metaContext = session.makeContext()
         window = max(1, backup.workers) * 64
         excludePatterns = backup.excludes.map(PathPattern.init)
+        followed = Backup.followedTargets(backup.paths)
     }
 
     /// A path tree of the targets: intermediate directories lead to the targets.
@@ -199,6 +232,10 @@ final class Walker {
                     skip(PosixError("stat", full, ENOTDIR))
                     continue
                 }
+            }
+            if child.isTarget && st.isSymlink && followed.contains(String(decoding: full, as: UTF8.self)),
+               let target = try? FileSystem.statFollowingLinks(full) {
+                st = target
             }
             let previous = parent?.node(nameBytes: name)
             if child.isTarget || !st.isDirectory {

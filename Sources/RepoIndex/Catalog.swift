@@ -203,6 +203,18 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// Forgets packs (and their blobs) that an index segment lists but the repository no longer
+    /// holds, so writers store those blobs again instead of deduplicating against them.
+    public func removePacks(_ names: [Hash256]) throws {
+        try pool.write { db in
+            for name in names {
+                guard let pid = try Int64.fetchOne(db, sql: "SELECT pid FROM packs WHERE name = ?", arguments: [Data(name.bytes)]) else { continue }
+                try db.execute(sql: "DELETE FROM blobs WHERE pid = ?", arguments: [pid])
+                try db.execute(sql: "DELETE FROM packs WHERE pid = ?", arguments: [pid])
+            }
+        }
+    }
+
     /// Forgets everything (before a full rebuild).
     public func clear() throws {
         try pool.write { db in

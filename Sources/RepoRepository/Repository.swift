@@ -223,6 +223,14 @@ public final class Repository: Sendable {
             return try synchronizeCatalog()
         }
         let knownPacks = try catalog.packNames()
+        // Indexed packs that are gone (deleted or lost by the storage): their blobs must be
+        // stored again by the next writer, or every new snapshot would name data that does not
+        // exist. `check` reports them; the index segments keep listing them until a repair.
+        let vanished = knownPacks.subtracting(presentPacks)
+        if !vanished.isEmpty {
+            try catalog.removePacks(Array(vanished))
+            warn("\(vanished.count) indexed pack\(vanished.count == 1 ? " is" : "s are") missing from the repository (\(vanished.prefix(3).map(\.shortHex).joined(separator: ", "))\(vanished.count > 3 ? ", …" : "")); new backups store their data again; run `repo check` to see which snapshots are affected")
+        }
         let reader = PackReader(master: key)
         for name in presentPacks where !knownPacks.contains(name) {
             do {

@@ -95,3 +95,25 @@ final class DamagedSnapshotTests: XCTestCase {
         XCTAssertTrue(byID.stderr.contains("damaged"), byID.stderr)
     }
 }
+
+/// A pack that vanished from the repository is not deduplicated against: the next store of
+/// the same data stores it again, so the new snapshot restores.
+final class MissingPackTests: XCTestCase {
+    func testStoreAfterAPackVanishedIsRestorable() throws {
+        let fx = Fixture()
+        try fx.initRepo(["--chunk-avg", "64KiB"])
+        let data = TestData.random(2_000_000)
+        let input = fx.file("data.bin", data)
+        _ = try fx.store("db.bin", from: input)
+        for pack in fx.packFiles() where ((try? FileManager.default.attributesOfItem(atPath: pack)[.size] as? Int) ?? 0) > 500_000 {
+            try FileManager.default.removeItem(atPath: pack)
+        }
+        let again = try fx.run(["store", "--name", "db.bin", "--json"], stdinPath: input)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stderr.contains("missing"), again.stderr)
+        let id = (try JSONSerialization.jsonObject(with: again.stdout) as? [String: Any])?["id"] as? String ?? ""
+        let dump = try fx.run(["dump", id])
+        XCTAssertEqual(dump.status, 0, dump.stderr)
+        XCTAssertTrue(dump.stdout == data, "the new snapshot does not restore")
+    }
+}

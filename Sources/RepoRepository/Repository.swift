@@ -75,6 +75,11 @@ public final class Repository: Sendable {
         // A `config` that is not ours (restic's is encrypted, borg's is INI) means another
         // tool's repository, not a damaged one of ours.
         guard RepositoryProbe.looksLikeOurs(configBytes) else {
+            // Our key slots beside it: this is our repository with a damaged config.
+            if RepositoryProbe.hasOurKeySlots(backend) {
+                throw RepoError(.integrity, "the repository config at \(backend.location) is damaged (\(configBytes.count) bytes that are not a repo config), but the key slots are repo's",
+                                hint: "the config is not secret: put back a copy of it (from another copy of this repository); FORMAT.md §6 describes it")
+            }
             throw RepoError(.noRepository, "no repository at \(backend.location): \(RepositoryProbe.describe(backend, config: configBytes))",
                             hint: "check --repo / REPO_REPOSITORY; repo cannot read other tools' repositories")
         }

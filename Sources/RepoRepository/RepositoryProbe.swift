@@ -12,6 +12,14 @@ public enum RepositoryProbe {
         return object["version"] != nil && object["chunker"] != nil
     }
 
+    /// Whether `keys/` holds at least one key slot in this tool's format (FORMAT.md §7.2).
+    public static func hasOurKeySlots(_ backend: StorageBackend) -> Bool {
+        guard let slots = try? backend.list(prefix: "keys/") else { return false }
+        return slots.prefix(8).contains { info in
+            (try? backend.get(info.name)).flatMap { try? KeySlot.decode($0) } != nil
+        }
+    }
+
     /// What the location holds, e.g. "found a restic repository (an encrypted config beside
     /// keys/, data/, snapshots/ and index/)"; `config` is the bytes of its `config`, if any.
     public static func describe(_ backend: StorageBackend, config: [UInt8]?) -> String {

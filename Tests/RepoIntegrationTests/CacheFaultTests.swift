@@ -96,6 +96,20 @@ final class DamagedSnapshotTests: XCTestCase {
     }
 }
 
+/// A damaged config of our repository is damage (13), not "another tool's repository" (10).
+final class DamagedConfigTests: XCTestCase {
+    func testFlippedConfigByteIsDamageNotAnotherTool() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        var config = FileManager.default.contents(atPath: fx.repo + "/config")!
+        config[0] ^= 0x40
+        try config.write(to: URL(fileURLWithPath: fx.repo + "/config"))
+        let r = try fx.run(["snapshots"])
+        XCTAssertEqual(r.status, 13, r.stderr)
+        XCTAssertTrue(r.stderr.contains("damaged"), r.stderr)
+    }
+}
+
 /// A pack that vanished from the repository is not deduplicated against: the next store of
 /// the same data stores it again, so the new snapshot restores.
 final class MissingPackTests: XCTestCase {

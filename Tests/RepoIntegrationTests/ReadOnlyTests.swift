@@ -43,7 +43,7 @@ final class ReadOnlyTests: XCTestCase {
         let env = ["REPO_REPOSITORY": ro]
         let reads: [[String]] = [["snapshots"], ["stats"], ["ls", trees[1]], ["diff", trees[0], trees[1]],
                                  ["check", "--read-data"], ["restore", trees[1], "--target", fx.dir + "/restored"],
-                                 ["unlock"]]
+                                 ["unlock"], ["forget", "--dry-run", "--keep-last", "1"], ["prune", "--dry-run"]]
         for args in reads {
             let r = try fx.run(args, env: env)
             XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")

@@ -54,7 +54,8 @@ extension RepoCommand {
 
         func run() throws {
             let repo = try global.open()
-            let lock = try global.lock(repo, exclusive: true, command: prune ? "forget --prune" : "forget")
+            // A dry run only reads: a shared lock, or none on a read-only repository.
+            let lock = try global.lock(repo, exclusive: !dryRun, command: prune ? "forget --prune" : "forget", readOnly: dryRun)
             defer { lock?.release() }
             defer { if (prune && !dryRun) || lock?.usedSpaceReserve == true { repo.restoreSpaceReserve() } }
 

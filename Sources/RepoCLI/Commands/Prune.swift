@@ -33,7 +33,8 @@ extension RepoCommand {
 
         func run() throws {
             let repo = try global.open()
-            let lock = try global.lock(repo, exclusive: true, command: "prune")
+            // A dry run only reads: a shared lock, or none on a read-only repository.
+            let lock = try global.lock(repo, exclusive: !dryRun, command: "prune", readOnly: dryRun)
             defer { lock?.release() }
             // Whatever happens, put the space reserve back if it is missing and there is room.
             defer { if !dryRun { repo.restoreSpaceReserve() } }

@@ -54,4 +54,43 @@ final class MalformedObjectTests: XCTestCase {
         let huge = try pack(area: 100, entryOffset: UInt64.max, length: 1)
         XCTAssertThrowsError(try reader.header(name: .zero, tail: huge, packSize: huge.count))
     }
+
+    /// A sealed object whose inner record is given as is.
+    func sealed(inner: [UInt8], kind: SealedObject.Kind = .snapshot) throws -> [UInt8] {
+        let salt = [UInt8](repeating: 9, count: 32)
+        let k = key.subkey(label: SealedObject.label + kind.magic, salt: salt)
+        return kind.magic + salt + (try AESGCM().seal(key: k, nonce: [UInt8](repeating: 0, count: 12),
+                                                      associatedData: kind.magic + salt, plaintext: inner))
+    }
+
+    func testSealedObjectLengthBeyondIntOrItsFrameIsRefused() throws {
+        let body = Array(String(repeating: "snapshot body ", count: 100).utf8)
+        let z = try XCTUnwrap(body.withUnsafeBytes { ZstdCompressor(level: 3).compressIfSmaller($0) })
+        func inner(_ codec: UInt8, _ length: UInt64, _ rest: [UInt8]) -> [UInt8] {
+            var w = ByteWriter(); w.u8(codec); w.u64(length); w.raw(rest); return w.bytes
+        }
+        XCTAssertEqual(try SealedObject.open(sealed(inner: inner(1, UInt64(body.count), z)), kind: .snapshot, key: key, name: "x"), body)
+        XCTAssertEqual(try SealedObject.open(sealed(inner: inner(0, UInt64(body.count), body)), kind: .snapshot, key: key, name: "x"), body)
+        for length: UInt64 in [UInt64.max, 1 << 63] {
+            XCTAssertThrowsError(try SealedObject.open(sealed(inner: inner(0, length, body)), kind: .snapshot, key: key, name: "x"))
+            XCTAssertThrowsError(try SealedObject.open(sealed(inner: inner(1, length, z)), kind: .snapshot, key: key, name: "x"))
+        }
+        // A length the frame cannot produce is refused before anything that size is allocated.
+        XCTAssertThrowsError(try SealedObject.open(sealed(inner: inner(1, 1 << 50, z)), kind: .snapshot, key: key, name: "x"))
+    }
+
+    func testBlobRawLengthBeyondItsFrameIsRefused() throws {
+        let plain = Array(String(repeating: "chunk ", count: 500).utf8)
+        let stored = try XCTUnwrap(plain.withUnsafeBytes { ZstdCompressor(level: 3).compressIfSmaller($0) })
+        let salt = [UInt8](repeating: 5, count: 32)
+        let k = key.subkey(label: PackWriter.label, salt: salt)
+        func open(rawLength: Int) throws -> [UInt8] {
+            let e = PackBlobEntry(id: .zero, type: .data, flags: 1, offset: 0, length: stored.count + 16, rawLength: rawLength)
+            let sealed = try AESGCM().seal(key: k, nonce: PackWriter.blobNonce(offset: 0),
+                                           associatedData: PackWriter.blobAD(type: .data, flags: 1, id: .zero), plaintext: stored)
+            return try sealed.withUnsafeBytes { try PackReader(master: key).open($0, entry: e, packSalt: salt, pack: .zero) }
+        }
+        XCTAssertEqual(try open(rawLength: plain.count), plain)
+        XCTAssertThrowsError(try open(rawLength: Int(UInt32.max)))
+    }
 }

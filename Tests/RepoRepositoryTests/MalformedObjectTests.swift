@@ -93,4 +93,15 @@ final class MalformedObjectTests: XCTestCase {
         XCTAssertEqual(try open(rawLength: plain.count), plain)
         XCTAssertThrowsError(try open(rawLength: Int(UInt32.max)))
     }
+
+    func testTimestampsParseWithoutICU() throws {
+        XCTAssertEqual(Timestamp.parse("2024-05-01T02:00:00.500Z")?.timeIntervalSince1970, 1_714_528_800.5)
+        XCTAssertEqual(Timestamp.parse("2024-05-01T04:00:00+02:00")?.timeIntervalSince1970, 1_714_528_800)
+        XCTAssertEqual(Timestamp.parse("2024-05-01")?.timeIntervalSince1970, 1_714_521_600)
+        // Text that merely starts with a date is not that date.
+        XCTAssertNil(Timestamp.parse("2024-05-01Tgarbage"))
+        XCTAssertNil(Timestamp.parse("2024-05-0x"))
+        // ICU's ISO 8601 parser died of SIGFPE on this (a snapshot's `time`, found by fuzzing).
+        XCTAssertNil(Timestamp.parse("2026-11-30T11:48:05." + String(repeating: "1", count: 40) + "x" + String(repeating: "1", count: 40) + "Z"))
+    }
 }

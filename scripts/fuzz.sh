@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of every parser that reads repository bytes (Fuzz/README.md).
 #
-#   scripts/fuzz.sh [--runs N | --seconds S] [--no-build] [--merge] [harness…]
+#   scripts/fuzz.sh [--runs N] [--seconds S] [--no-build] [--merge] [harness…]
+#   scripts/fuzz.sh --minimise [--no-build] [harness…]
 #
 # Builds Fuzz/ (libFuzzer + AddressSanitizer, release) and runs each harness (all by default)
-# one after another: --runs N executions each, or --seconds S each (default: 10 seconds).
+# one after another: --runs N executions each, or --seconds S each, whichever ends first
+# (default: 10 seconds).
 # The committed corpus Fuzz/corpus/<harness>/ (and Fuzz/regressions/<harness>/, inputs that once
 # crashed) is read, never written; new inputs go to
 # Fuzz/.work/<harness>/ and crashing inputs to Fuzz/crashes/<harness>-crash-… (both untracked).
 # --merge then folds the new inputs into the committed corpus, minimised (libFuzzer -merge=1).
-# Prints executions and exec/s per harness; exits 1 if any harness crashed.
+# Prints executions and exec/s per harness; exits 1 if any harness crashed. --minimise shrinks
+# the committed corpus to a smallest set of inputs that still reaches every edge (libFuzzer
+# -set_cover_merge=1 without hit counters): what is committed stays small.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 
-runs="" seconds="" build=1 merge=0 harnesses=()
+runs="" seconds="" build=1 merge=0 minimise=0 harnesses=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs="$2"; shift 2 ;;
         --seconds) seconds="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
         --merge) merge=1; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --minimise) minimise=1; shift ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         -*) echo "unknown option $1" >&2; exit 2 ;;
         *) harnesses+=("$1"); shift ;;
     esac
@@ -47,6 +52,17 @@ export SWIFT_BACKTRACE=enable=no
 counters=$(REPO_FUZZ_HARNESS=config "$bin" -runs=0 2>&1 | sed -n 's/.*(\([0-9]*\) inline 8-bit counters).*/\1/p' | head -1)
 if [ "${counters:-0}" -lt 10000 ]; then
     echo "fuzz: $bin has ${counters:-no} coverage counters; the Swift modules are not instrumented" >&2; exit 1
+fi
+
+if [ "$minimise" = 1 ]; then
+    for h in "${harnesses[@]}"; do
+        rm -rf "Fuzz/.work/$h.min" && mkdir -p "Fuzz/.work/$h.min"
+        REPO_FUZZ_HARNESS="$h" "$bin" -set_cover_merge=1 -use_counters=0 "Fuzz/.work/$h.min" "Fuzz/corpus/$h" \
+            >"Fuzz/.work/$h.min.log" 2>&1 || { echo "fuzz: minimising $h failed (Fuzz/.work/$h.min.log)" >&2; exit 1; }
+        rm -rf "Fuzz/corpus/$h" && mv "Fuzz/.work/$h.min" "Fuzz/corpus/$h"
+        echo "$h: $(ls "Fuzz/corpus/$h" | wc -l) inputs, $(du -sb "Fuzz/corpus/$h" | cut -f1) bytes"
+    done
+    exit 0
 fi
 
 mkdir -p Fuzz/crashes

@@ -14,6 +14,9 @@ let package = Package(
         // The layers below the CLI, for the separate Benchmarks/ package.
         .library(name: "RepoKit", targets: ["RepoPrimitives", "RepoStorage", "RepoIndex", "RepoRepository",
                                             "RepoSnapshot", "RepoOperations"]),
+        // Fuzz harnesses over every parser of repository bytes, for the separate Fuzz/ package
+        // (libFuzzer) and the corpus replay test.
+        .library(name: "RepoFuzzing", targets: ["RepoFuzzing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -58,12 +61,14 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "repo", dependencies: ["RepoCLI"], swiftSettings: swiftSettings),
+        // Fuzz harnesses: one entry point per parser of repository bytes (Fuzz/README.md).
+        .target(name: "RepoFuzzing", dependencies: ["RepoOperations", "RepoMount"], swiftSettings: swiftSettings),
 
         .testTarget(name: "RepoPrimitivesTests", dependencies: ["RepoPrimitives"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoSnapshotTests", dependencies: ["RepoSnapshot"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoStorageTests", dependencies: ["RepoStorage"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoRepositoryTests", dependencies: ["RepoOperations"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoMountTests", dependencies: ["RepoMount"], swiftSettings: swiftSettings),
-        .testTarget(name: "RepoIntegrationTests", dependencies: ["repo"], swiftSettings: swiftSettings),
+        .testTarget(name: "RepoIntegrationTests", dependencies: ["repo", "RepoFuzzing"], swiftSettings: swiftSettings),
     ]
 )

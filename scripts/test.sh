@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 ./scripts/install-deps.sh || exit 1
 log="$(mktemp)"
+# FuzzSmokeTests: build Fuzz/ (libFuzzer) and fuzz every parser for 2 seconds (Fuzz/README.md).
+export REPO_FUZZ_SMOKE="${REPO_FUZZ_SMOKE:-1}"
 # The suites are XCTest; --disable-swift-testing keeps Swift Testing's empty run out of the tail.
 swift test --disable-swift-testing 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

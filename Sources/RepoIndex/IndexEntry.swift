@@ -37,7 +37,8 @@ public struct PackBlobEntry: Sendable, Equatable {
         let t = try r.u8()
         guard let type = BlobType(rawValue: t) else { throw ByteReader.Truncated() }
         let flags = try r.u8()
-        let offset = Int(try r.u64())
+        // A u64 that does not fit an Int is no offset in any pack (and would trap).
+        guard let offset = Int(exactly: try r.u64()) else { throw ByteReader.Truncated() }
         let length = Int(try r.u32())
         let raw = Int(try r.u32())
         let id = try r.hash()

@@ -50,7 +50,9 @@ public final class TreeDirectory: Sendable {
             let attrs: Attributes
             switch n.type {
             case .file:
-                let size = n.content.map(Self.contentSize) ?? 0
+                guard let size = n.content.map(Self.contentSize) ?? 0 else {
+                    throw MalformedContent(name: n.name)
+                }
                 attrs = Attributes(kind: .file, mode: (n.mode ?? 0o644) & 0o7777, size: size, mtime: mtime,
                                    uid: x?.uid, gid: x?.gid, links: max(1, x?.links ?? 1))
             case .dir:
@@ -67,11 +69,26 @@ public final class TreeDirectory: Sendable {
         return TreeDirectory(entries: out)
     }
 
-    /// Bytes of content, from the chunk or list sizes (what reads return).
-    public static func contentSize(_ c: Content) -> Int {
-        switch c {
-        case .chunks(let v): v.reduce(0) { $0 + $1.size }
-        case .lists(let v): v.reduce(0) { $0 + $1.size }
+    /// Bytes of content, from the chunk or list sizes (what reads return); nil when a size is
+    /// negative or the sum does not fit an Int (only a crafted tree says so).
+    public static func contentSize(_ c: Content) -> Int? {
+        let sizes: [Int] = switch c {
+        case .chunks(let v): v.map(\.size)
+        case .lists(let v): v.map(\.size)
         }
+        var total = 0
+        for s in sizes {
+            guard s >= 0 else { return nil }
+            let (sum, overflow) = total.addingReportingOverflow(s)
+            if overflow { return nil }
+            total = sum
+        }
+        return total
+    }
+
+    /// A file node whose content sizes are negative or add up to more than an Int holds.
+    public struct MalformedContent: Error, CustomStringConvertible {
+        public var name: String
+        public var description: String { "file \(name): content sizes are negative or too large" }
     }
 }

@@ -53,6 +53,14 @@ public final class ZstdDecompressor {
 
     /// Decompresses a frame whose decompressed size the caller knows (it is recorded per blob).
     public func decompress(_ input: UnsafeRawBufferPointer, expectedSize: Int) throws -> [UInt8] {
+        // The expected size comes from the repository: allocate it only when the frames can
+        // actually produce that many bytes (a few bytes of zstd cannot make 4 GiB), and never
+        // hand zstd a negative capacity.
+        let bound = crepo_zstd_decompress_bound(input.baseAddress, input.count)
+        guard bound >= 0 else { throw CompressionError.zstd("not a zstd frame") }
+        guard expectedSize >= 0, Int64(expectedSize) <= bound else {
+            throw CompressionError.sizeMismatch(expected: expectedSize, actual: Int(bound))
+        }
         var err: String?
         let out = [UInt8](unsafeUninitializedCapacity: max(expectedSize, 1)) { buf, count in
             let r = ZSTD_decompressDCtx(ctx, buf.baseAddress, expectedSize, input.baseAddress, input.count)

@@ -50,7 +50,7 @@ public struct IndexSegment: Sendable, Equatable {
             let salt = try r.raw(32)
             guard let kind = BlobType(rawValue: try r.u8()) else { throw ByteReader.Truncated() }
             let location = try r.u8()
-            let size = Int(try r.u64())
+            guard let size = Int(exactly: try r.u64()) else { throw ByteReader.Truncated() }
             let nb = Int(try r.u32())
             guard nb <= r.remaining / PackBlobEntry.encodedSize else { throw ByteReader.Truncated() }
             var blobs: [PackBlobEntry] = []

@@ -46,7 +46,8 @@ public final class PackReader {
         let headerStart = packSize - PackWriter.trailerSize - hlen
         for _ in 0..<count {
             let e = try PackBlobEntry.decode(from: &r)
-            guard e.offset + e.length <= headerStart else {
+            // `offset + length` could overflow for a crafted offset; compare without adding.
+            guard e.offset <= headerStart, e.length <= headerStart - e.offset else {
                 throw RepoError(.integrity, "\(label): blob \(e.id.shortHex) lies outside the pack's data area")
             }
             entries.append(e)

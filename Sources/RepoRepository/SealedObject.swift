@@ -60,7 +60,7 @@ public enum SealedObject {
         }
         var r = ByteReader(inner)
         let codec = try r.u8()
-        let length = Int(try r.u64())
+        guard let length = Int(exactly: try r.u64()) else { throw RepoError(.integrity, "\(name): impossible length") }
         let body = try r.raw(r.remaining)
         switch codec {
         case 0:

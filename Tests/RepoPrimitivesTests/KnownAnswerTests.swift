@@ -75,6 +75,19 @@ final class KnownAnswerTests: XCTestCase {
         XCTAssertThrowsError(try z.withUnsafeBytes { try ZstdDecompressor().decompress($0, expectedSize: text.count - 1) })
     }
 
+    /// Sizes come from the repository: one the frame cannot produce, or a negative one, is an
+    /// error before any allocation (a 4 GiB size on a small frame once asked malloc for 4 GiB).
+    func testZstdRefusesSizesTheFrameCannotProduce() throws {
+        let text = Array(String(repeating: "abc", count: 1000).utf8)
+        let z = try XCTUnwrap(text.withUnsafeBytes { ZstdCompressor(level: 3).compressIfSmaller($0) })
+        for size in [-1, Int.min, 1 << 32, Int.max] {
+            XCTAssertThrowsError(try z.withUnsafeBytes { try ZstdDecompressor().decompress($0, expectedSize: size) })
+        }
+        XCTAssertThrowsError(try [UInt8](repeating: 0, count: 20).withUnsafeBytes {
+            try ZstdDecompressor().decompress($0, expectedSize: 10)
+        })
+    }
+
     func testHash256HexRoundTrip() {
         let h = SecureRandom.hash()
         XCTAssertEqual(Hash256(hex: h.hex), h)

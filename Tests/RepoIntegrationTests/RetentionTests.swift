@@ -196,9 +196,14 @@ final class RetentionTests: XCTestCase {
     func testPruneRepacksAndRemovesTemporaryFiles() throws {
         let fx = Fixture()
         try fx.initRepo(["--chunk-avg", "16K"])
-        let base = TestData.random(400_000)
-        var a = base; a.append(TestData.random(300_000))
-        var b = base; b.append(TestData.random(30_000))
+        // Shared and unshared data interleave finely, so every pack the first store writes
+        // (whichever worker's batch it took) ends up partly used once it is forgotten.
+        var a = Data(), b = Data()
+        for _ in 0..<16 {
+            let shared = TestData.random(40_000)
+            a.append(shared); a.append(TestData.random(30_000))
+            b.append(shared); b.append(TestData.random(2_000))
+        }
         _ = try fx.store("db", from: fx.file("a", a), extra: ["--time", "2020-01-01T00:00:00Z"])
         let idB = try fx.store("db", from: fx.file("b", b), extra: ["--time", "2020-01-02T00:00:00Z"])["id"] as! String
         let tmpDir = fx.repo + "/data/00"

@@ -8,20 +8,11 @@ import Foundation
 /// long run is the same script without --quick (README, "Reliability").
 final class FaultSuiteTests: XCTestCase {
     func testQuickFaultSuiteLosesNothingAndDetectsAllDamage() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let script = root.appendingPathComponent("scripts/faults.py").path
         let json = NSTemporaryDirectory() + "faults-\(UUID().uuidString).json"
         defer { try? FileManager.default.removeItem(atPath: json) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", script, "--repo-bin", Fixture.binary, "--quick", "--json", json]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, text)
+        let (status, text) = try Fixture.runProjectScript("python3", "scripts/faults.py",
+                                                          ["--repo-bin", Fixture.binary, "--quick", "--json", json])
+        XCTAssertEqual(status, 0, text)
         let result = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any] ?? [:]
         XCTAssertEqual(result["lost"] as? Int, 0, text)
         XCTAssertEqual(result["undetected"] as? Int, 0, text)

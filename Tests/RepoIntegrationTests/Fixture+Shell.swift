@@ -17,6 +17,23 @@ extension Fixture {
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    /// Runs a project script (`scripts/…`, from the package root) with its stdout and stderr
+    /// together; returns the exit status and that output.
+    static func runProjectScript(_ interpreter: String, _ script: String, _ args: [String]) throws -> (status: Int32, output: String) {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [interpreter, root.path + "/" + script] + args
+        p.currentDirectoryURL = root
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+
     /// SHA-256 of every regular file under `root`, by path relative to it (Python's os.walk,
     /// independent of the code under test).
     func fileHashes(_ root: String) throws -> [String: String] {

@@ -14,19 +14,9 @@ final class FuzzSmokeTests: XCTestCase {
         guard ProcessInfo.processInfo.environment["REPO_FUZZ_SMOKE"] == "1" else {
             throw XCTSkip("set REPO_FUZZ_SMOKE=1 to build Fuzz/ and fuzz every harness briefly")
         }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [root.path + "/scripts/fuzz.sh", "--seconds", "2"]
-        p.currentDirectoryURL = root
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        let (status, text) = try Fixture.runProjectScript("bash", "scripts/fuzz.sh", ["--seconds", "2"])
         print(text)
-        XCTAssertEqual(p.terminationStatus, 0, "scripts/fuzz.sh --seconds 2 failed:\n\(text)")
+        XCTAssertEqual(status, 0, "scripts/fuzz.sh --seconds 2 failed:\n\(text)")
         // One line per harness, each with a count of executions.
         let rows = text.split(separator: "\n").filter { $0.hasSuffix("  ok") }
         XCTAssertEqual(rows.count, 14, text)

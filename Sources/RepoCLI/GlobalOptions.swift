@@ -4,7 +4,7 @@ import RepoRepository
 import RepoOperations
 import Foundation
 
-/// Options every command takes (DESIGN.md §1), with their environment fallbacks.
+/// Options every command takes (README, "Commands" and "Environment"), with their environment fallbacks.
 struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("repo"), help: ArgumentHelp("Repository location (env REPO_REPOSITORY).", valueName: "PATH"))
     var repository: String?

@@ -48,7 +48,7 @@ public enum GroupField: String, Codable, Sendable, CaseIterable {
     case host, name, paths, tags
 }
 
-/// The tiered retention policy (DESIGN.md §4): a plain value, with `decide` a pure function.
+/// The tiered retention policy (FORMAT.md §24): a plain value, with `decide` a pure function.
 ///
 /// Every field is optional so policies can be layered (flags over a policy file over the
 /// repository's default); `resolved` fills the built-in defaults.

@@ -105,11 +105,8 @@ public final class Repository: Sendable {
         } catch let error where Catalog.isDamage(error) {
             warn("the local cache \(dir) was damaged (\(error)); rebuilding it from the repository")
             do {
-                let catalog = try Catalog(path: dir + "/catalog.sqlite")
-                try catalog.recreate()
-                let repo = Repository(backend: backend, config: config, key: key, catalog: catalog, warn: warn)
-                try repo.synchronizeCatalog()
-                return repo
+                try Catalog(path: dir + "/catalog.sqlite").recreate()
+                return try openCatalog(in: dir, backend: backend, config: config, key: key, warn: warn)
             } catch let error where isCacheProblem(error) {
                 return try openTemporaryCatalog(backend: backend, config: config, key: key, warn: warn, dir: dir, error: error)
             }

@@ -242,14 +242,24 @@ final class RestoreFaultTests: XCTestCase {
     func testInterruptedRestoreLeavesNoIncompleteFile() throws {
         let src = fx.dir + "/big"
         try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
-        for i in 0..<4 { FileManager.default.createFile(atPath: src + "/f\(i)", contents: TestData.random(12_000_000)) }
+        for i in 0..<8 { FileManager.default.createFile(atPath: src + "/f\(i)", contents: TestData.random(16_000_000)) }
         try fx.ok(["backup", src])
         let want = try fx.fileHashes(src)
         var interrupted = 0
         for attempt in 0..<4 {
             let target = fx.dir + "/out\(attempt)"
             let started = try fx.start(["restore", "latest:\(src)", "--target", target])
-            Thread.sleep(forTimeInterval: 0.3 + 0.2 * Double(attempt))
+            // Interrupt once restore has begun writing, however fast this machine is: a fixed
+            // sleep let a fast machine finish all 128 MB before the signal came.
+            let deadline = Date().addingTimeInterval(30)
+            while started.0.isRunning, Date() < deadline,
+                  !((try? FileManager.default.subpathsOfDirectory(atPath: target)) ?? []).contains(where: { path in
+                      var isDirectory: ObjCBool = false
+                      return FileManager.default.fileExists(atPath: target + "/" + path, isDirectory: &isDirectory) && !isDirectory.boolValue
+                  }) {
+                usleep(1_000)
+            }
+            usleep(UInt32(attempt) * 20_000)
             kill(started.0.processIdentifier, SIGINT)
             let r = fx.collect(started)
             if r.status == 130 { interrupted += 1 }

@@ -108,6 +108,14 @@ struct GlobalOptions: ParsableArguments {
                                    warn: { if !quiet { Console.line("repo: warning: \($0)") } })
     }
 
+    /// The config and master key without a catalog, for commands that touch only their own
+    /// objects (the WAL archive): no index listing, no cache.
+    func unlock() throws -> (backend: StorageBackend, config: RepositoryConfig, key: MasterKey) {
+        let backend = try backend()
+        let (config, key) = try Repository.unlock(backend: backend, password: try password())
+        return (backend, config, key)
+    }
+
     /// Takes the repository lock for `command`, after installing the process-wide signal and
     /// EPIPE handling (`SignalTrap`) so that no way of ending the command leaves the lock behind.
     ///

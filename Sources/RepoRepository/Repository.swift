@@ -56,13 +56,12 @@ public final class Repository: Sendable {
         return config
     }
 
-    /// Opens the repository at `backend` with `password`, and brings the catalog under
-    /// `cacheDirectory` up to date.
+    /// Reads and validates the config and unwraps the master key, without a catalog: for
+    /// commands that touch only objects of their own, such as the WAL archive (FORMAT.md §27).
     ///
     /// - Throws: `RepoError` `.noRepository` if there is no config, `.wrongPassword` if no key
     ///   slot opens, `.integrity` for a malformed config.
-    public static func open(backend: StorageBackend, password: [UInt8], cacheDirectory: String,
-                            warn: @escaping @Sendable (String) -> Void = { _ in }) throws -> Repository {
+    public static func unlock(backend: StorageBackend, password: [UInt8]) throws -> (config: RepositoryConfig, key: MasterKey) {
         let configBytes: [UInt8]
         do {
             configBytes = try backend.get(RepositoryConfig.objectName)
@@ -95,7 +94,17 @@ public final class Repository: Sendable {
             throw RepoError(.integrity, "the repository config at \(backend.location) is invalid: \(reason)",
                             hint: "FORMAT.md §6 lists the legal values; the config is not authenticated, so restore it from a copy")
         }
-        let key = try unlock(backend: backend, config: config, password: password)
+        return (config, try openKeySlot(backend: backend, config: config, password: password))
+    }
+
+    /// Opens the repository at `backend` with `password`, and brings the catalog under
+    /// `cacheDirectory` up to date.
+    ///
+    /// - Throws: `RepoError` `.noRepository` if there is no config, `.wrongPassword` if no key
+    ///   slot opens, `.integrity` for a malformed config.
+    public static func open(backend: StorageBackend, password: [UInt8], cacheDirectory: String,
+                            warn: @escaping @Sendable (String) -> Void = { _ in }) throws -> Repository {
+        let (config, key) = try unlock(backend: backend, password: password)
         let dir = cacheDirectory + "/" + config.id.hex
         // The catalog is a cache (FORMAT.md §20): one that is damaged is rebuilt, and one that
         // cannot be written is replaced by a temporary one for this process. Either way the
@@ -146,7 +155,7 @@ public final class Repository: Sendable {
         return repo
     }
 
-    private static func unlock(backend: StorageBackend, config: RepositoryConfig, password: [UInt8]) throws -> MasterKey {
+    private static func openKeySlot(backend: StorageBackend, config: RepositoryConfig, password: [UInt8]) throws -> MasterKey {
         let slots = try backend.list(prefix: "keys/")
         guard !slots.isEmpty else {
             throw RepoError(.integrity, "the repository at \(backend.location) has no key slots (keys/ is empty)")

@@ -21,6 +21,9 @@ public struct Snapshot: Codable, Sendable, Equatable {
     public var stats: Stats
     /// Program that wrote it, e.g. `repo 0.1.0`.
     public var program: String
+    /// Base backups of a PostgreSQL cluster (`repo pg-backup`) only: where the copy starts and
+    /// stops in the WAL (FORMAT.md §27.3).
+    public var postgres: PostgresBackup?
 
     public struct Stats: Codable, Sendable, Equatable {
         /// Bytes of stored content (all streams/files).
@@ -45,9 +48,10 @@ public struct Snapshot: Codable, Sendable, Equatable {
     }
 
     public init(time: String, host: String, username: String, name: String?, paths: [String]?, tags: [String],
-                tree: BlobID, partial: Bool? = nil, stats: Stats, program: String) {
+                tree: BlobID, partial: Bool? = nil, stats: Stats, program: String, postgres: PostgresBackup? = nil) {
         self.time = time; self.host = host; self.username = username; self.name = name; self.paths = paths
         self.tags = tags; self.tree = tree; self.partial = partial; self.stats = stats; self.program = program
+        self.postgres = postgres
     }
 
     public func encoded() throws -> [UInt8] {

@@ -43,6 +43,15 @@ public struct LocalBackend: StorageBackend {
         try staged.commit(as: name)
     }
 
+    /// Like `put`, but publishes with `link(2)` instead of `rename(2)`, which fails with
+    /// `EEXIST` rather than replace an object that is already there.
+    public func create(_ name: String, data: [UInt8]) throws -> Bool {
+        let target = path(name)
+        let staged = try StagedFile(backend: self, directory: String(target[..<target.lastIndex(of: "/")!]), label: name)
+        try staged.append(data)
+        return try staged.commit(as: name, exclusive: true)
+    }
+
     /// Stages into `<root>/.tmp-<random>` (a pack's final directory depends on its name, known
     /// only at the end); `commit` publishes it exactly as `put` does.
     public func stage() throws -> StagedObject {
@@ -85,6 +94,12 @@ public struct LocalBackend: StorageBackend {
         }
 
         func commit(as name: String) throws {
+            _ = try commit(as: name, exclusive: false)
+        }
+
+        /// Publishes the file as `name`; with `exclusive`, only if no object has that name
+        /// (false when one has, and nothing is written).
+        func commit(as name: String, exclusive: Bool) throws -> Bool {
             precondition(fd >= 0, "staged object used after commit or discard")
             defer { discard() }
             if fsync(fd) != 0 {
@@ -96,9 +111,17 @@ public struct LocalBackend: StorageBackend {
             let closed = close(fd)
             fd = -1
             if closed != 0 { throw LocalBackend.error("close", temporaryPath) }
-            if rename(temporaryPath, target) != 0 { throw LocalBackend.error("rename", target) }
-            published = true
+            if exclusive {
+                if link(temporaryPath, target) != 0 {
+                    if errno == EEXIST { return false }
+                    throw errno == ENOSPC || errno == EDQUOT ? StorageError.noSpace(name: name) : LocalBackend.error("link", target)
+                }
+            } else if rename(temporaryPath, target) != 0 {
+                throw LocalBackend.error("rename", target)
+            }
+            published = !exclusive
             try LocalBackend.syncDirectory(dir)
+            return true
         }
 
         /// Closes and removes the temporary file unless it was renamed into place.

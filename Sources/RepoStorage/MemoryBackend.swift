@@ -16,6 +16,16 @@ public final class MemoryBackend: StorageBackend {
         written.withLock { $0[name] = Date() }
     }
 
+    public func create(_ name: String, data: [UInt8]) throws -> Bool {
+        let created = objects.withLock { objects in
+            guard objects[name] == nil else { return false }
+            objects[name] = data
+            return true
+        }
+        if created { written.withLock { $0[name] = Date() } }
+        return created
+    }
+
     public func get(_ name: String, range: Range<Int>?) throws -> [UInt8] {
         guard let data = objects.withLock({ $0[name] }) else { throw StorageError.notFound(name) }
         let r = range ?? 0..<data.count

@@ -62,6 +62,12 @@ public protocol StorageBackend: Sendable {
     /// atomically (callers only do that with identical bytes or names they own).
     func put(_ name: String, data: [UInt8]) throws
 
+    /// Stores `data` under `name` unless an object of that name exists, atomically and durably
+    /// like `put`. Returns false, writing nothing, if the name is taken. Of two concurrent
+    /// `create`s of one name exactly one returns true. Used where overwriting would lose data
+    /// (WAL files, FORMAT.md §27).
+    func create(_ name: String, data: [UInt8]) throws -> Bool
+
     /// Returns the object's bytes, or `range` of them. Throws `.notFound` if absent and
     /// `.badRange` if the range exceeds the object.
     func get(_ name: String, range: Range<Int>?) throws -> [UInt8]

@@ -4,6 +4,15 @@ import Foundation
 
 /// The contract of `StorageBackend` (see its doc comments), run against every backend.
 class StorageBackendConformance: XCTestCase {
+    /// A counter several threads add to.
+    final class Atomic: @unchecked Sendable {
+        private let lock = NSLock()
+        private var count: Int
+        init(_ value: Int) { count = value }
+        func add(_ n: Int) { lock.lock(); count += n; lock.unlock() }
+        var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+    }
+
     /// Subclasses return a fresh, empty backend.
     func makeBackend() throws -> StorageBackend? { nil }
 
@@ -21,6 +30,26 @@ class StorageBackendConformance: XCTestCase {
             XCTAssertEqual(try b.get("data/ab/abcdef", range: 10..<20), Array(data[10..<20]))
             XCTAssertEqual(try b.get("data/ab/abcdef", range: 99_990..<100_000), Array(data[99_990...]))
             XCTAssertTrue(try b.exists("data/ab/abcdef"))
+        }
+    }
+
+    /// `create` never replaces: of many concurrent creates of one name exactly one wins, and
+    /// the object holds the winner's bytes, whole.
+    func testCreateNeverOverwrites() throws {
+        try withBackend { b in
+            XCTAssertTrue(try b.create("wal/00000001/000000010000000000000001", data: [1, 2, 3]))
+            XCTAssertFalse(try b.create("wal/00000001/000000010000000000000001", data: [9, 9]))
+            XCTAssertEqual(try b.get("wal/00000001/000000010000000000000001"), [1, 2, 3])
+            let wins = Atomic(0)
+            DispatchQueue.concurrentPerform(iterations: 8) { i in
+                let data = [UInt8](repeating: UInt8(i), count: 100_000)
+                if (try? b.create("wal/00000001/000000010000000000000002", data: data)) == true { wins.add(1) }
+            }
+            XCTAssertEqual(wins.value, 1)
+            let stored = try b.get("wal/00000001/000000010000000000000002")
+            XCTAssertEqual(stored.count, 100_000)
+            XCTAssertEqual(Set(stored).count, 1)
+            XCTAssertEqual(try b.list(prefix: "wal/").count, 2, "no temporary file is listed or left")
         }
     }
 

@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
 done
 [ -z "$runs" ] && [ -z "$seconds" ] && seconds=10
 all=(config keyslot pack-header pack-header-sealed blob sealed sealed-inner index-segment snapshot tree
-     content-list lock retention mount-tree)
+     content-list lock retention mount-tree wal-archive)
 [ ${#harnesses[@]} -eq 0 ] && harnesses=("${all[@]}")
 
 bin=Fuzz/.build/release/repo-fuzz

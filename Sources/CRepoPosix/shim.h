@@ -6,6 +6,8 @@
 #include <sys/xattr.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <spawn.h>
+#include <errno.h>
 
 // O_NOATIME is only visible with _GNU_SOURCE; its value is 01000000 on every Linux
 // architecture except alpha, sparc and parisc (asm-generic/fcntl.h).
@@ -32,4 +34,25 @@ static inline int crepo_flush_stdout(void) {
 
 // Fixes glibc's mmap threshold (see RepoMain.main).
 static inline int crepo_set_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }
+
+// Starts `path` with `argv` and `envp` in a new session (POSIX_SPAWN_SETSID, a GNU extension
+// whose value is 0x80 in glibc's spawn.h), its standard streams on /dev/null, and does not
+// wait for it: a helper that outlives the command that started it (WAL prefetching) and holds
+// none of its caller's pipes open. Returns the pid, or -1 with errno set.
+static inline pid_t crepo_spawn_detached(const char *path, char *const argv[], char *const envp[]) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    pid_t pid = -1;
+    if (posix_spawn_file_actions_init(&actions) != 0) return -1;
+    if (posix_spawnattr_init(&attr) != 0) { posix_spawn_file_actions_destroy(&actions); return -1; }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", 0 /* O_RDONLY */, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", 1 /* O_WRONLY */, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", 1 /* O_WRONLY */, 0);
+    posix_spawnattr_setflags(&attr, 0x80);
+    int rc = posix_spawn(&pid, path, &actions, &attr, argv, envp);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) { errno = rc; return -1; }
+    return pid;
+}
 #endif

@@ -52,6 +52,9 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
     /// A tree blob as the mount decodes it (`TreeDirectory.decode`), then seeks into each
     /// file's inline content (`ContentMap`).
     case mountTree = "mount-tree"
+    /// WAL archive bytes (§27): file names, a segment's long page header checked against a
+    /// name, timeline history files and the `wal/cluster` record.
+    case walArchive = "wal-archive"
 
     /// Runs the harness on one input.
     public func run(_ data: [UInt8]) {
@@ -70,6 +73,7 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         case .lock: Self.lock(data)
         case .retention: Self.retention(data)
         case .mountTree: Self.mountTree(data)
+        case .walArchive: Self.walArchive(data)
         }
     }
 
@@ -242,6 +246,7 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         case .snapshot: snapshot(body)
         case .lock: lock(body)
         case .pin, .policy: retention(body)
+        case .wal, .walCluster: walArchive(body)
         }
     }
 
@@ -296,6 +301,25 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
             let r = p.policy.resolved(localZone: "UTC")
             _ = r.hot?.seconds; _ = r.warm?.seconds; _ = r.cold?.seconds
         }
+    }
+
+    static func walArchive(_ data: [UInt8]) {
+        let text = String(decoding: data.prefix(64), as: UTF8.self)
+        if let name = WALFileName(text) {
+            precondition(name.text == text, "a WAL file name does not keep its text")
+            if name.kind == .segment {
+                let again = WALFileName(timeline: name.timeline, segment: name.segmentNumber(segmentSize: 16 << 20), segmentSize: 16 << 20)
+                precondition(again.text == text || name.seg > 0xFF, "a segment name does not survive its number")
+            }
+        }
+        if let header = try? WALSegmentHeader(data), let name = WALFileName("000000010000000000000001") {
+            _ = try? header.check(against: name, fileSize: data.count)
+        }
+        if let history = try? TimelineHistory(timeline: 2, text: String(decoding: data, as: UTF8.self)) {
+            for e in history.entries { _ = history.timeline(at: e.switchpoint); _ = e.switchpoint.description }
+        }
+        if let lsn = LSN(text) { precondition(LSN(lsn.description) == lsn, "an LSN does not survive its text") }
+        _ = try? JSONDecoder().decode(WALArchive.Cluster.self, from: Data(data))
     }
 
     static func mountTree(_ data: [UInt8]) {

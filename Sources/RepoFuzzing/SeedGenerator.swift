@@ -49,6 +49,7 @@ public enum SeedGenerator {
                 case .snapshot: try write(.snapshot, body)
                 case .lock: try write(.lock, body)
                 case .pin, .policy: try write(.retention, body)
+                case .wal, .walCluster: try write(.walArchive, body)
                 }
             }
         }

@@ -18,10 +18,15 @@ public final class ZstdCompressor {
     private let ctx: OpaquePointer
     public let level: Int32
 
-    public init(level: Int32) {
+    /// Compression runs on `workers` extra threads when > 0 (libzstd's multithreaded mode,
+    /// `ZSTD_c_nbWorkers`; the frame format is the same). A libzstd built without threads
+    /// compresses on the calling thread.
+    public init(level: Int32, workers: Int32 = 0) {
         guard let c = ZSTD_createCCtx() else { fatalError("ZSTD_createCCtx failed") }
         ctx = c
         self.level = level
+        ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, level)
+        if workers > 0 { _ = ZSTD_CCtx_setParameter(ctx, ZSTD_c_nbWorkers, workers) }
     }
 
     deinit { ZSTD_freeCCtx(ctx) }
@@ -33,7 +38,7 @@ public final class ZstdCompressor {
         let bound = input.count - 1   // only a strictly smaller result is worth keeping
         var failed = false
         let out = [UInt8](unsafeUninitializedCapacity: bound) { buf, count in
-            let r = ZSTD_compressCCtx(ctx, buf.baseAddress, bound, input.baseAddress, input.count, level)
+            let r = ZSTD_compress2(ctx, buf.baseAddress, bound, input.baseAddress, input.count)
             if crepo_zstd_is_error(r) != 0 { failed = true; count = 0 } else { count = r }
         }
         return failed ? nil : out

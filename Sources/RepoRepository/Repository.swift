@@ -62,6 +62,14 @@ public final class Repository: Sendable {
     /// - Throws: `RepoError` `.noRepository` if there is no config, `.wrongPassword` if no key
     ///   slot opens, `.integrity` for a malformed config.
     public static func unlock(backend: StorageBackend, password: [UInt8]) throws -> (config: RepositoryConfig, key: MasterKey) {
+        let config = try readConfig(backend: backend)
+        return (config, try openKeySlot(backend: backend, config: config, password: password))
+    }
+
+    /// Reads and validates the public config (FORMAT.md §6), without a key.
+    ///
+    /// - Throws: `RepoError` `.noRepository` if there is none, `.integrity` if it is malformed.
+    public static func readConfig(backend: StorageBackend) throws -> RepositoryConfig {
         let configBytes: [UInt8]
         do {
             configBytes = try backend.get(RepositoryConfig.objectName)
@@ -94,7 +102,7 @@ public final class Repository: Sendable {
             throw RepoError(.integrity, "the repository config at \(backend.location) is invalid: \(reason)",
                             hint: "FORMAT.md §6 lists the legal values; the config is not authenticated, so restore it from a copy")
         }
-        return (config, try openKeySlot(backend: backend, config: config, password: password))
+        return config
     }
 
     /// Opens the repository at `backend` with `password`, and brings the catalog under

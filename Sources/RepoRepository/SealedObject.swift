@@ -13,6 +13,8 @@ public enum SealedObject {
         case index = "RIX1", snapshot = "RSN1", lock = "RLK1"
         /// Retention: a pin (legal hold) on one snapshot, and the repository's default policy.
         case pin = "RPN1", policy = "RPL1"
+        /// The WAL archive (FORMAT.md §27): one archived file, and the cluster it belongs to.
+        case wal = "RWL1", walCluster = "RWC1"
 
         public var magic: [UInt8] { Array(rawValue.utf8) }
         /// The backend folder objects of this kind live in.
@@ -20,6 +22,7 @@ public enum SealedObject {
             switch self {
             case .index: "index"; case .snapshot: "snapshots"; case .lock: "locks"
             case .pin: "pins"; case .policy: "policy"
+            case .wal, .walCluster: "wal"
             }
         }
     }
@@ -27,23 +30,30 @@ public enum SealedObject {
     static let label = Array("repo/v1/object".utf8)
 
     /// Seals `body`, compressing it with zstd when that makes it smaller.
-    public static func seal(_ body: [UInt8], kind: Kind, key: MasterKey) throws -> [UInt8] {
+    ///
+    /// - Parameters:
+    ///   - context: bytes appended to the associated data, binding the object to something
+    ///     the reader knows (a WAL object's file name, FORMAT.md §27); empty for other kinds.
+    ///   - level: zstd level; `workers` > 0 compresses with that many threads (same format).
+    public static func seal(_ body: [UInt8], kind: Kind, key: MasterKey, context: [UInt8] = [],
+                            level: Int32 = 3, workers: Int32 = 0) throws -> [UInt8] {
         let salt = SecureRandom.bytes(32)
         var inner = ByteWriter(capacity: body.count + 9)
-        if let z = body.withUnsafeBytes({ ZstdCompressor(level: 3).compressIfSmaller($0) }) {
+        let compressed = level <= 0 ? nil : body.withUnsafeBytes { ZstdCompressor(level: level, workers: workers).compressIfSmaller($0) }
+        if let z = compressed {
             inner.u8(1); inner.u64(UInt64(body.count)); inner.raw(z)
         } else {
             inner.u8(0); inner.u64(UInt64(body.count)); inner.raw(body)
         }
         let k = key.subkey(label: label + kind.magic, salt: salt)
-        let sealed = try AESGCM().seal(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: kind.magic + salt,
+        let sealed = try AESGCM().seal(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: kind.magic + salt + context,
                                        plaintext: inner.bytes)
         return kind.magic + salt + sealed
     }
 
     /// Opens an object of the expected kind. Throws `RepoError(.integrity)` if it is not one,
     /// was modified, or was sealed under another key.
-    public static func open(_ object: [UInt8], kind: Kind, key: MasterKey, name: String) throws -> [UInt8] {
+    public static func open(_ object: [UInt8], kind: Kind, key: MasterKey, name: String, context: [UInt8] = []) throws -> [UInt8] {
         guard object.count >= 4 + 32 + 16 + 9, Array(object[0..<4]) == kind.magic else {
             throw RepoError(.integrity, "\(name): not a \(kind.folder) object (bad magic or truncated)")
         }
@@ -52,7 +62,7 @@ public enum SealedObject {
         let inner: [UInt8]
         do {
             inner = try object.withUnsafeBytes {
-                try AESGCM().open(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: kind.magic + salt,
+                try AESGCM().open(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: kind.magic + salt + context,
                                   sealed: UnsafeRawBufferPointer(rebasing: $0[36...]))
             }
         } catch {

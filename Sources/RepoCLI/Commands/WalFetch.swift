@@ -1,0 +1,106 @@
+import ArgumentParser
+import RepoRepository
+import RepoSnapshot
+import RepoOperations
+import CRepoPosix
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension RepoCommand {
+    struct WalFetch: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "wal-fetch",
+            abstract: "Restore one archived WAL file: PostgreSQL's restore_command = 'repo wal-fetch %f %p'.",
+            discussion: """
+                Writes the verified file to DEST (through a temporary name, so DEST is whole or absent). \
+                Exits 1 quietly when NAME is not archived (PostgreSQL asks for files that do not \
+                exist, such as the next timeline's history). Any other failure (no repository, wrong \
+                key, damaged object) exits 126, which makes PostgreSQL stop recovery instead of \
+                taking the failure for the end of the archive and finishing early. After each fetch \
+                a detached prefetcher brings the next --prefetch segments of the timeline into a \
+                local spool, so replay does not wait for the repository (FORMAT.md §27.6).
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "WAL file name (%f).")
+        var name: String
+
+        @Argument(help: "Where to write it (%p).")
+        var destination: String
+
+        @Option(help: "Segments to fetch ahead into the spool (0: no prefetching).")
+        var prefetch = 32
+
+        @Option(help: ArgumentHelp("Spool directory for prefetched segments (env REPO_WAL_SPOOL; default: in the cache directory).", valueName: "DIR"))
+        var spool: String?
+
+        @Flag(help: .hidden)
+        var prefetchWorker = false
+
+        /// PostgreSQL aborts recovery when restore_command exits above 125 (PostgreSQL
+        /// documentation, "Recovering Using a Continuous Archive Backup").
+        static let abortRecovery: Int32 = 126
+
+        func run() throws {
+            guard let wal = WALFileName(name) else {
+                if !global.quiet { Console.line("repo: \(name) is not the name of a WAL file") }
+                throw ExitCode(1)
+            }
+            do {
+                try fetch(wal)
+            } catch let error as ExitCode {
+                throw error
+            } catch let error as RepoError {
+                Console.error(error)
+                throw ExitCode(Self.abortRecovery)
+            } catch {
+                Console.error(RepoError(.failure, "cannot fetch \(name): \(error)"))
+                throw ExitCode(Self.abortRecovery)
+            }
+        }
+
+        private func fetch(_ wal: WALFileName) throws {
+            let backend = try global.backend()
+            let config = try Repository.readConfig(backend: backend)
+            let spoolDirectory = spool ?? ProcessInfo.processInfo.environment["REPO_WAL_SPOOL"].flatMap { $0.isEmpty ? nil : $0 }
+                ?? global.cacheDirectory + "/" + config.id.hex + "/wal-prefetch"
+            let walSpool = WALSpool(directory: spoolDirectory)
+            if prefetchWorker {
+                let (_, key) = try Repository.unlock(backend: backend, password: try global.password())
+                _ = try walSpool.fill(after: wal, archive: WALArchive(backend: backend, config: config, key: key),
+                                      depth: prefetch, workers: 4)
+                return
+            }
+            if walSpool.take(wal, to: destination) {
+                if global.verbose { Console.line("restored \(wal) from the prefetch spool") }
+                startPrefetcher(wal)
+                return
+            }
+            let (_, key) = try Repository.unlock(backend: backend, password: try global.password())
+            guard let bytes = try WALArchive(backend: backend, config: config, key: key).fetch(wal) else {
+                if global.verbose { Console.line("repo: \(wal) is not archived") }
+                throw ExitCode(1)
+            }
+            do { try WALSpool.write(bytes, to: destination) } catch {
+                throw RepoError(.failure, "cannot write \(destination): \(error)")
+            }
+            if global.verbose { Console.line("restored \(wal) (\(bytes.count) bytes)") }
+            startPrefetcher(wal)
+        }
+
+        /// Starts `repo wal-fetch … --prefetch-worker` detached with this command's arguments
+        /// and environment; it exits at once if another prefetcher holds the spool.
+        private func startPrefetcher(_ wal: WALFileName) {
+            guard prefetch > 0, wal.kind == .segment else { return }
+            let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            let args = [exe] + CommandLine.arguments.dropFirst() + ["--prefetch-worker"]
+            var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+            defer { argv.forEach { free($0) } }
+            let pid = crepo_spawn_detached(exe, &argv, environ)
+            if pid < 0, global.verbose { Console.line("repo: warning: cannot start the WAL prefetcher: \(String(cString: strerror(errno)))") }
+        }
+    }
+}

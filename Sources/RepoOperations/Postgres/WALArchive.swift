@@ -1,0 +1,173 @@
+public import RepoRepository
+public import RepoStorage
+public import RepoSnapshot
+import RepoPrimitives
+public import Foundation
+
+/// The WAL archive of one PostgreSQL cluster inside a repository (FORMAT.md §27): each file
+/// PostgreSQL archives is one sealed object `wal/<timeline>/<file name>`, bound to its name,
+/// written once and never replaced by different bytes; `wal/cluster` records the cluster's
+/// system identifier so that no other cluster's WAL can be mixed in.
+///
+/// The archive touches neither packs nor the index, so it needs no catalog and no lock: a
+/// push is one object written with `StorageBackend.create`, which prune never races with
+/// (FORMAT.md §27.4).
+public struct WALArchive: Sendable {
+    public let backend: StorageBackend
+    public let config: RepositoryConfig
+    public let key: MasterKey
+
+    public init(backend: StorageBackend, config: RepositoryConfig, key: MasterKey) {
+        self.backend = backend; self.config = config; self.key = key
+    }
+
+    /// The cluster whose WAL the repository archives (`wal/cluster`, sealed JSON).
+    public struct Cluster: Codable, Sendable, Equatable {
+        /// Database system identifier, decimal (64 bits do not fit a JSON number exactly).
+        public var systemIdentifier: String
+        /// WAL segment size in bytes.
+        public var walSegmentSize: Int
+        /// When and where the first push or base backup recorded it.
+        public var created: String
+        public var host: String
+    }
+
+    /// What `push` did.
+    public enum PushOutcome: Sendable, Equatable {
+        /// The file is now archived.
+        case stored
+        /// An identical copy was already archived (a retry after a crash or a timeout).
+        case alreadyStored
+        /// The archived copy failed authentication (damaged) and was replaced by this one.
+        case replacedDamaged
+    }
+
+    /// An archived file, as listed.
+    public struct Entry: Sendable, Equatable {
+        public var name: WALFileName
+        /// Size of the sealed object in bytes.
+        public var storedSize: Int
+        /// When it was archived, where the backend knows it.
+        public var archived: Date?
+    }
+
+    public static let clusterObjectName = "wal/cluster"
+
+    // MARK: cluster identity
+
+    /// The recorded cluster, nil if nothing was archived yet.
+    public func cluster() throws -> Cluster? {
+        let bytes: [UInt8]
+        do { bytes = try backend.get(Self.clusterObjectName) } catch StorageError.notFound { return nil }
+        let body = try SealedObject.open(bytes, kind: .walCluster, key: key, name: Self.clusterObjectName)
+        do { return try JSONDecoder().decode(Cluster.self, from: Data(body)) } catch {
+            throw RepoError(.integrity, "\(Self.clusterObjectName) is malformed: \(error)")
+        }
+    }
+
+    /// Records the cluster at the first push or base backup, or checks that it is the one
+    /// recorded. Two first pushes racing: `create` lets one win, the other checks against it.
+    ///
+    /// - Throws: `RepoError(.failure)` naming both identifiers when another cluster owns the archive.
+    @discardableResult
+    public func claim(systemIdentifier: UInt64, segmentSize: Int) throws -> Cluster {
+        if let existing = try cluster() {
+            try Self.check(existing, systemIdentifier: systemIdentifier, segmentSize: segmentSize, location: backend.location)
+            return existing
+        }
+        let mine = Cluster(systemIdentifier: String(systemIdentifier), walSegmentSize: segmentSize,
+                           created: Timestamp.format(Date()), host: HostInfo.hostname)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let sealed = try SealedObject.seal(Array(try enc.encode(mine)), kind: .walCluster, key: key)
+        if try backend.create(Self.clusterObjectName, data: sealed) { return mine }
+        guard let winner = try cluster() else {
+            throw RepoError(.failure, "\(Self.clusterObjectName) could not be written and is not there either")
+        }
+        try Self.check(winner, systemIdentifier: systemIdentifier, segmentSize: segmentSize, location: backend.location)
+        return winner
+    }
+
+    static func check(_ cluster: Cluster, systemIdentifier: UInt64, segmentSize: Int, location: String) throws {
+        guard cluster.systemIdentifier == String(systemIdentifier) else {
+            throw RepoError(.failure, "this WAL comes from the cluster with system identifier \(systemIdentifier), but \(location) archives the cluster \(cluster.systemIdentifier) (recorded \(cluster.created) on \(cluster.host)); a second cluster's WAL is never mixed in",
+                            hint: "give each cluster its own repository (or its own --repo path); a restored cluster keeps its identifier, a new initdb does not")
+        }
+        guard cluster.walSegmentSize == segmentSize else {
+            throw RepoError(.failure, "this WAL has \(segmentSize)-byte segments, but \(location) archives \(cluster.walSegmentSize)-byte segments of the same cluster")
+        }
+    }
+
+    // MARK: push and fetch
+
+    /// Archives one file under its name. Segments (and `.partial` segments) are checked first:
+    /// a WAL page header whose position matches the name, a size of one segment, and the
+    /// cluster's system identifier. Durable when this returns.
+    ///
+    /// - Throws: `RepoError(.usage)` for a file that is not WAL, `.failure` when the name is
+    ///   archived with different bytes or belongs to another cluster, storage errors as they come.
+    public func push(name: WALFileName, bytes: [UInt8]) throws -> PushOutcome {
+        if name.kind == .segment || name.kind == .partial {
+            let header: WALSegmentHeader
+            do {
+                header = try WALSegmentHeader(bytes)
+                try header.check(against: name, fileSize: bytes.count)
+            } catch let error as WALSegmentHeader.Malformed {
+                throw RepoError(.usage, "\(name) is not a WAL segment of this name: \(error)",
+                                hint: "archive_command must pass %p, the path of the file PostgreSQL names in %f")
+            }
+            try claim(systemIdentifier: header.systemIdentifier, segmentSize: header.segmentSize)
+        }
+        let level = config.zstdLevel ?? 0
+        let object = try SealedObject.seal(bytes, kind: .wal, key: key, context: Array(name.text.utf8), level: level,
+                                           workers: Self.compressionWorkers(bytes.count))
+        if try backend.create(name.objectName, data: object) { return .stored }
+        // Already archived: identical bytes are a retry; anything else must never be replaced.
+        let existing: [UInt8]
+        do {
+            existing = try open(name, object: try backend.get(name.objectName))
+        } catch let error as RepoError where error.kind == .integrity {
+            // Not a valid object of this name at all (damaged storage): replacing it loses nothing.
+            try backend.put(name.objectName, data: object)
+            return .replacedDamaged
+        }
+        guard existing == bytes else {
+            throw RepoError(.failure, "\(name) is already archived in \(backend.location) with different contents (\(existing.count) bytes stored, \(bytes.count) offered); it is never overwritten",
+                            hint: "two servers archive into one place: a promoted standby or a restored copy still running on the old timeline, or a second cluster; stop the one that should not archive here, or point it at another repository")
+        }
+        return .alreadyStored
+    }
+
+    /// The archived bytes of `name`, verified (authenticated under this repository's key and
+    /// bound to this name); nil when it is not archived.
+    public func fetch(_ name: WALFileName) throws -> [UInt8]? {
+        let object: [UInt8]
+        do { object = try backend.get(name.objectName) } catch StorageError.notFound { return nil }
+        return try open(name, object: object)
+    }
+
+    private func open(_ name: WALFileName, object: [UInt8]) throws -> [UInt8] {
+        try SealedObject.open(object, kind: .wal, key: key, name: name.objectName, context: Array(name.text.utf8))
+    }
+
+    /// Archived files of one timeline, or of all; in PostgreSQL's order.
+    public func list(timeline: UInt32? = nil) throws -> [Entry] {
+        let prefix = timeline.map { "wal/" + WALFileName.hex8($0) + "/" } ?? "wal/"
+        return try backend.list(prefix: prefix).compactMap { info -> Entry? in
+            let parts = info.name.split(separator: "/")
+            guard parts.count == 3, let name = WALFileName(String(parts[2])), name.objectName == info.name else { return nil }
+            return Entry(name: name, storedSize: info.size, archived: info.modified)
+        }.sorted { $0.name < $1.name }
+    }
+
+    /// Removes archived files (retention, FORMAT.md §27.5). Absent names are fine.
+    public func delete(_ names: [WALFileName]) throws {
+        for name in names { try backend.delete(name.objectName) }
+    }
+
+    /// Two threads for a whole segment: on the two cores archive_command usually has, this
+    /// halves the time of the one step that costs (zstd), at the same ratio.
+    static func compressionWorkers(_ size: Int) -> Int32 {
+        size >= 4 << 20 ? Int32(min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)) : 0
+    }
+}

@@ -1,0 +1,101 @@
+public import RepoSnapshot
+import RepoStorage
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A local directory of WAL segments fetched ahead of PostgreSQL's recovery (FORMAT.md §27.6),
+/// so that replay does not wait for one process and one repository round trip per segment.
+///
+/// `wal-fetch NAME` first looks here; a segment found is moved to the destination without
+/// opening the repository. After each fetch a detached prefetcher (`fill`) brings the next
+/// archived segments of the same timeline into the spool, several at a time. Only verified
+/// bytes are spooled (written as `.tmp-NAME`, renamed when complete), so a file in the spool
+/// is as good as the archive's copy. One prefetcher runs at a time (`flock` on `.lock`).
+public struct WALSpool: Sendable {
+    public let directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    /// Moves the spooled copy of `name` to `destination`; false if there is none.
+    public func take(_ name: WALFileName, to destination: String) -> Bool {
+        let path = directory + "/" + name.text
+        guard access(path, F_OK) == 0 else { return false }
+        if rename(path, destination) == 0 { return true }
+        // Another file system: copy through a temporary name, then drop the spooled copy.
+        guard let bytes = FileManager.default.contents(atPath: path),
+              (try? Self.write([UInt8](bytes), to: destination)) != nil else { return false }
+        unlink(path)
+        return true
+    }
+
+    /// Fetches up to `depth` archived segments that follow `name` on its timeline into the
+    /// spool, `workers` at a time, and removes spooled segments that come before it. Returns
+    /// how many it fetched; 0 at once when another prefetcher holds the spool.
+    public func fill(after name: WALFileName, archive: WALArchive, depth: Int, workers: Int) throws -> Int {
+        // Plain WAL lives here, as in pg_wal: only its owner may read it.
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        let lock = open(directory + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { return 0 }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else { return 0 }
+        let spooled = Set((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+        for file in spooled {
+            if let other = WALFileName(file), other.kind == .segment, other.timeline == name.timeline, other <= name {
+                unlink(directory + "/" + file)
+            }
+        }
+        let wanted = try archive.list(timeline: name.timeline)
+            .map(\.name)
+            .filter { $0.kind == .segment && $0 > name }
+            .prefix(depth)
+            .filter { !spooled.contains($0.text) }
+        let queue = Array(wanted)
+        guard !queue.isEmpty else { return 0 }
+        let next = NSLock()
+        nonisolated(unsafe) var index = 0, fetched = 0
+        DispatchQueue.concurrentPerform(iterations: max(1, min(workers, queue.count))) { _ in
+            while true {
+                next.lock()
+                guard index < queue.count else { next.unlock(); return }
+                let item = queue[index]
+                index += 1
+                next.unlock()
+                guard let bytes = try? archive.fetch(item),
+                      (try? Self.write(bytes, to: directory + "/" + item.text)) != nil else { continue }
+                next.lock(); fetched += 1; next.unlock()
+            }
+        }
+        return fetched
+    }
+
+    /// Writes `bytes` to `path` through `.tmp-` + a random suffix in the same directory and
+    /// a rename, so `path` is either absent or complete.
+    public static func write(_ bytes: [UInt8], to path: String) throws {
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { String(path[..<$0]) } ?? "."
+        let tmp = dir + "/.tmp-" + (slash.map { String(path[path.index(after: $0)...]) } ?? path) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw PosixError("create", Array(tmp.utf8), errno) }
+        var ok = false
+        defer { if !ok { unlink(tmp) } }
+        try bytes.withUnsafeBytes { buf in
+            var off = 0
+            while off < buf.count {
+                let n = Glibc.write(fd, buf.baseAddress! + off, buf.count - off)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    let e = errno
+                    close(fd)
+                    throw PosixError("write", Array(tmp.utf8), e)
+                }
+                off += n
+            }
+        }
+        guard close(fd) == 0 else { throw PosixError("close", Array(tmp.utf8), errno) }
+        guard rename(tmp, path) == 0 else { throw PosixError("rename", Array(path.utf8), errno) }
+        ok = true
+    }
+}

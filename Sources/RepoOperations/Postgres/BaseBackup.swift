@@ -80,6 +80,10 @@ public struct BaseBackup {
         let connection = try PostgresConnection(conninfo: conninfo, applicationName: "repo pg-backup")
         let server = try Self.inspect(connection, pgdata: pgdata)
         let owner = try FileSystem.lstat(Array(pgdata.utf8))
+        // The repository's WAL archive belongs to one cluster (FORMAT.md §27): record this one
+        // at the first base backup, or refuse a base backup of another.
+        try WALArchive(backend: repository.backend, config: repository.config, key: repository.key)
+            .claim(systemIdentifier: UInt64(server.systemIdentifier) ?? 0, segmentSize: server.walSegmentSize)
 
         // Session settings: the copy may take hours; nothing on the server may end this session.
         try connection.query("SET statement_timeout = 0", purpose: "setting statement_timeout")

@@ -66,9 +66,10 @@ public struct PointInTimeRestore {
     ///   `.interrupted` on a signal.
     public func run() throws -> Result {
         let started = Date()
+        let dir = FileSystem.normalize(dataDirectory)
+        _ = try Self.existingDirectory(dir)   // refuse a non-empty one before anything else
         let entry = try chosen()
         let pg = entry.snapshot.postgres!
-        let dir = FileSystem.normalize(dataDirectory)
         let location = try repository.locate(path: pg.dataDirectory, in: entry)
         guard let tree = location.tree, location.node?.type == .dir else {
             throw RepoError(.integrity, "snapshot \(entry.id.shortHex) has no directory \(pg.dataDirectory)")
@@ -135,12 +136,12 @@ public struct PointInTimeRestore {
         return entry
     }
 
-    /// Refuses a non-empty directory, creates a missing one (mode 0700), and returns the owner
-    /// to give the restored files (see `owner`).
-    private func prepareDirectory(_ dir: String, recorded: Node?) throws -> (uid: UInt32, gid: UInt32)? {
+    /// The status of `dir` when it is an empty directory, nil when it is missing (and its
+    /// parent is a directory).
+    /// - Throws: `RepoError(.failure)` when it is not empty, not a directory, or cannot be made.
+    static func existingDirectory(_ dir: String) throws -> FileStatus? {
         let bytes = Array(dir.utf8)
         let parent = (dir as NSString).deletingLastPathComponent
-        var existing: FileStatus?
         if let st = try? FileSystem.statFollowingLinks(bytes) {
             guard st.isDirectory else {
                 throw RepoError(.failure, "--pgdata \(dir) exists and is not a directory")
@@ -150,12 +151,19 @@ public struct PointInTimeRestore {
                 throw RepoError(.failure, "--pgdata \(dir) is not empty (\(names.count) entr\(names.count == 1 ? "y" : "ies")); pg-restore restores only into an empty or new directory",
                                 hint: "choose a new directory, or stop the server that uses it and move it away first")
             }
-            existing = st
-        } else {
-            guard let p = try? FileSystem.statFollowingLinks(Array(parent.utf8)), p.isDirectory else {
-                throw RepoError(.failure, "cannot create --pgdata \(dir): its parent \(parent) is not a directory")
-            }
+            return st
         }
+        guard let p = try? FileSystem.statFollowingLinks(Array(parent.utf8)), p.isDirectory else {
+            throw RepoError(.failure, "cannot create --pgdata \(dir): its parent \(parent) is not a directory")
+        }
+        return nil
+    }
+
+    /// Refuses a non-empty directory, creates a missing one (mode 0700), and returns the owner
+    /// to give the restored files (see `owner`).
+    private func prepareDirectory(_ dir: String, recorded: Node?) throws -> (uid: UInt32, gid: UInt32)? {
+        let parent = (dir as NSString).deletingLastPathComponent
+        let existing = try Self.existingDirectory(dir)
         let isRoot = geteuid() == 0
         var owner: (uid: UInt32, gid: UInt32)? = nil
         if isRoot {

@@ -149,7 +149,8 @@ public struct RecoveryStart {
 
     /// Runs `args` (through `env -C /`: the server's user may not enter our working directory)
     /// with this process's environment, so the server inherits `REPO_PASSWORD` and friends for
-    /// its restore_command; standard input and output are /dev/null. Returns the exit status.
+    /// its restore_command; standard input and output are /dev/null, descriptors above 2 are
+    /// closed. Returns the exit status.
     private static func execute(_ args: [String]) throws -> Int32 {
         let argv = ["/usr/bin/env", "-C", "/"] + args
         var pointers: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
@@ -159,6 +160,11 @@ public struct RecoveryStart {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        // Nothing else of ours reaches the server, which outlives this process: a pipe our
+        // parent waits on must not stay open in it.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+            if let fd = Int32(name), fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+        }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, argv[0], &actions, nil, &pointers, environ)
         guard rc == 0 else {

@@ -11,7 +11,7 @@ public import Foundation
 ///
 /// The archive touches neither packs nor the index, so it needs no catalog and no lock: a
 /// push is one object written with `StorageBackend.create`, which prune never races with
-/// (FORMAT.md §27.4).
+/// (FORMAT.md §27.3).
 public struct WALArchive: Sendable {
     public let backend: StorageBackend
     public let config: RepositoryConfig

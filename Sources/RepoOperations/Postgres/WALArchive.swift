@@ -160,6 +160,25 @@ public struct WALArchive: Sendable {
         }.sorted { $0.name < $1.name }
     }
 
+    /// The timeline history files of the archive, parsed; an unreadable one is an error.
+    public func histories(in entries: [Entry]) throws -> [UInt32: TimelineHistory] {
+        var out: [UInt32: TimelineHistory] = [:]
+        for e in entries where e.name.kind == .history {
+            guard let bytes = try fetch(e.name) else { continue }
+            do { out[e.name.timeline] = try TimelineHistory(timeline: e.name.timeline, text: String(decoding: bytes, as: UTF8.self)) } catch {
+                throw RepoError(.integrity, "\(e.name): \(error)")
+            }
+        }
+        return out
+    }
+
+    /// Timelines, gaps, base backups' WAL and recoverable windows (`repo pg-status`).
+    public func status(backups: [WALRetention.Backup]) throws -> WALStatus {
+        let entries = try list()
+        return WALStatus(files: entries.map { ($0.name, $0.archived) }, histories: try histories(in: entries),
+                         backups: backups, segmentSize: try cluster()?.walSegmentSize)
+    }
+
     /// Removes archived files (retention, FORMAT.md §27.5). Absent names are fine.
     public func delete(_ names: [WALFileName]) throws {
         for name in names { try backend.delete(name.objectName) }

@@ -10,12 +10,12 @@ struct RepoCommand: ParsableCommand {
         abstract: "A content-addressed, deduplicating, encrypted backup repository.",
         discussion: """
             Exit codes: 0 success, 1 error, 2 usage, 3 some input unreadable, 10 no repository, \
-            11 repository locked, 12 wrong password, 13 integrity errors, 130/143 interrupted.
+            11 repository locked, 12 wrong password or key file, 13 integrity errors, 130/143 interrupted.
             """,
         version: "repo \(RepoOperationsVersion.string)",
         subcommands: [Init.self, Store.self, Backup.self, Snapshots.self, Ls.self, Dump.self, Restore.self, Diff.self,
                       Mount.self, Forget.self, Prune.self, Pin.self, Unpin.self, Policy.self,
-                      Check.self, Stats.self, Unlock.self, WalPush.self, WalFetch.self, PgStatus.self]
+                      Check.self, Stats.self, Unlock.self, Key.self, WalPush.self, WalFetch.self, PgStatus.self]
     )
 }
 

@@ -15,6 +15,9 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Run CMD with /bin/sh and use the first line it prints as the password (env REPO_PASSWORD_COMMAND).", valueName: "CMD"))
     var passwordCommand: String?
 
+    @Option(help: ArgumentHelp("Open the repository with the machine key file FILE instead of a password (env REPO_KEY_FILE; README: Keys).", valueName: "FILE"))
+    var keyFile: String?
+
     @Option(help: ArgumentHelp("Directory for the local catalog cache (env REPO_CACHE_DIR; default $XDG_CACHE_HOME/repo or ~/.cache/repo).", valueName: "DIR"))
     var cacheDir: String?
 
@@ -48,6 +51,30 @@ struct GlobalOptions: ParsableArguments {
         if let d = cacheDir ?? env["REPO_CACHE_DIR"], !d.isEmpty { return d }
         if let x = env["XDG_CACHE_HOME"], !x.isEmpty { return x + "/repo" }
         return (env["HOME"] ?? NSTemporaryDirectory()) + "/.cache/repo"
+    }
+
+    /// What opens the repository (README, "Environment"), in this order:
+    /// 1. `--key-file FILE` (with --password-file or --password-command too: a usage error);
+    /// 2. `--password-command`, `--password-file`: a password flag wins over REPO_KEY_FILE, as
+    ///    every flag wins over the environment;
+    /// 3. `REPO_KEY_FILE`: over REPO_PASSWORD*, so a host set up with a key file uses it even
+    ///    where a password variable is also set;
+    /// 4. the password from the environment or the terminal (`password()`).
+    ///
+    /// - Throws: `RepoError` `.usage` for both flags, `.failure` for a key file that cannot be
+    ///   used (`KeyFile.read`), or what `password()` throws.
+    func credential() throws -> Credential {
+        if let path = keyFile {
+            guard passwordFile == nil && passwordCommand == nil else {
+                throw RepoError(.usage, "--key-file and --password-file/--password-command both given; a command opens the repository with one of them",
+                                hint: "drop one of the options")
+            }
+            return .keyFile(try KeyFile.read(path: path))
+        }
+        if passwordFile == nil && passwordCommand == nil, let path = env["REPO_KEY_FILE"], !path.isEmpty {
+            return .keyFile(try KeyFile.read(path: path))
+        }
+        return .password(try password())
     }
 
     /// The password, from (in order) --password-command, --password-file, REPO_PASSWORD,
@@ -104,7 +131,7 @@ struct GlobalOptions: ParsableArguments {
     func open() throws -> Repository {
         let backend = try backend()
         let quiet = self.quiet
-        return try Repository.open(backend: backend, password: try password(), cacheDirectory: cacheDirectory,
+        return try Repository.open(backend: backend, credential: try credential(), cacheDirectory: cacheDirectory,
                                    warn: { if !quiet { Console.line("repo: warning: \($0)") } })
     }
 
@@ -112,8 +139,13 @@ struct GlobalOptions: ParsableArguments {
     /// objects (the WAL archive): no index listing, no cache.
     func unlock() throws -> (backend: StorageBackend, config: RepositoryConfig, key: MasterKey) {
         let backend = try backend()
-        let (config, key) = try Repository.unlock(backend: backend, password: try password())
+        let (config, key) = try Repository.unlock(backend: backend, credential: try credential())
         return (backend, config, key)
+    }
+
+    /// The repository's key slots opened with `credential()` (for `repo key`): no catalog, no lock.
+    func keyRing() throws -> KeyRing {
+        try Repository.keyRing(backend: try backend(), credential: try credential())
     }
 
     /// Takes the repository lock for `command`, after installing the process-wide signal and

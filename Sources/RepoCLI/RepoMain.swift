@@ -10,17 +10,32 @@ struct RepoCommand: ParsableCommand {
         abstract: "A content-addressed, deduplicating, encrypted backup repository.",
         discussion: """
             Exit codes: 0 success, 1 error, 2 usage, 3 some input unreadable, 10 no repository, \
-            11 repository locked, 12 wrong password, 13 integrity errors, 130/143 interrupted.
+            11 repository locked, 12 wrong password or key file, 13 integrity errors, 130/143 interrupted.
             """,
         version: "repo \(RepoOperationsVersion.string)",
         subcommands: [Init.self, Store.self, Backup.self, Snapshots.self, Ls.self, Dump.self, Restore.self, Diff.self,
                       Mount.self, Forget.self, Prune.self, Pin.self, Unpin.self, Policy.self,
-                      Check.self, Stats.self, Unlock.self, WalPush.self, WalFetch.self, PgBackup.self, PgRestore.self]
+                      Check.self, Stats.self, Unlock.self, Key.self, WalPush.self, WalFetch.self, PgStatus.self,
+                      PgBackup.self, PgRestore.self]
     )
 }
 
 /// Entry point for the thin `repo` executable: parses, runs, maps errors to exit codes.
 public enum RepoMain {
+    /// The command line parsed. `wal-push` and `wal-fetch`, which PostgreSQL starts once per
+    /// WAL file, are parsed on their own: building the whole command tree costs the Swift
+    /// runtime a few milliseconds of protocol-conformance lookups per process. Help, version
+    /// and anything that does not parse take the usual path, so their output is the same.
+    static func parse() throws -> ParsableCommand {
+        let args = Array(CommandLine.arguments.dropFirst())
+        let fast: [String: ParsableCommand.Type] = ["wal-push": RepoCommand.WalPush.self, "wal-fetch": RepoCommand.WalFetch.self]
+        if let first = args.first, let command = fast[first],
+           !args.contains(where: { ["-h", "--help", "--version", "help"].contains($0) }) {
+            if let parsed = try? command.parseAsRoot(Array(args.dropFirst())) { return parsed }
+        }
+        return try RepoCommand.parseAsRoot()
+    }
+
     public static func main() -> Never {
         // Blocks of 256 KiB and more (chunks, compressed blobs, pack buffers) get mappings of
         // their own and go back to the system when freed. Left alone, glibc raises its threshold
@@ -31,7 +46,7 @@ public enum RepoMain {
         // which ends the command quietly with its lock released (see `SignalTrap`).
         signal(SIGPIPE, SIG_IGN)
         do {
-            var command = try RepoCommand.parseAsRoot()
+            var command = try parse()
             try command.run()
             // Output that could not be written (a full disk, an I/O error) means the command
             // did not do all of it: `repo snapshots --json > f` must not exit 0 with f empty.

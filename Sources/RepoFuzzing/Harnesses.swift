@@ -19,7 +19,8 @@ import Foundation
 public enum FuzzHarness: String, CaseIterable, Sendable {
     /// `config` (FORMAT §6): JSON decoding, then the checks `Repository.open` makes.
     case config
-    /// A key slot (§7.2): JSON decoding, then `open` with the checks on scrypt parameters.
+    /// A key slot (§7.2, §7.4): JSON decoding, then `open` with a key file and with a password
+    /// (the checks on scrypt parameters).
     case keyslot
     /// A whole pack object (§10) read through `PackReader.readHeader` from a backend under the
     /// fixed fuzz key: trailer, lengths, ranged reads; authentication rejects almost everything.
@@ -84,6 +85,8 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
     /// The repository id bound into key slots, and the password tried on them.
     public static let repositoryID = Hash256(bytes: [UInt8](repeating: 0x5A, count: 32))
     public static let password = Array("fuzz".utf8)
+    /// The key file tried on key-file slots.
+    public static let keyFile = KeyFile(secret: [UInt8](repeating: 0x4B, count: KeyFile.secretSize), path: "fuzz.key")
     /// Salt of the packs the harnesses build.
     public static let packSalt = [UInt8](repeating: 0xA5, count: 32)
     static let packLabel = Array("repo/v1/pack".utf8)
@@ -177,12 +180,15 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
 
     static func keyslot(_ data: [UInt8]) {
         guard let slot = try? KeySlot.decode(data) else { return }
+        _ = try? slot.encoded()
+        // Key-file slots cost one HMAC: always tried.
+        _ = try? slot.open(.keyFile(keyFile), repositoryID: repositoryID)
         // Parameters `open` accepts make it run scrypt; keep those cheap (at most 1 MiB of
         // scrypt memory) so the fuzzer spends its time in parsing, not in key derivation.
-        let accepted = slot.n >= 2 && slot.n & (slot.n &- 1) == 0 && (1...32).contains(slot.r) && (1...16).contains(slot.p)
-        if accepted && (slot.n > 1024 || slot.r > 8 || slot.p > 2) { return }
-        _ = try? slot.open(password: password, repositoryID: repositoryID)
-        _ = try? slot.encoded()
+        if let n = slot.n, let r = slot.r, let p = slot.p,
+           n >= 2 && n & (n &- 1) == 0 && (1...32).contains(r) && (1...16).contains(p),
+           n > 1024 || r > 8 || p > 2 { return }
+        _ = try? slot.open(.password(password), repositoryID: repositoryID)
     }
 
     static func packHeader(_ data: [UInt8]) {

@@ -27,10 +27,13 @@ public enum SeedGenerator {
 
         try write(.config, try backend.get(RepositoryConfig.objectName))
         for slot in try backend.list(prefix: "keys/") { try write(.keyslot, try backend.get(slot.name)) }
-        // A slot the harness's password opens, at a cost it is willing to pay.
-        let cheap = try KeySlot.make(master: key, password: FuzzHarness.password, repositoryID: FuzzHarness.repositoryID,
+        // Slots the harness's password and key file open, at a cost it is willing to pay.
+        let cheap = try KeySlot.make(master: key, credential: .password(FuzzHarness.password), repositoryID: FuzzHarness.repositoryID,
                                      n: 1024, host: "fuzz", username: "fuzz")
         try write(.keyslot, try cheap.encoded())
+        let keyFileSlot = try KeySlot.make(master: key, credential: .keyFile(FuzzHarness.keyFile), repositoryID: FuzzHarness.repositoryID,
+                                           host: "fuzz", username: "fuzz")
+        try write(.keyslot, try keyFileSlot.encoded())
 
         // Sealed objects: as stored, and their inner records and bodies re-sealed under the fuzz key.
         let lock = try repo.lock(exclusive: false, command: "fuzz-seeds")

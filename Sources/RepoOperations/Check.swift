@@ -26,6 +26,9 @@ public struct Check {
         public var blobs = 0
         public var packsRead = 0
         public var bytesRead = 0
+        /// WAL archive (FORMAT.md §27): files stored, and files read and authenticated.
+        public var walFiles = 0
+        public var walFilesRead = 0
         public var ok: Bool { errors.isEmpty }
     }
 
@@ -118,7 +121,52 @@ public struct Check {
             }
             try readPacks(names, packs: packs, report: &report)
         }
+
+        // 5. The WAL archive: its cluster record opens; with read-data, every (or the same
+        // fraction of) WAL object authenticates under its name and belongs to that cluster.
+        checkWAL(&report)
         return report
+    }
+
+    private func checkWAL(_ report: inout Report) {
+        let archive = WALArchive(backend: repository.backend, config: repository.config, key: repository.key)
+        let entries: [WALArchive.Entry]
+        let cluster: WALArchive.Cluster?
+        do {
+            entries = try archive.list()
+            cluster = try archive.cluster()
+        } catch {
+            report.errors.append("WAL archive: \(error)")
+            return
+        }
+        report.walFiles = entries.count
+        if cluster == nil, entries.contains(where: { $0.name.kind == .segment }) {
+            report.errors.append("WAL archive: segments are stored but \(WALArchive.clusterObjectName) is missing")
+        }
+        guard readDataFraction > 0 else { return }
+        var chosen = entries
+        if readDataFraction < 1 {
+            chosen.shuffle()
+            chosen = Array(chosen.prefix(Int((Double(chosen.count) * readDataFraction).rounded(.up))))
+        }
+        for e in chosen {
+            do {
+                guard let bytes = try archive.fetch(e.name) else {
+                    report.errors.append("\(e.name.objectName): vanished while checked"); continue
+                }
+                report.walFilesRead += 1
+                report.bytesRead += e.storedSize
+                if e.name.kind == .segment || e.name.kind == .partial, let cluster {
+                    let header = try WALSegmentHeader(Array(bytes.prefix(64)))
+                    try header.check(against: e.name, fileSize: bytes.count)
+                    if String(header.systemIdentifier) != cluster.systemIdentifier {
+                        report.errors.append("\(e.name.objectName): from cluster \(header.systemIdentifier), not the archived cluster \(cluster.systemIdentifier)")
+                    }
+                }
+            } catch {
+                report.errors.append("\(e.name.objectName): \(error)")
+            }
+        }
     }
 
     private func readPacks(_ names: [Hash256], packs: [Hash256: PackDescriptor], report: inout Report) throws {

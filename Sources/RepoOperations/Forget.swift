@@ -29,6 +29,8 @@ public struct Forget {
         public var items: [Item]
         public var kept: Int { items.filter(\.decision.keep).count }
         public var forgotten: Int { items.count - kept }
+        /// The WAL archive's files with their decisions (FORMAT.md §27.5); empty without one.
+        public var wal: [WALRetention.Decision] = []
     }
 
     public func run() throws -> Result {
@@ -58,7 +60,21 @@ public struct Forget {
                 try repository.backend.delete("snapshots/" + item.entry.id.hex)
             }
         }
-        return Result(items: items)
+        return Result(items: items, wal: try walRetention(forgotten: Set(items.filter { !$0.decision.keep }.map { $0.entry.id.hex })))
+    }
+
+    /// Applies §27.5 to the WAL archive: every remaining base backup (whatever `filter`
+    /// selected) keeps its WAL, the hot tier's oldest base backup opens the recovery window,
+    /// and the rest goes, after the snapshots (a crash in between only leaves WAL to delete).
+    private func walRetention(forgotten: Set<String>) throws -> [WALRetention.Decision] {
+        let archive = WALArchive(backend: repository.backend, config: repository.config, key: repository.key)
+        let files = try archive.list()
+        guard !files.isEmpty else { return [] }
+        let remaining = try repository.baseBackups().filter { !forgotten.contains($0.id) }
+        let hot = policy.resolved(localZone: "UTC").hot.map { now.addingTimeInterval(-$0.seconds) }
+        let decisions = WALRetention.plan(files: files.map(\.name), remaining: remaining, hotHorizon: hot)
+        if !dryRun { try archive.delete(decisions.filter { !$0.keep }.map(\.file)) }
+        return decisions
     }
 
     private static func until(_ p: Pin) -> Date { p.until.flatMap(Timestamp.parse) ?? .distantFuture }

@@ -1,4 +1,5 @@
 internal import CRepoZstd
+import Dispatch
 
 /// Failures of the compression primitives.
 public enum CompressionError: Error, CustomStringConvertible {
@@ -18,15 +19,10 @@ public final class ZstdCompressor {
     private let ctx: OpaquePointer
     public let level: Int32
 
-    /// Compression runs on `workers` extra threads when > 0 (libzstd's multithreaded mode,
-    /// `ZSTD_c_nbWorkers`; the frame format is the same). A libzstd built without threads
-    /// compresses on the calling thread.
-    public init(level: Int32, workers: Int32 = 0) {
+    public init(level: Int32) {
         guard let c = ZSTD_createCCtx() else { fatalError("ZSTD_createCCtx failed") }
         ctx = c
         self.level = level
-        ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, level)
-        if workers > 0 { _ = ZSTD_CCtx_setParameter(ctx, ZSTD_c_nbWorkers, workers) }
     }
 
     deinit { ZSTD_freeCCtx(ctx) }
@@ -38,10 +34,37 @@ public final class ZstdCompressor {
         let bound = input.count - 1   // only a strictly smaller result is worth keeping
         var failed = false
         let out = [UInt8](unsafeUninitializedCapacity: bound) { buf, count in
-            let r = ZSTD_compress2(ctx, buf.baseAddress, bound, input.baseAddress, input.count)
+            let r = ZSTD_compressCCtx(ctx, buf.baseAddress, bound, input.baseAddress, input.count, level)
             if crepo_zstd_is_error(r) != 0 { failed = true; count = 0 } else { count = r }
         }
         return failed ? nil : out
+    }
+}
+
+extension ZstdCompressor {
+    /// Compresses `input` as `parts` independent frames, one per thread, concatenated (a
+    /// valid zstd stream: decoders read concatenated frames as one). libzstd's own
+    /// multithreaded mode copies the input into job buffers first, which costs more than it
+    /// saves for one 16 MiB WAL segment; splitting does not. Nil when the result would not be
+    /// smaller than the input.
+    public static func compressInParts(_ input: UnsafeRawBufferPointer, level: Int32, parts: Int) -> [UInt8]? {
+        guard parts > 1, input.count >= parts * 1 << 20 else { return ZstdCompressor(level: level).compressIfSmaller(input) }
+        let step = (input.count + parts - 1) / parts
+        let results = UnsafeMutablePointer<[UInt8]?>.allocate(capacity: parts)
+        results.initialize(repeating: nil, count: parts)
+        defer { results.deinitialize(count: parts); results.deallocate() }
+        // Each thread reads its own slice of `input` and writes its own slot of `results`.
+        nonisolated(unsafe) let source = input, slots = results
+        DispatchQueue.concurrentPerform(iterations: parts) { i in
+            let lo = i * step, hi = min(source.count, lo + step)
+            slots[i] = ZstdCompressor(level: level).compressIfSmaller(UnsafeRawBufferPointer(rebasing: source[lo..<hi]))
+        }
+        var out: [UInt8] = []
+        for i in 0..<parts {
+            guard let frame = results[i] else { return nil }
+            out.append(contentsOf: frame)
+        }
+        return out.count < input.count ? out : nil
     }
 }
 

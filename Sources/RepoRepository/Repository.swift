@@ -28,8 +28,9 @@ public final class Repository: Sendable {
 
     // MARK: create and open
 
-    /// Creates a new repository in an empty location and returns its config.
-    public static func create(backend: StorageBackend, password: [UInt8], chunker: ChunkerParameters,
+    /// Creates a new repository in an empty location, with one key slot that `credential` opens
+    /// (`kdfN`: its scrypt cost when it is a password), and returns its config.
+    public static func create(backend: StorageBackend, credential: Credential, chunker: ChunkerParameters,
                               compression: String, kdfN: UInt64 = KeySlot.defaultN) throws -> RepositoryConfig {
         if let existing = try? backend.get(RepositoryConfig.objectName) {
             guard RepositoryProbe.looksLikeOurs(existing) else {
@@ -45,7 +46,7 @@ public final class Repository: Sendable {
         }
         let config = RepositoryConfig(id: SecureRandom.hash(), chunker: chunker, compression: compression)
         let master = MasterKey.generate()
-        let slot = try KeySlot.make(master: master, password: password, repositoryID: config.id, n: kdfN,
+        let slot = try KeySlot.make(master: master, credential: credential, repositoryID: config.id, n: kdfN,
                                     host: HostInfo.hostname, username: HostInfo.username)
         let slotBytes = try slot.encoded()
         // Key slot first, config last: a location with a config always has a usable key.
@@ -56,14 +57,33 @@ public final class Repository: Sendable {
         return config
     }
 
+    /// `create(credential: .password(password), …)`.
+    public static func create(backend: StorageBackend, password: [UInt8], chunker: ChunkerParameters,
+                              compression: String, kdfN: UInt64 = KeySlot.defaultN) throws -> RepositoryConfig {
+        try create(backend: backend, credential: .password(password), chunker: chunker, compression: compression, kdfN: kdfN)
+    }
+
     /// Reads and validates the config and unwraps the master key, without a catalog: for
     /// commands that touch only objects of their own, such as the WAL archive (FORMAT.md §27).
     ///
     /// - Throws: `RepoError` `.noRepository` if there is no config, `.wrongPassword` if no key
     ///   slot opens, `.integrity` for a malformed config.
+    public static func unlock(backend: StorageBackend, credential: Credential) throws -> (config: RepositoryConfig, key: MasterKey) {
+        let ring = try keyRing(backend: backend, credential: credential)
+        return (ring.config, ring.key)
+    }
+
+    /// `unlock(credential: .password(password))`.
     public static func unlock(backend: StorageBackend, password: [UInt8]) throws -> (config: RepositoryConfig, key: MasterKey) {
-        let config = try readConfig(backend: backend)
-        return (config, try openKeySlot(backend: backend, config: config, password: password))
+        try unlock(backend: backend, credential: .password(password))
+    }
+
+    /// Reads and validates the config and opens the key slots with `credential`, without a
+    /// catalog: for `repo key`, which also needs to know which slot opened the repository.
+    ///
+    /// - Throws: as `unlock`.
+    public static func keyRing(backend: StorageBackend, credential: Credential) throws -> KeyRing {
+        try KeyRing.open(backend: backend, config: try readConfig(backend: backend), credential: credential)
     }
 
     /// Reads and validates the public config (FORMAT.md §6), without a key.
@@ -105,14 +125,14 @@ public final class Repository: Sendable {
         return config
     }
 
-    /// Opens the repository at `backend` with `password`, and brings the catalog under
+    /// Opens the repository at `backend` with `credential`, and brings the catalog under
     /// `cacheDirectory` up to date.
     ///
     /// - Throws: `RepoError` `.noRepository` if there is no config, `.wrongPassword` if no key
     ///   slot opens, `.integrity` for a malformed config.
-    public static func open(backend: StorageBackend, password: [UInt8], cacheDirectory: String,
+    public static func open(backend: StorageBackend, credential: Credential, cacheDirectory: String,
                             warn: @escaping @Sendable (String) -> Void = { _ in }) throws -> Repository {
-        let (config, key) = try unlock(backend: backend, password: password)
+        let (config, key) = try unlock(backend: backend, credential: credential)
         let dir = cacheDirectory + "/" + config.id.hex
         // The catalog is a cache (FORMAT.md §20): one that is damaged is rebuilt, and one that
         // cannot be written is replaced by a temporary one for this process. Either way the
@@ -130,6 +150,12 @@ public final class Repository: Sendable {
         } catch let error where isCacheProblem(error) {
             return try openTemporaryCatalog(backend: backend, config: config, key: key, warn: warn, dir: dir, error: error)
         }
+    }
+
+    /// `open(credential: .password(password), …)`.
+    public static func open(backend: StorageBackend, password: [UInt8], cacheDirectory: String,
+                            warn: @escaping @Sendable (String) -> Void = { _ in }) throws -> Repository {
+        try open(backend: backend, credential: .password(password), cacheDirectory: cacheDirectory, warn: warn)
     }
 
     /// Errors of the local cache (SQLite, its files), as opposed to the repository's.
@@ -161,27 +187,6 @@ public final class Repository: Sendable {
         let repo = Repository(backend: backend, config: config, key: key, catalog: catalog, warn: warn)
         try repo.synchronizeCatalog()
         return repo
-    }
-
-    private static func openKeySlot(backend: StorageBackend, config: RepositoryConfig, password: [UInt8]) throws -> MasterKey {
-        let slots = try backend.list(prefix: "keys/")
-        guard !slots.isEmpty else {
-            throw RepoError(.integrity, "the repository at \(backend.location) has no key slots (keys/ is empty)")
-        }
-        var malformed: [String] = []
-        for info in slots.sorted(by: { $0.name < $1.name }) {
-            // A damaged or unknown slot must not lock out the others: note it and go on.
-            do {
-                let slot = try KeySlot.decode(try backend.get(info.name))
-                if let key = try slot.open(password: password, repositoryID: config.id) { return key }
-            } catch {
-                malformed.append("\(info.name): \(error)")
-            }
-        }
-        if malformed.count == slots.count {
-            throw RepoError(.integrity, "no key slot of \(backend.location) is readable: " + malformed.joined(separator: "; "))
-        }
-        throw RepoError(.wrongPassword, "wrong password for \(backend.location): no key slot opens with it (check REPO_PASSWORD, --password-file or --password-command)")
     }
 
     // MARK: catalog

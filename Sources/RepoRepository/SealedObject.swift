@@ -34,20 +34,32 @@ public enum SealedObject {
     /// - Parameters:
     ///   - context: bytes appended to the associated data, binding the object to something
     ///     the reader knows (a WAL object's file name, FORMAT.md §27); empty for other kinds.
-    ///   - level: zstd level; `workers` > 0 compresses with that many threads (same format).
+    ///   - level: zstd level (0: store raw); `workers` > 1 compresses that many parts in
+    ///     parallel, as concatenated frames (FORMAT.md §11).
     public static func seal(_ body: [UInt8], kind: Kind, key: MasterKey, context: [UInt8] = [],
                             level: Int32 = 3, workers: Int32 = 0) throws -> [UInt8] {
+        try body.withUnsafeBytes { try seal($0, kind: kind, key: key, context: context, level: level, workers: workers) }
+    }
+
+    /// `seal` of bytes in place (a mapped file), copied only if they do not compress.
+    public static func seal(_ body: UnsafeRawBufferPointer, kind: Kind, key: MasterKey, context: [UInt8] = [],
+                            level: Int32 = 3, workers: Int32 = 0) throws -> [UInt8] {
         let salt = SecureRandom.bytes(32)
-        var inner = ByteWriter(capacity: body.count + 9)
-        let compressed = level <= 0 ? nil : body.withUnsafeBytes { ZstdCompressor(level: level, workers: workers).compressIfSmaller($0) }
+        var inner = ByteWriter(capacity: 9)
+        let compressed = level <= 0 ? nil : ZstdCompressor.compressInParts(body, level: level, parts: Int(workers))
+        let k = key.subkey(label: label + kind.magic, salt: salt)
+        let sealed: [UInt8]
         if let z = compressed {
             inner.u8(1); inner.u64(UInt64(body.count)); inner.raw(z)
-        } else {
-            inner.u8(0); inner.u64(UInt64(body.count)); inner.raw(body)
-        }
-        let k = key.subkey(label: label + kind.magic, salt: salt)
-        let sealed = try AESGCM().seal(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: kind.magic + salt + context,
+            sealed = try AESGCM().seal(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: kind.magic + salt + context,
                                        plaintext: inner.bytes)
+        } else {
+            var plain = [UInt8](); plain.reserveCapacity(body.count + 9)
+            inner.u8(0); inner.u64(UInt64(body.count))
+            plain.append(contentsOf: inner.bytes); plain.append(contentsOf: body)
+            sealed = try AESGCM().seal(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: kind.magic + salt + context,
+                                       plaintext: plain)
+        }
         return kind.magic + salt + sealed
     }
 

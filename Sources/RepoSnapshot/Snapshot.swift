@@ -22,7 +22,7 @@ public struct Snapshot: Codable, Sendable, Equatable {
     /// Program that wrote it, e.g. `repo 0.1.0`.
     public var program: String
     /// Base backups of a PostgreSQL cluster (`repo pg-backup`) only: where the copy starts and
-    /// stops in the WAL (FORMAT.md §27.3).
+    /// stops in the WAL (FORMAT.md §28).
     public var postgres: PostgresBackup?
 
     public struct Stats: Codable, Sendable, Equatable {

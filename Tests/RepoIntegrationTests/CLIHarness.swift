@@ -38,15 +38,17 @@ final class Fixture {
         env["REPO_CACHE_DIR"] = cache
         env.removeValue(forKey: "REPO_PASSWORD_FILE")
         env.removeValue(forKey: "REPO_PASSWORD_COMMAND")
+        env.removeValue(forKey: "REPO_KEY_FILE")
         return env
     }
 
     /// Starts `repo args…` with stdin from `stdinPath` (or /dev/null); output goes to files.
-    func start(_ args: [String], stdinPath: String? = nil, env: [String: String] = [:]) throws -> (Process, String, String) {
+    /// `env` is added to the fixture's environment, and the variables in `unset` removed from it.
+    func start(_ args: [String], stdinPath: String? = nil, env: [String: String] = [:], unset: [String] = []) throws -> (Process, String, String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.binary)
         p.arguments = args
-        p.environment = environment.merging(env) { $1 }
+        p.environment = environment.merging(env) { $1 }.filter { !unset.contains($0.key) }
         let id = UUID().uuidString
         let outPath = dir + "/out-" + id, errPath = dir + "/err-" + id
         FileManager.default.createFile(atPath: outPath, contents: nil)
@@ -68,8 +70,8 @@ final class Fixture {
     }
 
     @discardableResult
-    func run(_ args: [String], stdinPath: String? = nil, env: [String: String] = [:]) throws -> CLIResult {
-        collect(try start(args, stdinPath: stdinPath, env: env))
+    func run(_ args: [String], stdinPath: String? = nil, env: [String: String] = [:], unset: [String] = []) throws -> CLIResult {
+        collect(try start(args, stdinPath: stdinPath, env: env, unset: unset))
     }
 
     /// Runs and asserts success; returns stdout.

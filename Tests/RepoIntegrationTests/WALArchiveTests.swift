@@ -72,6 +72,22 @@ final class WALArchiveTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: fx.dir + "/swapped"))
     }
 
+    /// `check` counts the archive; `--read-data` authenticates every WAL object and finds one
+    /// that was damaged or swapped.
+    func testCheckReadsTheArchive() throws {
+        for n in 1...3 { try fx.ok(["wal-push", walFile(UInt64(n))]) }
+        let ok = try fx.ok(["check", "--read-data"])
+        XCTAssertTrue(ok.out.contains("3 WAL files") && ok.out.contains("read 0 packs and 3 WAL files"), ok.out)
+        let object = fx.repo + "/wal/00000001/" + Self.name(2)
+        var bytes = try XCTUnwrap(FileManager.default.contents(atPath: object))
+        bytes[bytes.count / 2] ^= 0x10
+        try bytes.write(to: URL(fileURLWithPath: object))
+        XCTAssertEqual(try fx.run(["check"]).status, 0, "structure alone does not read WAL")
+        let bad = try fx.run(["check", "--read-data"])
+        XCTAssertEqual(bad.status, 13)
+        XCTAssertTrue(bad.out.contains(Self.name(2)), bad.out)
+    }
+
     func testMissingFileExitsOneQuietly() throws {
         for name in ["00000002.history", Self.name(9)] {
             let r = try fx.run(["wal-fetch", name, fx.dir + "/x", "--prefetch", "0"])

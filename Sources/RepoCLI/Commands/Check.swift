@@ -44,7 +44,10 @@ extension RepoCommand {
                 if global.verbose { for n in report.notes { print("note: \(n)") } }
                 if !global.quiet {
                     print("checked \(report.snapshots) snapshots, \(report.packs) packs, \(report.blobs) blobs" +
-                          (report.packsRead > 0 ? "; read \(report.packsRead) packs (\(Format.bytes(report.bytesRead)))" : ""))
+                          (report.walFiles > 0 ? ", \(report.walFiles) WAL files" : "") +
+                          (report.packsRead > 0 || report.walFilesRead > 0
+                              ? "; read \(report.packsRead) packs" + (report.walFilesRead > 0 ? " and \(report.walFilesRead) WAL files" : "")
+                                + " (\(Format.bytes(report.bytesRead)))" : ""))
                     print(report.ok ? "no errors were found" : "\(report.errors.count) error(s) found")
                 }
             }

@@ -111,10 +111,29 @@ extension RepoCommand {
                 print("  \(item.entry.id.shortHex)  \(local.string(from: item.entry.date))  \(item.decision.tier.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0))  \(verb)  \(item.decision.reasons.joined(separator: "; "))")
             }
             print("\n\(result.kept) kept, \(result.forgotten) \(dryRun ? "would be forgotten (dry run: nothing changed)" : "forgotten")")
+            if !result.wal.isEmpty {
+                let deleted = result.wal.filter { !$0.keep }.count
+                print("\nWAL archive: \(result.wal.count - deleted) files kept, \(deleted) \(dryRun ? "would be deleted" : "deleted")")
+                for run in Self.runs(result.wal) {
+                    let span = run.count == 1 ? run[0].file.text : "\(run[0].file.text) … \(run[run.count - 1].file.text) (\(run.count) files)"
+                    print("  \(run[0].keep ? "keep  " : (dryRun ? "delete" : "deleted"))  \(span)  \(run[0].reason)")
+                }
+            }
             if let r = pruneReport { PruneCommandSupport.printReport(r) }
             else if prune && dryRun { print("prune not run (dry run)") }
             else if result.forgotten > 0 && !dryRun { print("run `repo prune` to free their data") }
         }
+    }
+}
+
+extension RepoCommand.Forget {
+    /// Consecutive WAL decisions with the same verdict and reason, for one line each.
+    static func runs(_ decisions: [WALRetention.Decision]) -> [[WALRetention.Decision]] {
+        var out: [[WALRetention.Decision]] = []
+        for d in decisions {
+            if let last = out.last?.last, last.keep == d.keep, last.reason == d.reason { out[out.count - 1].append(d) } else { out.append([d]) }
+        }
+        return out
     }
 }
 
@@ -140,6 +159,10 @@ struct ForgetJSON: Encodable {
     var kept: Int
     var forgotten: Int
     var prune: Prune.Report?
+    /// WAL archive decisions (FORMAT.md §27.5); empty without an archive.
+    var wal: [WALItem]
+
+    struct WALItem: Encodable { var file: String; var keep: Bool; var reason: String }
 
     init(policy: RetentionPolicy, sources: [String], now: String, dryRun: Bool, result: RepoOperations.Forget.Result,
          zone: TimeZone, prune: Prune.Report?) {
@@ -152,15 +175,16 @@ struct ForgetJSON: Encodable {
                  keep: $0.decision.keep, decision: $0.decision.keep ? "keep" : "forget", reasons: $0.decision.reasons)
         }
         kept = result.kept; forgotten = result.forgotten
+        wal = result.wal.map { WALItem(file: $0.file.text, keep: $0.keep, reason: $0.reason) }
     }
 
-    enum CodingKeys: String, CodingKey { case policy, sources, now, dry_run, snapshots, kept, forgotten, prune }
+    enum CodingKeys: String, CodingKey { case policy, sources, now, dry_run, snapshots, kept, forgotten, prune, wal }
 
     /// Every key, `prune` as `null` without --prune (or with --dry-run).
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(policy, forKey: .policy); try c.encode(sources, forKey: .sources); try c.encode(now, forKey: .now)
         try c.encode(dry_run, forKey: .dry_run); try c.encode(snapshots, forKey: .snapshots); try c.encode(kept, forKey: .kept)
-        try c.encode(forgotten, forKey: .forgotten); try c.encode(prune, forKey: .prune)
+        try c.encode(forgotten, forKey: .forgotten); try c.encode(prune, forKey: .prune); try c.encode(wal, forKey: .wal)
     }
 }

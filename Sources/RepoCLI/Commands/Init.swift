@@ -23,10 +23,14 @@ extension RepoCommand {
         }
 
         func run() throws {
+            if global.keyFile != nil {
+                throw RepoError(.usage, "init makes a password slot and does not take --key-file",
+                                hint: "run `repo init` with a password, then `repo key add --new-key-file FILE` for a machine key file")
+            }
             let backend = try global.backend()
             let password = try global.password(confirm: true)
             guard !password.isEmpty else { throw RepoError(.usage, "the password must not be empty") }
-            let config = try Repository.create(backend: backend, password: password,
+            let config = try Repository.create(backend: backend, credential: .password(password),
                                                chunker: ChunkerParameters(average: Format.parseSize(chunkAvg)!),
                                                compression: compression)
             if global.json {

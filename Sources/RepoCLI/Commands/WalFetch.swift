@@ -69,7 +69,7 @@ extension RepoCommand {
                 ?? global.cacheDirectory + "/" + config.id.hex + "/wal-prefetch"
             let walSpool = WALSpool(directory: spoolDirectory)
             if prefetchWorker {
-                let (_, key) = try Repository.unlock(backend: backend, password: try global.password())
+                let (_, key) = try Repository.unlock(backend: backend, credential: try global.credential())
                 _ = try walSpool.fill(after: wal, archive: WALArchive(backend: backend, config: config, key: key),
                                       depth: prefetch, workers: 4)
                 return
@@ -79,7 +79,7 @@ extension RepoCommand {
                 startPrefetcher(wal)
                 return
             }
-            let (_, key) = try Repository.unlock(backend: backend, password: try global.password())
+            let (_, key) = try Repository.unlock(backend: backend, credential: try global.credential())
             guard let bytes = try WALArchive(backend: backend, config: config, key: key).fetch(wal) else {
                 if global.verbose { Console.line("repo: \(wal) is not archived") }
                 throw ExitCode(1)

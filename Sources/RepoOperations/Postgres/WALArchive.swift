@@ -11,7 +11,7 @@ public import Foundation
 ///
 /// The archive touches neither packs nor the index, so it needs no catalog and no lock: a
 /// push is one object written with `StorageBackend.create`, which prune never races with
-/// (FORMAT.md §27.4).
+/// (FORMAT.md §27.3).
 public struct WALArchive: Sendable {
     public let backend: StorageBackend
     public let config: RepositoryConfig
@@ -106,11 +106,11 @@ public struct WALArchive: Sendable {
     ///
     /// - Throws: `RepoError(.usage)` for a file that is not WAL, `.failure` when the name is
     ///   archived with different bytes or belongs to another cluster, storage errors as they come.
-    public func push(name: WALFileName, bytes: [UInt8]) throws -> PushOutcome {
+    public func push(name: WALFileName, bytes: UnsafeRawBufferPointer) throws -> PushOutcome {
         if name.kind == .segment || name.kind == .partial {
             let header: WALSegmentHeader
             do {
-                header = try WALSegmentHeader(bytes)
+                header = try WALSegmentHeader(Array(bytes.prefix(64)))
                 try header.check(against: name, fileSize: bytes.count)
             } catch let error as WALSegmentHeader.Malformed {
                 throw RepoError(.usage, "\(name) is not a WAL segment of this name: \(error)",
@@ -131,11 +131,18 @@ public struct WALArchive: Sendable {
             try backend.put(name.objectName, data: object)
             return .replacedDamaged
         }
-        guard existing == bytes else {
+        let same = existing.count == bytes.count
+            && (bytes.isEmpty || existing.withUnsafeBytes { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 })
+        guard same else {
             throw RepoError(.failure, "\(name) is already archived in \(backend.location) with different contents (\(existing.count) bytes stored, \(bytes.count) offered); it is never overwritten",
                             hint: "two servers archive into one place: a promoted standby or a restored copy still running on the old timeline, or a second cluster; stop the one that should not archive here, or point it at another repository")
         }
         return .alreadyStored
+    }
+
+    /// `push` of bytes in an array.
+    public func push(name: WALFileName, bytes: [UInt8]) throws -> PushOutcome {
+        try bytes.withUnsafeBytes { try push(name: name, bytes: $0) }
     }
 
     /// The archived bytes of `name`, verified (authenticated under this repository's key and
@@ -160,14 +167,33 @@ public struct WALArchive: Sendable {
         }.sorted { $0.name < $1.name }
     }
 
+    /// The timeline history files of the archive, parsed; an unreadable one is an error.
+    public func histories(in entries: [Entry]) throws -> [UInt32: TimelineHistory] {
+        var out: [UInt32: TimelineHistory] = [:]
+        for e in entries where e.name.kind == .history {
+            guard let bytes = try fetch(e.name) else { continue }
+            do { out[e.name.timeline] = try TimelineHistory(timeline: e.name.timeline, text: String(decoding: bytes, as: UTF8.self)) } catch {
+                throw RepoError(.integrity, "\(e.name): \(error)")
+            }
+        }
+        return out
+    }
+
+    /// Timelines, gaps, base backups' WAL and recoverable windows (`repo pg-status`).
+    public func status(backups: [WALRetention.Backup]) throws -> WALStatus {
+        let entries = try list()
+        return WALStatus(files: entries.map { ($0.name, $0.archived) }, histories: try histories(in: entries),
+                         backups: backups, segmentSize: try cluster()?.walSegmentSize)
+    }
+
     /// Removes archived files (retention, FORMAT.md §27.5). Absent names are fine.
     public func delete(_ names: [WALFileName]) throws {
         for name in names { try backend.delete(name.objectName) }
     }
 
-    /// Two threads for a whole segment: on the two cores archive_command usually has, this
-    /// halves the time of the one step that costs (zstd), at the same ratio.
+    /// A whole segment is compressed as one part per core (up to 4), in parallel: zstd is
+    /// the one step of a push that costs, and 8 MiB parts lose almost nothing in ratio.
     static func compressionWorkers(_ size: Int) -> Int32 {
-        size >= 4 << 20 ? Int32(min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)) : 0
+        size >= 4 << 20 ? Int32(min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)) : 1
     }
 }

@@ -1,5 +1,5 @@
 /// What a base backup snapshot records about the cluster it copied (the snapshot's `postgres`
-/// field, FORMAT.md §27.3): enough to choose it for a recovery target and to know which WAL it
+/// field, FORMAT.md §28): enough to choose it for a recovery target and to know which WAL it
 /// needs to be consistent.
 public struct PostgresBackup: Codable, Sendable, Equatable {
     /// `pg_control`'s database system identifier, as a decimal string (it needs 64 bits).

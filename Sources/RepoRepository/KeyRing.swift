@@ -1,0 +1,149 @@
+import RepoPrimitives
+public import RepoStorage
+import Foundation
+
+/// A repository's key slots, opened with one credential (FORMAT.md §7.2): the master key, the
+/// slot that opened it, and listing, adding and removing slots. It needs no catalog and takes
+/// no lock: a slot is one `keys/<h>` object, written or deleted on its own, and no other object
+/// changes.
+public struct KeyRing {
+    public let backend: StorageBackend
+    public let config: RepositoryConfig
+    public let key: MasterKey
+    /// The id (object name under `keys/`) of the slot that opened `key`.
+    public let openedSlot: String
+    /// The kind of that slot: what this process was opened with.
+    public let openedKind: KeySlot.Kind
+
+    /// One slot as stored.
+    public struct Entry {
+        /// The object name under `keys/`: the SHA-256 of the slot's bytes.
+        public let id: String
+        /// The decoded slot; nil when it cannot be read (then `problem` says why).
+        public let slot: KeySlot?
+        public let problem: String?
+
+        /// The kind of a slot whose fields check out (`KeySlot.checkedFields`); nil otherwise.
+        public var kind: KeySlot.Kind? { problem == nil ? slot?.kind : nil }
+    }
+
+    /// Finds the slot `credential` opens: slots in ascending name order, only those of the
+    /// credential's kind (a password runs no key-file derivation, a key file no scrypt).
+    ///
+    /// - Throws: `RepoError` `.wrongPassword` if no slot opens (the message names the key file,
+    ///   or points at the password options), `.integrity` if `keys/` is empty or no slot in it
+    ///   is readable.
+    public static func open(backend: StorageBackend, config: RepositoryConfig, credential: Credential) throws -> KeyRing {
+        let names = try backend.listNames(prefix: "keys/").sorted()
+        guard !names.isEmpty else {
+            throw RepoError(.integrity, "the repository at \(backend.location) has no key slots (keys/ is empty)")
+        }
+        var malformed: [String] = []
+        var ofKind = 0
+        for name in names {
+            // A damaged, planted or unknown slot must not lock out the others: note it and go on.
+            do {
+                let slot = try KeySlot.decode(try backend.get(name))
+                guard slot.kind == credential.slotKind else {
+                    if slot.kind == nil { _ = try slot.checkedFields() }   // names the unknown kdf
+                    continue
+                }
+                ofKind += 1
+                if let key = try slot.open(credential, repositoryID: config.id) {
+                    return KeyRing(backend: backend, config: config, key: key, openedSlot: String(name.dropFirst("keys/".count)),
+                                   openedKind: credential.slotKind)
+                }
+            } catch {
+                malformed.append("\(name): \(error)")
+            }
+        }
+        if malformed.count == names.count {
+            throw RepoError(.integrity, "no key slot of \(backend.location) is readable: " + malformed.joined(separator: "; "))
+        }
+        switch credential {
+        case .password:
+            throw RepoError(.wrongPassword, "wrong password for \(backend.location): no key slot opens with it (check REPO_PASSWORD, --password-file or --password-command)",
+                            hint: ofKind == 0 ? "this repository has no password slots: open it with its key file (--key-file FILE or REPO_KEY_FILE)" : nil)
+        case .keyFile(let file):
+            throw RepoError(.wrongPassword, "the key file \(file.path) does not open any slot of \(backend.location) (was its slot removed?)",
+                            hint: ofKind == 0 ? "this repository has no key-file slots; open it with a password and add one with `repo key add --new-key-file FILE`"
+                                : "check --key-file / REPO_KEY_FILE and --repo; `repo key list`, opened with a password, shows the slots")
+        }
+    }
+
+    /// Every object under `keys/`, in name order, decoded and checked where possible.
+    public func slots() throws -> [Entry] {
+        try backend.listNames(prefix: "keys/").sorted().map { name in
+            let id = String(name.dropFirst("keys/".count))
+            do {
+                let slot = try KeySlot.decode(try backend.get(name))
+                do {
+                    _ = try slot.checkedFields()
+                    return Entry(id: id, slot: slot, problem: nil)
+                } catch {
+                    return Entry(id: id, slot: slot, problem: "\(error)")
+                }
+            } catch {
+                return Entry(id: id, slot: nil, problem: "not valid key slot JSON")
+            }
+        }
+    }
+
+    /// The full id of the slot whose id starts with `prefix` (case-insensitive).
+    ///
+    /// - Throws: `RepoError` `.usage` for a prefix that is not hex, `.failure` when no slot or
+    ///   more than one matches.
+    public func resolve(_ prefix: String) throws -> String {
+        guard !prefix.isEmpty, Hex.isHex(prefix) else {
+            throw RepoError(.usage, "\"\(prefix)\" is not a key slot id: give the id (or a unique prefix of it) that `repo key list` shows")
+        }
+        let hits = try backend.listNames(prefix: "keys/").map { String($0.dropFirst("keys/".count)) }
+            .filter { $0.hasPrefix(prefix.lowercased()) }
+        guard hits.count == 1 else {
+            throw RepoError(.failure, hits.isEmpty ? "no key slot with id \(prefix) in \(backend.location)" : "key slot id prefix \(prefix) is ambiguous (\(hits.count) matches)",
+                            hint: hits.isEmpty ? "list them with `repo key list`" : "give more digits of the id")
+        }
+        return hits[0]
+    }
+
+    /// Writes a new slot wrapping this master key for `credential` (`n`: scrypt cost of a
+    /// password slot) and returns its id. Nothing else is written.
+    @discardableResult
+    public func add(_ credential: Credential, n: UInt64 = KeySlot.defaultN) throws -> String {
+        let slot = try KeySlot.make(master: key, credential: credential, repositoryID: config.id, n: n,
+                                    host: HostInfo.hostname, username: HostInfo.username)
+        let bytes = try slot.encoded()
+        let id = SHA256Hasher.hash(bytes).hex
+        try backend.put("keys/" + id, data: bytes)
+        return id
+    }
+
+    /// Deletes slot `id`. The slot that opened this process is removed only with `force`, and
+    /// never when no other readable slot would remain.
+    ///
+    /// - Throws: `RepoError` `.failure` when refused (the message says why and what to do), or
+    ///   when `id` is not a slot.
+    public func remove(_ id: String, force: Bool) throws {
+        let entries = try slots()
+        guard entries.contains(where: { $0.id == id }) else {
+            throw RepoError(.failure, "no key slot with id \(id) in \(backend.location)", hint: "list them with `repo key list`")
+        }
+        let short = String(id.prefix(8))
+        if id == openedSlot {
+            guard entries.contains(where: { $0.id != id && $0.kind != nil }) else {
+                throw RepoError(.failure, "key slot \(short) is the last usable key slot of \(backend.location); without it nothing can open the repository",
+                                hint: "add another slot first (`repo key add`), then remove this one")
+            }
+            guard force else {
+                throw RepoError(.failure, "key slot \(short) is the one this command was opened with; removing it could lock you out",
+                                hint: "open with another slot's password or key file to remove it, or pass --force if another slot surely works; `repo key passwd` replaces a password in one step")
+            }
+        } else if !entries.contains(where: { $0.id == openedSlot }) {
+            // Another process removed the slot that opened this one: the slot to remove could
+            // now be the last.
+            throw RepoError(.failure, "the key slot this command was opened with (\(openedSlot.prefix(8))) was removed meanwhile; not removing \(short), which could be the last one",
+                            hint: "run `repo key list` and decide again")
+        }
+        try backend.delete("keys/" + id)
+    }
+}

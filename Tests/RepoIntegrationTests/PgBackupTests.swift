@@ -186,12 +186,43 @@ final class PgBackupTests: XCTestCase {
         XCTAssertEqual(snapshots?.count, 2)
     }
 
+    func testLostConnectionCommitsNoSnapshotAndLeavesNoBackupRunning() throws {
+        try startArchivingCluster()
+        // Slow the copy down (REPO_TEST_OPEN_DELAY_MS, a test seam) so the session can be ended during it.
+        var env = ["REPO_REPOSITORY=\(fx.repo)", "REPO_PASSWORD=\(fx.password)", "REPO_CACHE_DIR=\(fx.dir)/cache-server",
+                   "PGHOST=\(server.dir)", "PGPORT=\(server.port)", "PGUSER=postgres", "REPO_TEST_OPEN_DELAY_MS=20"]
+        env = ["env"] + env + [Fixture.binary, "pg-backup", "--pgdata", server.data, "--fast"]
+        let argv = getuid() == 0 ? ["runuser", "-u", "postgres", "--"] + env : env
+        final class Box: @unchecked Sendable { var result: (Int32, Data, String) = (0, Data(), "") }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            box.result = MountTests.sh(argv)
+            done.signal()
+        }
+        let deadline = Date().addingTimeInterval(20)
+        var terminated = false
+        while !terminated && Date() < deadline {
+            terminated = server.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'repo pg-backup' AND backend_type = 'client backend' AND query LIKE '%pg_backup_start%'") == "1"
+            if !terminated { usleep(50_000) }
+        }
+        XCTAssertTrue(terminated, "the backup's session was seen and ended")
+        done.wait()
+        let backup = box.result
+        XCTAssertEqual(backup.0, 1, backup.2)
+        XCTAssertTrue(backup.2.contains("connection"), backup.2)
+        XCTAssertEqual((try JSONSerialization.jsonObject(with: asServerUser(["snapshots", "--json"]).stdout) as? [[String: Any]])?.count, 0)
+        // The server left backup mode with the session: the next base backup runs.
+        let again = asServerUser(["pg-backup", "--pgdata", server.data, "--fast"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+    }
+
     func testNonEmptyDataDirectoryIsRefusedAndLeftAlone() throws {
         fx = Fixture()
         try fx.initRepo()
         let dir = fx.dir + "/pgdata"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: dir + "/PG_VERSION", contents: Data("15\n".utf8))
+        _ = FileManager.default.createFile(atPath: dir + "/PG_VERSION", contents: Data("15\n".utf8))
         let r = try fx.run(["pg-restore", "--pgdata", dir, "--target", "latest"])
         XCTAssertEqual(r.status, 1, r.stderr)
         XCTAssertTrue(r.stderr.contains("is not empty"), r.stderr)
@@ -217,8 +248,8 @@ final class PgBackupTests: XCTestCase {
         // A data directory whose server does not run: libpq's message, exit 1, no snapshot.
         let data = fx.dir + "/data"
         try FileManager.default.createDirectory(atPath: data + "/global", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: data + "/PG_VERSION", contents: Data("15\n".utf8))
-        FileManager.default.createFile(atPath: data + "/global/pg_control", contents: Data(count: 8192))
+        _ = FileManager.default.createFile(atPath: data + "/PG_VERSION", contents: Data("15\n".utf8))
+        _ = FileManager.default.createFile(atPath: data + "/global/pg_control", contents: Data(count: 8192))
         let down = try fx.run(["pg-backup", "--pgdata", data], env: ["PGHOST": fx.dir, "PGPORT": "1"])
         XCTAssertEqual(down.status, 1, down.stderr)
         XCTAssertTrue(down.stderr.contains("cannot connect to PostgreSQL"), down.stderr)

@@ -39,7 +39,7 @@ final class PostgresRecoveryTests: XCTestCase {
                                                    extraArguments: ["--password-command", "cat /k\\ey"])
         XCTAssertEqual(odd, #"'/opt/my tools/repo' wal-fetch --repo '/srv/it'\''s 100%%' --password-command 'cat /k\ey' %f %p"#)
         XCTAssertEqual(RecoverySettings.configQuote(odd),
-                       #"''/opt/my tools/repo'' wal-fetch --repo ''/srv/it''\\''''s 100%%'' --password-command ''cat /k\\ey'' %f %p'"#)
+                       #"'''/opt/my tools/repo'' wal-fetch --repo ''/srv/it''\\''''s 100%%'' --password-command ''cat /k\\ey'' %f %p'"#)
         XCTAssertEqual(RecoverySettings.shellQuote(""), "''")
 
         let settings = RecoverySettings(restoreCommand: cmd, target: .latest, action: nil, comment: "by a test\nsecond line")

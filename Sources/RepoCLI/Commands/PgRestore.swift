@@ -171,25 +171,31 @@ extension RepoCommand {
         }
 
         /// `restore_command` for the restored server: this binary's `wal-fetch` on this
-        /// repository, with the password source the user gave (the server cannot prompt).
+        /// repository, opened the way this command was (`GlobalOptions.credential`'s order),
+        /// with files as absolute paths: the server cannot prompt, and its environment is not ours.
         func restoreCommand(location: String) throws -> String {
             let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
             let env = ProcessInfo.processInfo.environment
+            func set(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
             var extra: [String] = []
-            if let cmd = global.passwordCommand {
+            if let file = global.keyFile {
+                extra = ["--key-file", FileSystem.normalize(file)]
+            } else if let cmd = global.passwordCommand {
                 extra = ["--password-command", cmd]
             } else if let file = global.passwordFile {
                 extra = ["--password-file", FileSystem.normalize(file)]
+            } else if let file = set("REPO_KEY_FILE") {
+                extra = ["--key-file", FileSystem.normalize(file)]
             } else if env["REPO_PASSWORD"] != nil {
                 if !global.quiet {
-                    Console.line("repo: warning: the password came from REPO_PASSWORD: the server's restore_command needs it in the server's environment (or use --password-file, which is written into restore_command)")
+                    Console.line("repo: warning: the password came from REPO_PASSWORD: the server's restore_command needs it in the server's environment (or use --key-file or --password-file, which are written into restore_command)")
                 }
-            } else if let file = env["REPO_PASSWORD_FILE"], !file.isEmpty {
+            } else if let file = set("REPO_PASSWORD_FILE") {
                 extra = ["--password-file", FileSystem.normalize(file)]
-            } else if let cmd = env["REPO_PASSWORD_COMMAND"], !cmd.isEmpty {
+            } else if let cmd = set("REPO_PASSWORD_COMMAND") {
                 extra = ["--password-command", cmd]
             } else if !global.quiet {
-                Console.line("repo: warning: the password was typed in: the server's restore_command cannot ask for it; give it REPO_PASSWORD_FILE in its environment or restore again with --password-file")
+                Console.line("repo: warning: the password was typed in: the server's restore_command cannot ask for it; give the server REPO_KEY_FILE or REPO_PASSWORD_FILE in its environment, or restore again with --key-file or --password-file")
             }
             return RecoverySettings.walFetchCommand(binary: exe, repository: FileSystem.normalize(location), extraArguments: extra)
         }

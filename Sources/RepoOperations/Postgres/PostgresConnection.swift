@@ -1,4 +1,4 @@
-public import RepoRepository
+import RepoRepository
 import CRepoPQ
 #if canImport(Glibc)
 import Glibc

@@ -31,6 +31,8 @@ let package = Package(
         // Linux calls Glibc's Swift module lacks (xattrs, O_NOATIME); header-only.
         .systemLibrary(name: "CRepoPosix"),
         .systemLibrary(name: "CRepoFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        // libpq, PostgreSQL's client library, for `pg-backup` and `pg-restore --start`.
+        .systemLibrary(name: "CRepoPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
         // Multi-buffer HMAC-SHA256 (AVX-512, sixteen messages at once) for blob ids; plain C.
         .target(name: "CRepoSHA256x16"),
@@ -49,7 +51,7 @@ let package = Package(
         // Snapshot model: plain values.
         .target(name: "RepoSnapshot", dependencies: ["RepoPrimitives"], swiftSettings: swiftSettings),
         // Operations: store, dump, check, stats.
-        .target(name: "RepoOperations", dependencies: ["RepoRepository", "RepoSnapshot", "CRepoPosix"],
+        .target(name: "RepoOperations", dependencies: ["RepoRepository", "RepoSnapshot", "CRepoPosix", "CRepoPQ"],
                 swiftSettings: swiftSettings),
         // Mount: read-only filesystem model over snapshots, served through libfuse 3.
         .target(name: "RepoMount", dependencies: ["RepoOperations", "CRepoFuse"], swiftSettings: swiftSettings),

@@ -2,65 +2,12 @@ import XCTest
 import Foundation
 
 /// A real reader that seeks: pg_restore on a custom-format (`pg_dump -Fc`) dump stored with
-/// `repo store` and read straight from the mount. The test starts its own PostgreSQL server
-/// (initdb + pg_ctl, as the `postgres` user when run as root) on a Unix socket in a temp dir.
+/// `repo store` and read straight from the mount, against a throwaway server (`PostgresServer`).
 final class MountPgRestoreTests: XCTestCase {
-    /// A throwaway PostgreSQL cluster.
-    final class Server {
-        let bin: String
-        let dir: String
-        let port = String(Int.random(in: 20_000...60_000))
-        private let asUser: String?
-
-        init(bin: String) throws {
-            self.bin = bin
-            dir = "/tmp/repo-pg-" + UUID().uuidString.prefix(8)
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            asUser = getuid() == 0 ? "postgres" : nil
-            if asUser != nil { _ = MountTests.sh("chown", "postgres:", dir) }
-            let initdb = run(bin + "/initdb", "-D", dir + "/data", "-A", "trust", "-U", "postgres", "-N", "-E", "UTF8", "--locale=C")
-            guard initdb.0 == 0 else { throw failure("initdb", initdb) }
-            let start = run(bin + "/pg_ctl", "-D", dir + "/data", "-l", dir + "/log", "-w", "-t", "60",
-                            "-o", "-k \(dir) -p \(port) -c listen_addresses= -F", "start", stdout: dir + "/pg_ctl.out")
-            guard start.0 == 0 else { throw failure("pg_ctl start", start) }
-        }
-
-        func stop() {
-            _ = run(bin + "/pg_ctl", "-D", dir + "/data", "-m", "immediate", "-w", "stop")
-            try? FileManager.default.removeItem(atPath: dir)
-        }
-
-        /// Runs a server program, as `postgres` when we are root (the server refuses root).
-        func run(_ args: String..., stdout: String? = nil) -> (Int32, Data, String) {
-            let argv = asUser.map { ["runuser", "-u", $0, "--"] + args } ?? args
-            return MountTests.sh(argv, stdout: stdout)
-        }
-
-        /// Runs a client program against this server.
-        func client(_ args: [String], stdout: String? = nil) -> (Int32, Data, String) {
-            MountTests.sh([args[0], "-h", dir, "-p", port, "-U", "postgres"] + args.dropFirst(), stdout: stdout)
-        }
-
-        private func failure(_ what: String, _ r: (Int32, Data, String)) -> Error {
-            let log = (try? String(contentsOfFile: dir + "/log", encoding: .utf8)) ?? ""
-            return NSError(domain: "postgres", code: Int(r.0), userInfo: [NSLocalizedDescriptionKey: "\(what) failed (\(r.0)): \(r.2) \(log)"])
-        }
-    }
-
-    static func postgresBin() -> String? {
-        let root = "/usr/lib/postgresql"
-        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted { (Int($0) ?? 0) > (Int($1) ?? 0) }
-        return versions.map { root + "/" + $0 + "/bin" }.first {
-            FileManager.default.isExecutableFile(atPath: $0 + "/initdb") && FileManager.default.isExecutableFile(atPath: $0 + "/pg_ctl")
-        }
-    }
-
     func testPgRestoreListAndTableFromTheMount() throws {
         try MountTests.requireFuse()
-        guard let bin = Self.postgresBin(), FileManager.default.isExecutableFile(atPath: bin + "/pg_dump") else {
-            throw MountTests.MissingRequirement(description: "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: install the Debian package postgresql (scripts/install-deps.sh does)")
-        }
-        let server = try Server(bin: bin)
+        let bin = try PostgresServer.requireBinaries()
+        let server = try PostgresServer(bin: bin)
         defer { server.stop() }
         let sql = """
             CREATE TABLE accounts (id bigint PRIMARY KEY, owner text, balance numeric(12,2));

@@ -30,6 +30,71 @@ public struct Backup {
     public var progress: ProgressHandler?
     public var cancellation: Cancellation?
     public var warn: @Sendable (String) -> Void = { _ in }
+    /// Per directory, entries to leave out or to keep as empty directories (see `EntryRule`),
+    /// by name; names not in the answer are walked as usual. Called with the directory's path
+    /// and the names in it, before `excludes` apply. Nil: every entry is walked.
+    public var entryRules: ((_ directory: [UInt8], _ names: [[UInt8]]) -> [[UInt8]: EntryRule])?
+    /// Which snapshots of this host and these paths may be the parent (default: any); the
+    /// newest that passes is used.
+    public var parentFilter: ((SnapshotEntry) -> Bool)?
+    /// For the chosen parent, the instant from which a file's status is too recent to trust:
+    /// a file whose mtime or ctime is at or after it is read again even when size, mtime,
+    /// ctime and inode equal the parent's (a write in the same clock tick as the parent's read
+    /// changes neither time). Nil: status equality suffices.
+    public var trustStatusBefore: ((SnapshotEntry) -> FileTime?)?
+    /// Entries that vanish between listing and reading are expected (a database dropping
+    /// relation files): counted in `Result.vanished`, not warned about, not partial.
+    public var vanishedIsExpected = false
+    /// Whether a file that changed while it was read is warned about (it is counted either way).
+    public var warnChangedWhileRead = true
+    /// Runs once the walk has finished, before the root tree and the snapshot are written:
+    /// it may add files to the tree and a PostgreSQL record to the snapshot. Throwing aborts
+    /// the backup: the blobs already saved are indexed, no snapshot is written (FORMAT.md §19).
+    public var completion: ((Walked) throws -> Completion)?
+
+    /// What to do with one directory entry (`entryRules`).
+    public enum EntryRule: Sendable, Equatable {
+        /// Left out of the snapshot.
+        case exclude
+        /// Stored as a directory with no entries. A symlink to a directory is stored as that
+        /// directory (with its metadata); anything else is left out.
+        case emptyDirectory
+    }
+
+    /// What the walk saw, for `completion`.
+    public struct Walked: Sendable {
+        public var files: Int
+        /// Entries that could not be read (left out; the snapshot would be partial).
+        public var unreadable: Int
+        /// Entries that vanished during the walk (with `vanishedIsExpected`).
+        public var vanished: Int
+        public var changedWhileRead: Int
+    }
+
+    /// What `completion` adds.
+    public struct Completion: Sendable {
+        public var files: [AddedFile]
+        public var postgres: PostgresBackup?
+        public init(files: [AddedFile] = [], postgres: PostgresBackup? = nil) { self.files = files; self.postgres = postgres }
+    }
+
+    /// A file that is not on disk but is stored in the snapshot, directly inside one of the
+    /// backed-up directories (`paths`), replacing an entry of the same name.
+    public struct AddedFile: Sendable {
+        /// One of the backed-up directories, as given in `paths`.
+        public var directory: String
+        public var name: String
+        public var bytes: [UInt8]
+        /// Permission bits, owner, and modification time recorded for it.
+        public var mode: UInt32
+        public var uid: UInt32
+        public var gid: UInt32
+        public var mtime: FileTime
+        public init(directory: String, name: String, bytes: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32, mtime: FileTime) {
+            self.directory = directory; self.name = name; self.bytes = bytes; self.mode = mode
+            self.uid = uid; self.gid = gid; self.mtime = mtime
+        }
+    }
 
     public init(repository: Repository, paths: [String], tags: [String], host: String, time: Date) {
         self.repository = repository; self.paths = paths; self.tags = tags; self.host = host; self.time = time
@@ -42,6 +107,8 @@ public struct Backup {
         public var parent: Hash256?
         public var partial: Bool
         public var changedWhileRead: Int
+        /// Entries that vanished during the walk (counted only with `vanishedIsExpected`).
+        public var vanished: Int
         public var session: WriteSession.SessionStats
     }
 
@@ -83,8 +150,11 @@ public struct Backup {
                                 hint: "check the path; nothing was saved")
             }
         }
-        let parent = try repository.snapshots().last { $0.snapshot.host == host && $0.snapshot.paths == targets }
+        let parent = try repository.snapshots().last {
+            $0.snapshot.host == host && $0.snapshot.paths == targets && (parentFilter?($0) ?? true)
+        }
         let parentTree = try parent.map { try repository.loadTree($0.snapshot.tree) }
+        let trustBefore = parent.flatMap { trustStatusBefore?($0) }
 
         let session = try WriteSession(repository: repository)
         let shared = Shared()
@@ -96,17 +166,24 @@ public struct Backup {
             warn("\(named): not backed up: it is reached through the symlink \(link), which \(outer) stores as a symlink; back it up in a snapshot of its own")
             shared.counts.withLock { $0.unreadable += 1 }
         }
-        let walker = Walker(backup: self, session: session, shared: shared)
-        let root: Tree
+        let walker = Walker(backup: self, session: session, shared: shared, trustBefore: trustBefore)
+        var root: Tree
+        var postgres: PostgresBackup?
         do {
             root = try walker.walk(targets: targets, parentTree: parentTree)
+            if let sig = cancellation?.requestedBy {
+                throw RepoError(.interrupted(signal: sig), "interrupted: no snapshot was saved")
+            }
+            if let completion {
+                let c = shared.counts.withLock { $0 }
+                let done = try completion(Walked(files: c.files, unreadable: c.unreadable, vanished: c.vanished,
+                                                 changedWhileRead: c.changed))
+                root = try walker.graft(done.files, into: root)
+                postgres = done.postgres
+            }
         } catch {
             _ = try? session.finish()
             throw error
-        }
-        if let sig = cancellation?.requestedBy {
-            _ = try? session.finish()
-            throw RepoError(.interrupted(signal: sig), "interrupted: no snapshot was saved")
         }
         let rootID = try session.save(try root.encoded(), type: .tree, context: walker.metaContext).id
         try session.finish()
@@ -121,16 +198,17 @@ public struct Backup {
         let partial = counts.unreadable > 0
         let snapshot = Snapshot(time: Timestamp.format(time), host: host, username: HostInfo.username, name: nil,
                                 paths: targets, tags: tags, tree: rootID, partial: partial ? true : nil,
-                                stats: snapStats, program: "repo " + repoVersion)
+                                stats: snapStats, program: "repo " + repoVersion, postgres: postgres)
         let id = try repository.saveObject(try snapshot.encoded(), kind: .snapshot)
         return Result(snapshotID: id, snapshot: snapshot, parent: parent?.id, partial: partial,
-                      changedWhileRead: counts.changed, session: stats)
+                      changedWhileRead: counts.changed, vanished: counts.vanished, session: stats)
     }
 
     /// Counters shared by the walker and the file workers.
     final class Shared: Sendable {
         struct Counts {
             var bytes = 0, chunks = 0, files = 0, dirs = 0, unchanged = 0, unreadable = 0, changed = 0, excluded = 0
+            var vanished = 0
         }
         let counts = Mutex(Counts())
         let bytesDone = Atomic<Int>(0)
@@ -142,12 +220,15 @@ public struct Backup {
 private let testOpenDelay: UInt32? = ProcessInfo.processInfo.environment["REPO_TEST_OPEN_DELAY_MS"]
     .flatMap { UInt32($0) }.map { $0 * 1000 }
 
+private let vanishedText = "vanished during the backup"
+
 /// One unit of the backup walk, in depth-first order.
 enum BackupItem {
     /// A directory starts; its node (without `subtree`) is completed at the matching `leave`.
     /// `previous` is the same directory in the parent snapshot: if the new entries equal it,
-    /// its blob is reused without encoding the tree again.
-    case enter(Node, previous: (id: BlobID, tree: Tree)?)
+    /// its blob is reused without encoding the tree again. `keep`: the directory's path, when
+    /// its entries are kept for `Walker.graft` (targets and the directories above them).
+    case enter(Node, previous: (id: BlobID, tree: Tree)?, keep: [UInt8]?)
     case leave
     /// A finished node: symlink, or file reused from the parent snapshot.
     case ready(Node)
@@ -164,14 +245,19 @@ final class Walker {
     let shared: Backup.Shared
     let metaContext: WriteSession.Context
     private var pool: OrderedWorkPool<BackupItem, BackupItem>!
-    private var frames: [(node: Node?, previous: (id: BlobID, tree: Tree)?, children: [Node])] = [(nil, nil, [])]
+    private var frames: [(node: Node?, previous: (id: BlobID, tree: Tree)?, keep: [UInt8]?, children: [Node])] = [(nil, nil, nil, [])]
+    /// Final entries of the targets and of the directories above them, by path.
+    private var kept: [[UInt8]: [Node]] = [:]
+    private var targetPaths: Set<[UInt8]> = []
+    /// See `Backup.trustStatusBefore`.
+    private let trustBefore: FileTime?
     private let window: Int
     private let excludePatterns: [PathPattern]
     /// Targets named with a trailing slash that are symlinks to directories.
     private let followed: Set<String>
 
-    init(backup: Backup, session: WriteSession, shared: Backup.Shared) {
-        self.backup = backup; self.session = session; self.shared = shared
+    init(backup: Backup, session: WriteSession, shared: Backup.Shared, trustBefore: FileTime?) {
+        self.backup = backup; self.session = session; self.shared = shared; self.trustBefore = trustBefore
         metaContext = session.makeContext()
         window = max(1, backup.workers) * 64
         excludePatterns = backup.excludes.map(PathPattern.init)
@@ -197,6 +283,7 @@ final class Walker {
         defer { pool.close() }
 
         let trie = PathTrie()
+        targetPaths = Set(targets.map { Array($0.utf8) })
         for t in targets {
             var at = trie
             for part in t.split(separator: "/") {
@@ -242,7 +329,7 @@ final class Walker {
                 try visit(path: full, name: name, status: st, previous: previous)
             } else {
                 let prev = try subtree(of: previous)
-                try submit(.enter(metadataNode(name: name, status: st, path: full), previous: prev))
+                try submit(.enter(metadataNode(name: name, status: st, path: full), previous: prev, keep: full))
                 shared.counts.withLock { $0.dirs += 1 }
                 try walkTrie(child, path: full, parent: prev?.tree)
                 try submit(.leave)
@@ -251,8 +338,13 @@ final class Walker {
     }
 
     private func walkDirectory(path: [UInt8], names: [[UInt8]], parent: Tree?) throws {
+        let rules = backup.entryRules?(path, names) ?? [:]
         for name in names.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
             let full = FileSystem.join(path, name)
+            if let rule = rules[name] {
+                try apply(rule, path: full, name: name, previous: parent?.node(nameBytes: name))
+                continue
+            }
             if isExcluded(path: full, name: name, isDirectory: nil) {
                 shared.counts.withLock { $0.excluded += 1 }
                 continue
@@ -267,6 +359,25 @@ final class Walker {
         }
     }
 
+    /// An entry with an `EntryRule`.
+    private func apply(_ rule: Backup.EntryRule, path: [UInt8], name: [UInt8], previous: Node?) throws {
+        switch rule {
+        case .exclude:
+            shared.counts.withLock { $0.excluded += 1 }
+        case .emptyDirectory:
+            var st: FileStatus
+            do { st = try FileSystem.lstat(path) } catch { skip(error); return }
+            if st.isSymlink, let target = try? FileSystem.statFollowingLinks(path) { st = target }
+            guard st.isDirectory else {
+                shared.counts.withLock { $0.excluded += 1 }
+                return
+            }
+            shared.counts.withLock { $0.dirs += 1 }
+            try submit(.enter(metadataNode(name: name, status: st, path: path), previous: try subtree(of: previous), keep: nil))
+            try submit(.leave)
+        }
+    }
+
     private func visit(path: [UInt8], name: [UInt8], status st: FileStatus, previous: Node?) throws {
         if let sig = backup.cancellation?.requestedBy {
             throw RepoError(.interrupted(signal: sig), "interrupted: no snapshot was saved")
@@ -276,7 +387,7 @@ final class Walker {
             guard let names = listing(of: path) else { return }
             shared.counts.withLock { $0.dirs += 1 }
             let prev = try subtree(of: previous)
-            try submit(.enter(node, previous: prev))
+            try submit(.enter(node, previous: prev, keep: targetPaths.contains(path) ? path : nil))
             try walkDirectory(path: path, names: names, parent: prev?.tree)
             try submit(.leave)
         } else if st.isSymlink {
@@ -304,6 +415,10 @@ final class Walker {
     }
 
     private func skip(_ error: PosixError) {
+        if error.code == ENOENT && backup.vanishedIsExpected {
+            shared.counts.withLock { $0.vanished += 1 }
+            return
+        }
         let what = error.code == ENOENT ? "vanished during the backup" : String(cString: strerror(error.code))
         backup.warn("\(PathText.display(error.path)): \(what); left out of the snapshot")
         shared.counts.withLock { $0.unreadable += 1 }
@@ -317,6 +432,7 @@ final class Walker {
     private func isUnchanged(_ prev: Node, _ st: FileStatus) -> Bool {
         prev.type == .file && prev.size == st.size && prev.inode == st.inode
             && prev.mtime == st.mtime.rfc3339 && prev.ctime == st.ctime.rfc3339
+            && trustBefore.map { st.mtime < $0 && st.ctime < $0 } ?? true
     }
 
     /// Whether every blob `content` names is (very probably) still in the repository.
@@ -378,10 +494,11 @@ final class Walker {
 
     private func fold(_ item: BackupItem) throws {
         switch item {
-        case .enter(let node, let previous):
-            frames.append((node, previous, []))
+        case .enter(let node, let previous, let keep):
+            frames.append((node, previous, keep, []))
         case .leave:
             let frame = frames.removeLast()
+            if let path = frame.keep { kept[path] = frame.children }
             var node = frame.node!
             if let previous = frame.previous, previous.tree.nodes == frame.children {
                 node.subtree = previous.id      // unchanged directory: same bytes, same blob
@@ -398,6 +515,70 @@ final class Walker {
         }
     }
 
+    // MARK: files added after the walk
+
+    /// `root` with `files` added to the targets they name; the changed directories, and the
+    /// ones above them, are saved again.
+    /// - Throws: `RepoError(.failure)` for a directory that is not one of the targets.
+    func graft(_ files: [Backup.AddedFile], into root: Tree) throws -> Tree {
+        guard !files.isEmpty else { return root }
+        var added: [[UInt8]: [Node]] = [:]
+        for f in files {
+            let dir = Array(FileSystem.normalize(f.directory).utf8)
+            guard targetPaths.contains(dir), dir == [UInt8(ascii: "/")] || kept[dir] != nil else {
+                throw RepoError(.failure, "cannot add \(f.name) to \(f.directory): it is not a backed-up directory")
+            }
+            added[dir, default: []].append(try fileNode(f))
+        }
+        let slash = UInt8(ascii: "/")
+        func leadsToAddition(_ path: [UInt8]) -> Bool {
+            added.keys.contains { $0 == path || ($0.count > path.count && $0.starts(with: path) && $0[path.count] == slash) }
+        }
+        func rebuild(_ path: [UInt8], _ children: [Node]) throws -> [Node] {
+            var nodes = children
+            if let new = added[path] {
+                let names = Set(new.map(\.nameBytes))
+                nodes.removeAll { names.contains($0.nameBytes) }
+                nodes += new
+                nodes.sort { $0.nameBytes.lexicographicallyPrecedes($1.nameBytes) }
+            }
+            for i in nodes.indices where nodes[i].type == .dir {
+                let child = FileSystem.join(path, nodes[i].nameBytes)
+                guard let entries = kept[child], leadsToAddition(child) else { continue }
+                nodes[i].subtree = try session.save(try Tree(nodes: rebuild(child, entries)).encoded(), type: .tree,
+                                                    context: metaContext).id
+            }
+            return nodes
+        }
+        return Tree(nodes: try rebuild([slash], root.nodes))
+    }
+
+    /// A file node for `file`, its bytes chunked and saved like any file's.
+    private func fileNode(_ file: Backup.AddedFile) throws -> Node {
+        var node = Node(name: file.name, type: .file)
+        if let problem = Node.componentProblem(node.nameBytes) {
+            throw RepoError(.failure, "cannot add a file named \(file.name): \(problem)")
+        }
+        node.mode = file.mode
+        node.uid = file.uid
+        node.gid = file.gid
+        node.mtime = file.mtime.rfc3339
+        var builder = ContentBuilder { list in
+            try self.session.save(ContentList.encode(list), type: .tree, context: self.metaContext).id
+        }
+        var offset = 0
+        for length in backup.repository.chunker.chunkLengths(file.bytes) {
+            let chunk = Array(file.bytes[offset..<offset + length])
+            offset += length
+            try builder.append(ChunkRef(id: try session.save(chunk, type: .data, context: metaContext).id, size: length))
+        }
+        node.size = file.bytes.count
+        node.content = try builder.finish()
+        let chunks = builder.chunkCount
+        shared.counts.withLock { $0.files += 1; $0.bytes += file.bytes.count; $0.chunks += chunks }
+        return node
+    }
+
     // MARK: reading files (workers)
 
     final class ReaderBox: @unchecked Sendable {
@@ -409,6 +590,10 @@ final class Walker {
     static func readFile(path: [UInt8], node template: Node, session: WriteSession, context: WriteSession.Context,
                          reader box: ReaderBox, shared: Backup.Shared, backup: Backup) throws -> BackupItem {
         func skip(_ what: String) -> BackupItem {
+            if what == vanishedText && backup.vanishedIsExpected {
+                shared.counts.withLock { $0.vanished += 1 }
+                return .skipped
+            }
             backup.warn("\(PathText.display(path)): \(what); left out of the snapshot")
             shared.counts.withLock { $0.unreadable += 1 }
             return .skipped
@@ -419,7 +604,7 @@ final class Walker {
             fd = FileSystem.withCPath(path) { open($0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
         }
         guard fd >= 0 else {
-            return skip(errno == ENOENT ? "vanished during the backup" : String(cString: strerror(errno)))
+            return skip(errno == ENOENT ? vanishedText : String(cString: strerror(errno)))
         }
         defer { close(fd) }
         guard let before = try? FileSystem.fstat(fd, path: path), before.isRegular else {
@@ -456,7 +641,9 @@ final class Walker {
         let size = box.reader.bytesRead
         if let after = try? FileSystem.fstat(fd, path: path),
            after.size != before.size || after.mtime != before.mtime || after.ctime != before.ctime || size != before.size {
-            backup.warn("\(PathText.display(path)): changed while it was being read; the stored copy may be inconsistent")
+            if backup.warnChangedWhileRead {
+                backup.warn("\(PathText.display(path)): changed while it was being read; the stored copy may be inconsistent")
+            }
             shared.counts.withLock { $0.changed += 1 }
         }
         var node = template

@@ -41,6 +41,10 @@ public struct Restore {
     public var progress: ProgressHandler?
     public var cancellation: Cancellation?
     public var warn: @Sendable (String) -> Void = { _ in }
+    /// As root: the owner every restored entry gets instead of the one recorded in the
+    /// snapshot (a data directory restored for the local `postgres` user). Not for `verify`,
+    /// which compares with the recorded owners.
+    public var owner: (uid: UInt32, gid: UInt32)?
 
     public init(repository: Repository) { self.repository = repository }
 
@@ -651,7 +655,7 @@ public struct Restore {
     private func applyMetadata(_ node: Node, path: [UInt8], isRoot: Bool) -> Int {
         var failures = 0
         func note(_ what: String) { failures += 1; warn("\(PathText.display(path)): \(what)") }
-        if isRoot, let uid = node.uid, let gid = node.gid {
+        if isRoot, let uid = owner?.uid ?? node.uid, let gid = owner?.gid ?? node.gid {
             if FileSystem.withCPath(path, { lchown($0, uid, gid) }) != 0 { note("cannot set owner: \(String(cString: strerror(errno)))") }
         }
         // Extended attributes (and so POSIX ACLs) converge on the snapshot's: extra ones go.

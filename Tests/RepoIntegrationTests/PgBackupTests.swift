@@ -1,0 +1,227 @@
+import XCTest
+import Foundation
+
+/// `pg-backup` and `pg-restore` against a real PostgreSQL server (`PostgresServer`) that
+/// archives its WAL into the repository with `repo wal-push`: point-in-time recovery to a time
+/// and to the end of the archive, the cost of a second base backup, and refusals.
+///
+/// As in production, the server's user owns the repository (archive_command runs as that
+/// user), so `repo` commands that write it run as the server's user too; `pg-restore` runs as
+/// the test's user (root in CI), which exercises giving the restored files to the owner of
+/// the directory's parent.
+final class PgBackupTests: XCTestCase {
+    var fx: Fixture!
+    var server: PostgresServer!
+
+    override func tearDown() {
+        server?.stop()
+        server = nil
+        fx = nil
+    }
+
+    /// A repository owned by the server's user and a running cluster archiving into it.
+    func startArchivingCluster() throws {
+        let bin = try PostgresServer.requireBinaries()
+        fx = Fixture()
+        if getuid() == 0 { _ = MountTests.sh("chown", "postgres:", fx.dir) }
+        let initialized = asServerUser(["init"])
+        XCTAssertEqual(initialized.status, 0, initialized.stderr)
+        server = try PostgresServer(bin: bin, settings: [
+            "archive_mode = on",
+            "archive_command = '\(Fixture.binary) wal-push --repo \(fx.repo) %p'",
+            "checkpoint_timeout = 30min",
+        ], environment: ["REPO_PASSWORD": fx.password])
+    }
+
+    /// `repo ARGS` as the server's user, with libpq pointed at the test server.
+    @discardableResult
+    func asServerUser(_ args: [String]) -> CLIResult {
+        var env = ["REPO_REPOSITORY=\(fx.repo)", "REPO_PASSWORD=\(fx.password)", "REPO_CACHE_DIR=\(fx.dir)/cache-server"]
+        if let server { env += ["PGHOST=\(server.dir)", "PGPORT=\(server.port)", "PGUSER=postgres"] }
+        let argv = ["env"] + env + [Fixture.binary] + args
+        let r = MountTests.sh(getuid() == 0 ? ["runuser", "-u", "postgres", "--"] + argv : argv)
+        return CLIResult(status: r.0, stdout: r.1, stderr: r.2)
+    }
+
+    /// `repo ARGS` as the test's user, with a cache of its own.
+    func asTestUser(_ args: [String]) throws -> CLIResult {
+        try fx.run(args, env: ["REPO_CACHE_DIR": fx.dir + "/cache-test"])
+    }
+
+    func json(_ r: CLIResult) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: r.stdout) as? [String: Any], r.out + r.stderr)
+    }
+
+    /// A base backup taken while pgbench writes; returns its `--json` output.
+    func backupUnderLoad() throws -> [String: Any] {
+        XCTAssertEqual(server.client(["\(server.bin)/pgbench", "-i", "-s", "3", "-q", "postgres"]).0, 0)
+        let load = Process()
+        load.executableURL = URL(fileURLWithPath: server.bin + "/pgbench")
+        load.arguments = ["-h", server.dir, "-p", server.port, "-U", "postgres", "-c", "2", "-T", "5", "postgres"]
+        load.standardOutput = FileHandle.nullDevice
+        load.standardError = FileHandle.nullDevice
+        try load.run()
+        usleep(500_000)
+        let backup = asServerUser(["pg-backup", "--pgdata", server.data, "--fast", "--json"])
+        load.waitUntilExit()
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        return try json(backup)
+    }
+
+    static let checksumSQL = "SELECT md5(string_agg(aid || ':' || abalance, ',' ORDER BY aid)) FROM pgbench_accounts"
+
+    /// The server's clock, RFC 3339 in UTC with microseconds.
+    func serverTime() -> String {
+        server.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+    }
+
+    /// Writes after the target, drops a table, switches WAL and waits until that segment is archived.
+    func changeAfterTarget() throws {
+        _ = server.sql("UPDATE pgbench_accounts SET abalance = abalance + 7 WHERE aid <= 5000")
+        _ = server.sql("DROP TABLE pgbench_history")
+        let segment = server.sql("SELECT pg_walfile_name(pg_switch_wal())")
+        let deadline = Date().addingTimeInterval(30)
+        while server.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") < segment {
+            guard Date() < deadline else { return XCTFail("\(segment) was not archived within 30 s") }
+            usleep(100_000)
+        }
+    }
+
+    /// A new directory for a restored cluster, whose parent belongs to the server's user.
+    func restoreDirectory(_ name: String) -> String {
+        let parent = server.dir + "/restores"
+        if !FileManager.default.fileExists(atPath: parent) {
+            try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            if getuid() == 0 { _ = MountTests.sh("chown", "postgres:", parent) }
+        }
+        return parent + "/" + name
+    }
+
+    func testRecoveryToATimeBringsBackTheTableAsItWasAndTheDroppedTable() throws {
+        try startArchivingCluster()
+        let backup = try backupUnderLoad()
+        XCTAssertEqual(backup["timeline"] as? Int, 1)
+        let checksum = server.sql(Self.checksumSQL)
+        let target = serverTime()
+        try changeAfterTarget()
+        XCTAssertNotEqual(server.sql(Self.checksumSQL), checksum)
+
+        let dir = restoreDirectory("at-time")
+        let port = String(Int(server.port)! + 1)
+        let restored = try asTestUser(["pg-restore", "--pgdata", dir, "--target-time", target, "--start",
+                                       "--server-options", server.options(port: port) + " -c archive_mode=off", "--json"])
+        XCTAssertEqual(restored.status, 0, restored.stderr + ((try? String(contentsOfFile: dir + "/pg-restore-start.log", encoding: .utf8)) ?? ""))
+        let out = try json(restored)
+        XCTAssertEqual(out["snapshot"] as? String, backup["id"] as? String)
+        XCTAssertEqual(out["outcome"] as? String, "paused")
+        XCTAssertLessThan(out["recovery_seconds"] as? Double ?? 99, 30)
+        XCTAssertTrue(restored.stderr.contains("REPO_PASSWORD"), "warns that the server needs the password: \(restored.stderr)")
+        let settings = try XCTUnwrap(out["settings"] as? [String: String])
+        XCTAssertEqual(settings["recovery_target_action"], "pause")
+        XCTAssertEqual(settings["recovery_target_timeline"], "latest")
+        XCTAssertTrue(settings["restore_command"]?.hasSuffix(" wal-fetch --repo \(fx.repo) %f %p") == true, settings["restore_command"] ?? "")
+
+        XCTAssertEqual(server.sql(Self.checksumSQL, port: port), checksum)
+        XCTAssertEqual(server.sql("SELECT to_regclass('pgbench_history') IS NOT NULL", port: port), "t")
+        XCTAssertEqual(server.sql("SELECT pg_is_in_recovery()", port: port), "t")
+        // PostgreSQL runs only on a directory its user owns, mode 0700.
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir)
+        XCTAssertEqual(attributes[.posixPermissions] as? Int, 0o700)
+        if getuid() == 0 {
+            XCTAssertEqual(attributes[.ownerAccountName] as? String, "postgres")
+            XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: dir + "/pg_wal/archive_status")[.ownerAccountName] as? String, "postgres")
+        }
+    }
+
+    func testRecoveryToTheEndOfTheArchivePromotesWithEveryChange() throws {
+        try startArchivingCluster()
+        _ = try backupUnderLoad()
+        try changeAfterTarget()
+        let current = server.sql(Self.checksumSQL)
+
+        let dir = restoreDirectory("latest")
+        let port = String(Int(server.port)! + 2)
+        let restored = try asTestUser(["pg-restore", "latest", "--pgdata", dir, "--target", "latest", "--start",
+                                       "--server-options", server.options(port: port) + " -c archive_mode=off", "--json"])
+        XCTAssertEqual(restored.status, 0, restored.stderr)
+        XCTAssertEqual(try json(restored)["outcome"] as? String, "promoted")
+        XCTAssertEqual(server.sql(Self.checksumSQL, port: port), current)
+        XCTAssertEqual(server.sql("SELECT to_regclass('pgbench_history') IS NULL", port: port), "t")
+        XCTAssertEqual(server.sql("SELECT pg_is_in_recovery()", port: port), "f")
+        let conf = try String(contentsOfFile: dir + "/postgresql.auto.conf", encoding: .utf8)
+        XCTAssertTrue(conf.contains("recovery_target_time = ''"), conf)
+        XCTAssertFalse(conf.contains("recovery_target_action"), "no action without a target: \(conf)")
+    }
+
+    func testSecondBackupOfAnUnchangedClusterAddsAlmostNothing() throws {
+        try startArchivingCluster()
+        XCTAssertEqual(server.client(["\(server.bin)/pgbench", "-i", "-s", "3", "-q", "postgres"]).0, 0)
+        _ = server.sql("CHECKPOINT")
+        // Files written within 2 s before a backup's start are read again by the next one.
+        sleep(3)
+        let first = asServerUser(["pg-backup", "--pgdata", server.data, "--fast", "--json"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let a = try json(first)
+        XCTAssertGreaterThan(a["bytes"] as? Int ?? 0, 40_000_000)
+        sleep(3)
+        let second = asServerUser(["pg-backup", "--pgdata", server.data, "--fast", "--json"])
+        XCTAssertEqual(second.status, 0, second.stderr)
+        let b = try json(second)
+        XCTAssertEqual(b["parent"] as? String, a["id"] as? String)
+        XCTAssertLessThan(b["new_bytes"] as? Int ?? .max, 200_000, "\(b)")
+        XCTAssertGreaterThan(b["unchanged_files"] as? Int ?? 0, (b["files"] as? Int ?? 0) * 9 / 10, "\(b)")
+
+        // The stored tree: backup_label at the root, pg_wal kept empty, postmaster.pid left out.
+        let id = try XCTUnwrap(b["id"] as? String)
+        let label = asServerUser(["dump", id, server.data + "/backup_label"])
+        XCTAssertEqual(label.status, 0, label.stderr)
+        XCTAssertTrue(label.out.contains("START TIMELINE: 1") && label.out.contains("LABEL: repo pg-backup"), label.out)
+        let listing = asServerUser(["ls", id, server.data, "--json"])
+        let paths = Set(try XCTUnwrap(JSONSerialization.jsonObject(with: listing.stdout) as? [[String: Any]]).compactMap { $0["path"] as? String })
+        XCTAssertTrue(paths.contains(server.data + "/pg_wal"))
+        XCTAssertTrue(paths.contains(server.data + "/base"))
+        XCTAssertFalse(paths.contains { $0.hasPrefix(server.data + "/pg_wal/") }, "pg_wal's contents are left out")
+        XCTAssertFalse(paths.contains(server.data + "/postmaster.pid"))
+        let snapshots = try JSONSerialization.jsonObject(with: asServerUser(["snapshots", "--json", "--tag", "pg-backup"]).stdout) as? [[String: Any]]
+        XCTAssertEqual(snapshots?.count, 2)
+    }
+
+    func testNonEmptyDataDirectoryIsRefusedAndLeftAlone() throws {
+        fx = Fixture()
+        try fx.initRepo()
+        let dir = fx.dir + "/pgdata"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir + "/PG_VERSION", contents: Data("15\n".utf8))
+        let r = try fx.run(["pg-restore", "--pgdata", dir, "--target", "latest"])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("is not empty"), r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["PG_VERSION"])
+        // No base backup at all: a clear error, and no directory made.
+        let none = try fx.run(["pg-restore", "--pgdata", fx.dir + "/new", "--target-time", "2026-11-30T10:29:59.123Z"])
+        XCTAssertEqual(none.status, 1)
+        XCTAssertTrue(none.stderr.contains("no base backup"), none.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: fx.dir + "/new"))
+        // Usage: exactly one target.
+        XCTAssertEqual(try fx.run(["pg-restore", "--pgdata", fx.dir + "/new"]).status, 2)
+        XCTAssertEqual(try fx.run(["pg-restore", "--pgdata", fx.dir + "/new", "--target", "latest", "--target-lsn", "0/1"]).status, 2)
+        XCTAssertEqual(try fx.run(["pg-restore", "--pgdata", fx.dir + "/new", "--target", "latest", "--target-action", "promote"]).status, 2)
+    }
+
+    func testBackupWithoutAServerOrOfAnotherDirectoryCommitsNothing() throws {
+        fx = Fixture()
+        try fx.initRepo()
+        // Not a data directory: a usage error before connecting.
+        let notData = try fx.run(["pg-backup", "--pgdata", fx.dir])
+        XCTAssertEqual(notData.status, 2, notData.stderr)
+        XCTAssertTrue(notData.stderr.contains("not a PostgreSQL data directory"), notData.stderr)
+        // A data directory whose server does not run: libpq's message, exit 1, no snapshot.
+        let data = fx.dir + "/data"
+        try FileManager.default.createDirectory(atPath: data + "/global", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: data + "/PG_VERSION", contents: Data("15\n".utf8))
+        FileManager.default.createFile(atPath: data + "/global/pg_control", contents: Data(count: 8192))
+        let down = try fx.run(["pg-backup", "--pgdata", data], env: ["PGHOST": fx.dir, "PGPORT": "1"])
+        XCTAssertEqual(down.status, 1, down.stderr)
+        XCTAssertTrue(down.stderr.contains("cannot connect to PostgreSQL"), down.stderr)
+        XCTAssertEqual(try fx.snapshots().count, 0)
+    }
+}

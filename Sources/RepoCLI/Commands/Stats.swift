@@ -18,6 +18,7 @@ extension RepoCommand {
             print("stored in packs:    \(Format.bytes(s.packBytes)) in \(s.packs) packs")
             print(String(format: "dedup ratio:        %.2f× (logical / stored)", s.dedupRatio))
             print(String(format: "compression ratio:  %.2f×", s.compressionRatio))
+            if s.walFiles > 0 { print("WAL archive:        \(s.walFiles) files in \(Format.bytes(s.walBytes))") }
         }
     }
 }

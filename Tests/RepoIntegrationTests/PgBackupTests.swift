@@ -153,6 +153,52 @@ final class PgBackupTests: XCTestCase {
         XCTAssertFalse(conf.contains("recovery_target_action"), "no action without a target: \(conf)")
     }
 
+    /// A restored cluster that is promoted archives on a new timeline into the same repository
+    /// (its `.history` file too); pg-status shows both timelines, and a later restore to the
+    /// end of the archive follows the new timeline.
+    func testPromotedClusterArchivesANewTimelineThatALaterRestoreFollows() throws {
+        try startArchivingCluster()
+        XCTAssertEqual(server.client(["\(server.bin)/pgbench", "-i", "-s", "2", "-q", "postgres"]).0, 0)
+        let backup = asServerUser(["pg-backup", "--pgdata", server.data, "--fast"])
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        _ = server.sql("CREATE TABLE marks (v text); INSERT INTO marks VALUES ('timeline 1')")
+        try changeAfterTarget()
+        _ = server.run(server.bin + "/pg_ctl", "-D", server.data, "-m", "fast", "-w", "stop")
+
+        // The restored cluster keeps archiving (its postgresql.conf is the original's).
+        let promoted = restoreDirectory("promoted")
+        let port2 = String(Int(server.port)! + 3)
+        let first = try asTestUser(["pg-restore", "--pgdata", promoted, "--target", "latest", "--start",
+                                    "--server-options", server.options(port: port2), "--json"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertEqual(server.sql("SELECT timeline_id FROM pg_control_checkpoint()", port: port2), "2")
+        _ = server.sql("INSERT INTO marks VALUES ('timeline 2')", port: port2)
+        let segment = server.sql("SELECT pg_walfile_name(pg_switch_wal())", port: port2)
+        XCTAssertTrue(segment.hasPrefix("00000002"), segment)
+        let deadline = Date().addingTimeInterval(30)
+        while server.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver", port: port2) < segment, Date() < deadline {
+            usleep(100_000)
+        }
+        _ = server.run(server.bin + "/pg_ctl", "-D", promoted, "-m", "fast", "-w", "stop")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: fx.repo + "/wal/00000002/00000002.history"))
+
+        let status = try json(try asTestUser(["pg-status", "--json"]))
+        let timelines = try XCTUnwrap(status["timelines"] as? [[String: Any]])
+        XCTAssertEqual(timelines.map { $0["timeline"] as? Int }, [1, 2])
+        XCTAssertEqual(timelines[1]["parent"] as? Int, 1)
+        XCTAssertTrue((status["windows"] as? [[String: Any]] ?? []).contains { $0["timeline"] as? Int == 2 }, "\(status)")
+        XCTAssertEqual((status["problems"] as? [Any])?.count, 0, "\(status)")
+
+        // A second restore from the same base backup replays timeline 1 and then timeline 2.
+        let again = restoreDirectory("again")
+        let port3 = String(Int(server.port)! + 4)
+        let second = try asTestUser(["pg-restore", "--pgdata", again, "--target", "latest", "--start",
+                                     "--server-options", server.options(port: port3) + " -c archive_mode=off", "--json"])
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertEqual(server.sql("SELECT string_agg(v, ',' ORDER BY v) FROM marks", port: port3), "timeline 1,timeline 2")
+        XCTAssertEqual(server.sql("SELECT timeline_id FROM pg_control_checkpoint()", port: port3), "3")
+    }
+
     func testSecondBackupOfAnUnchangedClusterAddsAlmostNothing() throws {
         try startArchivingCluster()
         XCTAssertEqual(server.client(["\(server.bin)/pgbench", "-i", "-s", "3", "-q", "postgres"]).0, 0)

@@ -95,6 +95,13 @@ final class PostgresModelTests: XCTestCase {
         XCTAssertEqual(fromB2[1].from, LSN(0xD80_0000))
         XCTAssertEqual(fromB2[1].to, LSN(17 * UInt64(size)))
 
+        // A branch exactly at the end of the parent's stored WAL (a segment boundary), as a
+        // promotion after recovery to the end of the archive makes.
+        let atBoundary = try TimelineHistory(timeline: 3, text: "1\t0/F000000\tend of the archive\n")
+        let tl3: [(name: WALFileName, archived: Date?)] = ((10...14).map { (seg(UInt64($0)), nil) }) + [(seg(15, 3), nil)]
+        let branched = WALStatus(files: tl3, histories: [3: atBoundary], backups: [b2], segmentSize: size)
+        XCTAssertEqual(branched.windows.map(\.timeline), [1, 3], "\(branched.windows)")
+
         // A hole after the newest backup, and a backup whose WAL is missing, are problems.
         let holed = files.filter { $0.name != seg(12) && $0.name != seg(3) }
         let bad = WALStatus(files: holed, histories: [2: history], backups: [b1, b2], segmentSize: size)

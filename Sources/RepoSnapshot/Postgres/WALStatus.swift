@@ -115,7 +115,8 @@ public struct WALStatus: Sendable {
             windows.append(Window(timeline: tli, from: from, to: endLSN, fromTime: fromTime,
                                   toArchived: archived[tli]?[end], backup: backup))
             for (child, history) in histories where history.entries.last?.timeline == tli {
-                guard let p = history.entries.last?.switchpoint, p >= from, p < endLSN else { continue }
+                // A switchpoint at the very end of the stretch (a segment boundary) is reachable.
+                guard let p = history.entries.last?.switchpoint, p >= from, p <= endLSN else { continue }
                 walk(child, from: p, fromTime: nil, backup: backup)
             }
         }

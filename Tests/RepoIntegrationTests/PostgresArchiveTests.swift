@@ -148,6 +148,50 @@ final class PostgresArchiveTests: XCTestCase {
         XCTAssertEqual(timelines[0]["last"] as? String, pending)
     }
 
+    /// forget keeps each remaining base backup's WAL and the WAL from the hot tier's oldest
+    /// base backup on, deletes the rest, and explains it with --dry-run changing nothing.
+    func testForgetDeletesWALNoRemainingBackupNeeds() throws {
+        let server = try startCluster()
+        let pg = ["PGHOST": server.dir, "PGPORT": server.port, "PGUSER": "postgres"]
+        XCTAssertEqual(server.client(["\(server.bin)/pgbench", "-i", "-s", "2", "-q", "postgres"]).0, 0)
+        let old = try fx.run(["pg-backup", "--pgdata", server.data, "--fast", "--json"], env: pg)
+        XCTAssertEqual(old.status, 0, old.stderr)
+        for _ in 0..<3 { switchAndWait(server) }
+        let recent = try fx.run(["pg-backup", "--pgdata", server.data, "--fast", "--json"], env: pg)
+        XCTAssertEqual(recent.status, 0, recent.stderr)
+        let recentStart = try XCTUnwrap((try JSONSerialization.jsonObject(with: recent.stdout) as? [String: Any])?["start_wal"] as? String)
+        let oldInfo = try XCTUnwrap(try JSONSerialization.jsonObject(with: old.stdout) as? [String: Any])
+        let oldStart = try XCTUnwrap(oldInfo["start_wal"] as? String), oldStop = try XCTUnwrap(oldInfo["stop_wal"] as? String)
+        switchAndWait(server)
+        func archived() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: fx.repo + "/wal/00000001").filter { !$0.hasPrefix(".") }.sorted()
+        }
+        let before = try archived()
+        XCTAssertTrue(before.contains { $0 < oldStart }, "segments before the first backup exist: \(before)")
+
+        // The old backup stays only by its pin, outside the hot tier (there is none): it keeps
+        // its own WAL. The recent one is the newest, so the recovery window starts there.
+        try fx.ok(["pin", try XCTUnwrap(oldInfo["id"] as? String), "--reason", "audit"])
+        let policy = ["--keep-hot", "0", "--keep-warm", "30d", "--keep-cold", "0"]
+        let dry = try fx.ok(["forget", "--dry-run"] + policy)
+        XCTAssertTrue(dry.out.contains("would be deleted") && dry.out.contains("needed by base backup"), dry.out)
+        XCTAssertEqual(try archived(), before, "a dry run deletes nothing")
+
+        let done = try fx.ok(["forget", "--json"] + policy)
+        let wal = try XCTUnwrap((try JSONSerialization.jsonObject(with: done.stdout) as? [String: Any])?["wal"] as? [[String: Any]])
+        XCTAssertFalse(wal.isEmpty)
+        let after = try archived()
+        let segments = after.filter { $0.count == 24 }
+        XCTAssertTrue(segments.allSatisfy { ($0 >= oldStart && $0 <= oldStop) || $0 >= recentStart },
+                      "kept only the old backup's own WAL and the window: \(segments)")
+        XCTAssertTrue(segments.contains(oldStart) && segments.contains(recentStart))
+        XCTAssertFalse(after.contains { $0.count == 24 && $0 < oldStart }, "WAL before every backup is gone: \(after)")
+        XCTAssertTrue(after.contains { $0.hasSuffix(".backup") && $0.hasPrefix(recentStart) })
+        let status = try fx.run(["pg-status"])
+        XCTAssertEqual(status.status, 0, "retention leaves nothing that blocks recovery: \(status.out)")
+        try fx.ok(["check", "--read-data"])
+    }
+
     /// Another cluster (another system identifier) archiving into the same repository is
     /// refused, says so in its log, and stores nothing.
     func testSecondClusterIsRefused() throws {

@@ -51,7 +51,8 @@ extension RepoCommand {
             for t in status.timelines {
                 let origin = t.parent.map { " (from \($0) at \(t.switchpoint!))" } ?? ""
                 if let first = t.first, let last = t.last {
-                    print("  \(t.timeline)\(origin): \(first) … \(last), \(t.segments) segments, last archived \(when(t.lastArchived))")
+                    let span = first == last ? first : "\(first) … \(last)"
+                    print("  \(t.timeline)\(origin): \(span), \(t.segments) segment\(t.segments == 1 ? "" : "s"), last archived \(when(t.lastArchived))")
                 } else {
                     print("  \(t.timeline)\(origin): no segments")
                 }
@@ -66,7 +67,8 @@ extension RepoCommand {
             if status.backups.isEmpty { print("  none") }
             for b in status.backups {
                 let state = b.missing.isEmpty ? "WAL complete" : "WAL INCOMPLETE: \(b.missing.count) segments missing"
-                print("  \(b.id.prefix(8))  \(when(b.date))  timeline \(b.info.timeline)  \(b.info.startWAL) … \(b.info.stopWAL)  \(state)")
+                let span = b.info.startWAL == b.info.stopWAL ? b.info.startWAL : "\(b.info.startWAL) … \(b.info.stopWAL)"
+                print("  \(b.id.prefix(8))  \(when(b.date))  timeline \(b.info.timeline)  \(span)  \(state)")
             }
             print("\nrecoverable windows:")
             if status.windows.isEmpty { print("  none") }

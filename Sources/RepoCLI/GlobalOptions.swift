@@ -201,6 +201,16 @@ struct GlobalOptions: ParsableArguments {
     func progressLine(_ verb: String) -> ProgressLine? {
         ProgressLine.make(verb: verb, quiet: quiet || json, verbose: verbose)
     }
+
+    /// Runs `body` with the progress handler of a line (nil when none is shown), and finishes
+    /// the line whether `body` returns or throws.
+    func withProgress<T>(_ verb: String, _ body: (ProgressHandler?) throws -> T) rethrows -> T {
+        let line = progressLine(verb)
+        defer { line?.finish() }
+        var handler: ProgressHandler?
+        if let line { handler = { line.update($0) } }
+        return try body(handler)
+    }
 }
 
 /// `--name/--host/--tag` filters for `latest`.

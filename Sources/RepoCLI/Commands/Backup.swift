@@ -55,15 +55,11 @@ extension RepoCommand {
                                            time: try time.map { try TimeInput.parse($0, flag: "--time", zone: try timeZone.zone()) } ?? Date())
             op.excludes = excludes
             op.cancellation = cancellation
-            let line = global.progressLine("read")
-            if let line { op.progress = { line.update($0) } }
             op.warn = global.warningPrinter
-            let result: RepoOperations.Backup.Result
-            do { result = try op.run() } catch {
-                line?.finish()
-                throw error
+            let result = try global.withProgress("read") { progress in
+                op.progress = progress
+                return try op.run()
             }
-            line?.finish()
             let s = result.snapshot.stats
             if global.json {
                 try Console.printJSON(BackupOutput(result))

@@ -64,14 +64,10 @@ extension RepoCommand {
             op.label = label
             op.cancellation = SignalTrap.cancellation
             op.warn = global.warningPrinter
-            let line = global.progressLine("read")
-            if let line { op.progress = { line.update($0) } }
-            let result: BaseBackup.Result
-            do { result = try op.run() } catch {
-                line?.finish()
-                throw error
+            let result = try global.withProgress("read") { progress in
+                op.progress = progress
+                return try op.run()
             }
-            line?.finish()
             let s = result.snapshot.stats
             if global.json {
                 try Console.printJSON(PgBackupOutput(result))

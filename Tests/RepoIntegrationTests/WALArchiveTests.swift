@@ -88,6 +88,24 @@ final class WALArchiveTests: XCTestCase {
         XCTAssertTrue(bad.out.contains(Self.name(2)), bad.out)
     }
 
+    /// `--compression` picks the level of one push (or none); fetch reads any of them.
+    func testCompressionOption() throws {
+        let raw = walFile(20), fast = walFile(21), normal = walFile(22)
+        try fx.ok(["wal-push", raw, "--compression", "none"])
+        try fx.ok(["wal-push", fast, "--compression", "zstd:1"])
+        try fx.ok(["wal-push", normal])
+        func size(_ n: UInt64) throws -> Int {
+            try FileManager.default.attributesOfItem(atPath: fx.repo + "/wal/00000001/" + Self.name(n))[.size] as! Int
+        }
+        XCTAssertGreaterThan(try size(20), Self.segmentSize, "stored raw")
+        XCTAssertLessThan(try size(21), Self.segmentSize / 2)
+        for n in [UInt64(20), 21, 22] {
+            try fx.ok(["wal-fetch", Self.name(n), fx.dir + "/c\(n)", "--prefetch", "0"])
+            XCTAssertEqual(FileManager.default.contents(atPath: fx.dir + "/c\(n)"), Self.segment(n))
+        }
+        XCTAssertEqual(try fx.run(["wal-push", walFile(23), "--compression", "lz4"]).status, 2)
+    }
+
     func testMissingFileExitsOneQuietly() throws {
         for name in ["00000002.history", Self.name(9)] {
             let r = try fx.run(["wal-fetch", name, fx.dir + "/x", "--prefetch", "0"])

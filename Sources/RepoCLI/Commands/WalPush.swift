@@ -27,6 +27,9 @@ extension RepoCommand {
         @Argument(help: "Path of the WAL file (%p); its file name must be PostgreSQL's.")
         var path: String
 
+        @Option(help: ArgumentHelp("zstd:N (1–19) or none for this file (default: the repository's compression). zstd:1 pushes faster and stores more.", valueName: "C"))
+        var compression: String?
+
         func run() throws {
             let base = String(path.split(separator: "/").last ?? "")
             guard let name = WALFileName(base) else {
@@ -37,9 +40,18 @@ extension RepoCommand {
             do { file = try MappedFile(path: path) } catch {
                 throw RepoError(.failure, "\(error)", hint: "archive_command must pass %p, a path PostgreSQL's server can read")
             }
+            var level: Int32?? = nil
+            if let compression {
+                guard let parsed = RepositoryConfig.parseCompression(compression) else {
+                    throw RepoError(.usage, "--compression \(compression): expected zstd:N with N from 1 to 19, zstd, or none")
+                }
+                level = parsed
+            }
             let (backend, config, key) = try global.unlock()
             let started = Date()
-            let outcome = try WALArchive(backend: backend, config: config, key: key).push(name: name, bytes: file.bytes)
+            var archive = WALArchive(backend: backend, config: config, key: key)
+            if let level { archive.compressionLevel = level }
+            let outcome = try archive.push(name: name, bytes: file.bytes)
             switch outcome {
             case .stored:
                 if global.verbose { Console.line("archived \(name) (\(file.count) bytes) in \(Int(Date().timeIntervalSince(started) * 1000)) ms") }

@@ -17,8 +17,12 @@ public struct WALArchive: Sendable {
     public let config: RepositoryConfig
     public let key: MasterKey
 
+    /// zstd level for pushed files (nil: store them raw); the repository's level by default.
+    public var compressionLevel: Int32?
+
     public init(backend: StorageBackend, config: RepositoryConfig, key: MasterKey) {
         self.backend = backend; self.config = config; self.key = key
+        compressionLevel = config.zstdLevel
     }
 
     /// The cluster whose WAL the repository archives (`wal/cluster`, sealed JSON).
@@ -118,7 +122,7 @@ public struct WALArchive: Sendable {
             }
             try claim(systemIdentifier: header.systemIdentifier, segmentSize: header.segmentSize)
         }
-        let level = config.zstdLevel ?? 0
+        let level = compressionLevel ?? 0
         let object = try SealedObject.seal(bytes, kind: .wal, key: key, context: Array(name.text.utf8), level: level,
                                            workers: Self.compressionWorkers(bytes.count))
         if try backend.create(name.objectName, data: object) { return .stored }

@@ -38,7 +38,10 @@ final class PostgresServer {
         dir = "/tmp/repo-pg-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         asUser = getuid() == 0 ? "postgres" : nil
-        if asUser != nil { _ = MountTests.sh("chown", "postgres:", dir) }
+        if asUser != nil {
+            _ = MountTests.sh("chown", "postgres:", dir)
+            Self.letOthersReach(Fixture.binary)
+        }
         let initdb = run(bin + "/initdb", "-D", data, "-A", "trust", "-U", "postgres", "-N", "-E", "UTF8", "--locale=C")
         guard initdb.0 == 0 else { throw failure("initdb", initdb) }
         if !settings.isEmpty {
@@ -51,6 +54,18 @@ final class PostgresServer {
         let start = run(["env"] + env + [bin + "/pg_ctl", "-D", data, "-l", dir + "/log", "-w", "-t", "60",
                                            "-o", options(port: port), "start"], stdout: dir + "/pg_ctl.out")
         guard start.0 == 0 else { throw failure("pg_ctl start", start) }
+    }
+
+    /// The server's user runs the binary under test (archive_command, restore_command): give
+    /// every directory above it the search bit for others, which a checkout in a private
+    /// directory (a CI workspace) may lack. Only as root, and only that bit.
+    static func letOthersReach(_ path: String) {
+        var dir = URL(fileURLWithPath: path).resolvingSymlinksInPath().deletingLastPathComponent()
+        while dir.path != "/" {
+            var st = stat()
+            if stat(dir.path, &st) == 0, st.st_mode & S_IXOTH == 0 { chmod(dir.path, st.st_mode & 0o7777 | S_IXOTH) }
+            dir = dir.deletingLastPathComponent()
+        }
     }
 
     /// Server options for a cluster of this fixture on `port`: its socket in `dir`, no TCP.

@@ -8,39 +8,47 @@ nothing tuned beyond that: repo opens its repositories with a machine key file (
 cores for backup and restore, `start-fast=y`, and its own repository path.
 
   1. wal-push: wall time of the whole process (exec to exit) for one 16 MiB segment, over
-     --segments distinct real segments that pgbench wrote; the same files are pushed by
-     `repo wal-push` and `pgbackrest archive-push` into fresh repositories, alternating which
-     tool goes first. Then both archives are pre-filled with --prefill segment objects (repo
-     also with --prefill-snapshots snapshots, `repo store` of tiny streams) and the same real
-     segments are pushed again. Pre-fill segments are made from a real segment's first page
-     with its page address (offset 8) rewritten to the new name (FORMAT.md §27.3 checks only
-     that long page header) and zeros after it, so they are cheap to store; what grows is
-     the number of objects, under the same names pgBackRest puts in its 256-file directories.
+     --segments distinct real segments that pgbench wrote, each pushed by `repo wal-push` and
+     `pgbackrest archive-push` into six archives, the order rotating from segment to segment:
+     a fresh one per tool; one per tool pre-filled with --prefill segment objects (repo's also
+     with --prefill-snapshots snapshots, `repo store` of tiny streams); and, as a reference,
+     one per tool at zstd level 1 (`--compression zstd:1`, `--compress-level=1`). Pre-fill
+     segments are a real segment's first page with its page address (offset 8) rewritten to
+     the new name (FORMAT.md §27.3 checks only that long page header) and zeros after it, so
+     they cost little disk; what grows is the number of objects, under the names pgBackRest
+     files in its 256-segment directories. Also: process start and exit alone for each tool.
   2. Sustained archiving: a fresh cluster whose archive_command is one tool; `pgbench -i -s
      --archive-scale` then `pgbench -c 4 -j 2 -T --bench-seconds`; pg_wal/archive_status/*.ready
      counted every 0.2 s; WAL MB/s produced, max and final .ready count, time to drain,
-     pg_stat_archiver.failed_count. Once per tool.
+     pg_stat_archiver.failed_count. --sustained-rounds runs per tool, alternating the order.
   3. Base backups of a >= 1 GB cluster (`pgbench -i -s --backup-scale`) whose archive_command
      pushes every segment into both archives (repo first, then pgBackRest): first, unchanged,
      and after `pgbench -T --bench-seconds`; pgBackRest full, incr, incr, and a full for
-     reference. Wall time and bytes added to each repository (du, without the WAL archive).
-  4. Recovery (RTO): --wal-gib GiB of WAL after the base backups, a target time T read from the
-     server clock (then a write after T and pg_switch_wal, archived by both), and a restore to
-     T with each tool, from the command's start until the server accepts connections and is
-     paused at the target: `repo pg-restore --start` vs `pgbackrest restore` + `pg_ctl start -w`
-     + polling every 0.2 s (as pg-restore polls). A pgBackRest restore with `--archive-async`
-     (its prefetching archive-get) is run as a reference. Both restored clusters must show
-     the `sum(abalance)` read at T.
+     reference. Wall time, CPU time, bytes added to each repository (du, without the WAL archive).
+  4. Recovery (RTO): --wal-gib GiB of WAL after the base backups (pgbench -c 8 with
+     asynchronous commit and checkpoint_timeout=1min, so full-page images keep the WAL coming),
+     a target time T read from the server clock (then a write after T and pg_switch_wal,
+     archived by both), and a restore to T with each tool, from the command's start until the
+     server accepts connections and is paused at the target: `repo pg-restore --start` vs
+     `pgbackrest restore` + `pg_ctl start -w` + polling every 0.2 s (as pg-restore polls); a
+     pgBackRest restore with archive-async=y (its prefetching archive-get) as a reference;
+     --restore-rounds of each, alternating the order, medians reported. Then, once, recovery
+     with restore_command = cp from uncompressed copies of the same WAL in the page cache: how
+     much of the time is PostgreSQL's replay. Every restored cluster must show the
+     `sum(abalance)` read at T.
 
 The page cache is dropped before each restore when /proc/sys/vm/drop_caches is writable. A
 background libFuzzer run (`repo-fuzz`) is kept stopped during measurements, in SIGSTOP slices
 of 4 s (a longer stop trips libFuzzer's wall-clock -timeout=10), and continued afterwards, also
-on failure; CPU used meanwhile by processes outside this run is measured and printed. Every server is stopped (`pg_ctl stop -m immediate`) and the work
-directory removed on exit. Needs root (the servers and archive commands run as `postgres`),
-PostgreSQL 15 server binaries, pgbackrest, and a release build of repo:
+on failure; CPU used meanwhile by processes outside this run is measured and printed. The repo
+binary is copied into the work directory first (a rebuild during the run changes nothing).
+Every server is stopped (`pg_ctl stop -m immediate`) and the work directory removed on exit.
+Needs root (the servers and archive commands run as `postgres`), PostgreSQL 15 server
+binaries, pgbackrest, and a release build of repo; about 25 minutes at the default sizes:
 
   python3 Benchmarks/pg_compare.py --repo-bin "$(scripts/build-release.sh)"
   python3 Benchmarks/pg_compare.py --quick          # small sizes, a trial run of every step
+  python3 Benchmarks/pg_compare.py --load Benchmarks/results/pg_compare.json   # table only
 
 Prints a table (ratio = pgBackRest / repo: above 1, repo is faster or smaller) and writes
 JSON (--json, default Benchmarks/results/pg_compare.json; pg_compare-quick.json for --quick).
@@ -548,6 +556,20 @@ class PgbrTool:
         return json.loads(out)[0]
 
 
+class Level:
+    """A tool pushing at another compression level (repo: --compression zstd:N; pgBackRest:
+    --compress-level=N), into its own archive."""
+
+    def __init__(self, tool, level):
+        self.tool, self.level = tool, level
+
+    def push_cmd(self, wal):
+        cmd = self.tool.push_cmd(wal)
+        if isinstance(self.tool, RepoTool):
+            return cmd[:-1] + ["--compression", "zstd:%d" % self.level, wal]
+        return cmd[:-2] + ["--compress-level=%d" % self.level] + cmd[-2:]
+
+
 # ---------------------------------------------------------------- helpers for figures
 
 def median(xs):
@@ -717,6 +739,8 @@ def bench_wal_push(a, port):
     pgbr = PgbrTool("m1fresh", os.path.join(C.work, "m1", "pgbr-fresh"), cl).create()
     repo_g = RepoTool(os.path.join(C.work, "m1", "repo-grown")).create()
     pgbr_g = PgbrTool("m1grown", os.path.join(C.work, "m1", "pgbr-grown"), cl).create()
+    repo_1 = RepoTool(os.path.join(C.work, "m1", "repo-level1")).create()
+    pgbr_1 = PgbrTool("m1level1", os.path.join(C.work, "m1", "pgbr-level1"), cl).create()
 
     log("1. wal-push: pre-filling two of the archives (%d segments, %d snapshots)" % (a.prefill, a.prefill_snapshots))
     pre = prefill(segs, repo_g, pgbr_g, a.prefill, a.prefill_snapshots, first_page)
@@ -731,19 +755,25 @@ def bench_wal_push(a, port):
                    "pgbackrest": [spawn_timed([C.pgbr_bin, "version"], env)[0] for _ in range(20)]}
         # Each segment goes into all four archives, the order rotating from segment to segment,
         # so that drift of this shared machine hits fresh and grown, repo and pgBackRest alike.
-        res = push_series(segs, [("repo", repo), ("pgbackrest", pgbr), ("repo grown", repo_g), ("pgbackrest grown", pgbr_g)],
-                          "wal-push")
+        # Level 1 for both (a reference, not the configuration under test): repo wal-push
+        # --compression zstd:1, pgbackrest --compress-level=1, into archives of their own.
+        res = push_series(segs, [("repo", repo), ("pgbackrest", pgbr), ("repo grown", repo_g), ("pgbackrest grown", pgbr_g),
+                                 ("repo level 1", Level(repo_1, 1)), ("pgbackrest level 1", Level(pgbr_1, 1))], "wal-push")
     fresh = {"repo": res["repo"], "pgbackrest": res["pgbackrest"]}
     grown = {"repo": res["repo grown"], "pgbackrest": res["pgbackrest grown"]}
+    level1 = {"repo": res["repo level 1"], "pgbackrest": res["pgbackrest level 1"]}
     stored = {"repo": du(os.path.join(repo.path, "wal")) / len(segs),
               "pgbackrest": du(os.path.join(pgbr.path, "archive")) / len(segs)}
+    stored1 = {"repo": du(os.path.join(repo_1.path, "wal")) / len(segs),
+               "pgbackrest": du(os.path.join(pgbr_1.path, "archive")) / len(segs)}
     cl.stop("immediate")
     shutil.rmtree(cl.dir, ignore_errors=True)
     return {"segments": seg_names, "spawn_baseline_ms": 1000 * median(base),
             "startup_ms": {k: 1000 * median(v) for k, v in startup.items()},
             "fresh": {k: summarize_push(v) for k, v in fresh.items()},
             "grown": {k: summarize_push(v) for k, v in grown.items()},
-            "prefill": pre, "stored_bytes_per_segment": stored}
+            "level1": {k: summarize_push(v) for k, v in level1.items()},
+            "prefill": pre, "stored_bytes_per_segment": stored, "stored_bytes_per_segment_level1": stored1}
 
 
 # ---------------------------------------------------------------- 2. sustained archiving
@@ -1017,9 +1047,10 @@ def bench_backups_and_recovery(a, port):
                   "sum_ok": all(r["sum_ok"] for r in rs), "sum": [r["sum"] for r in rs],
                   "seconds_each": [round(r["seconds"], 2) for r in rs], "rounds": rs}
 
-    # The floor: PostgreSQL's replay of the same WAL, uncompressed, from files already in the
-    # page cache (restore_command = cp), on repo's base backup (its restore not timed), from
-    # server start until paused at T.
+    # Reference: PostgreSQL's replay of the same WAL, uncompressed, from files already in the
+    # page cache (restore_command = cp: one sh and cp per file), on repo's base backup (its
+    # restore not timed), from server start until paused at T: recovery when fetching is a copy
+    # from memory, i.e. how much of the time is replay.
     d = os.path.join(C.work, "restore-floor")
     C.clusters.append(d)
     drop_caches()     # as before the timed restores, whose data files are then fresh in the cache
@@ -1037,8 +1068,8 @@ def bench_backups_and_recovery(a, port):
         run([PGBIN + "/pg_ctl", "-D", d, "-l", os.path.join(d, "pg-start.log"), "-w", "-t", "3600", "-o", opts(p), "start"])
         wait_paused(d, p, "pg-start.log")
         t3 = time.perf_counter()
-    rec["replay_floor"] = dict({"recovery_seconds": t3 - t1}, **check_restored(d, p), **replay_log(os.path.join(d, "pg-start.log")))
-    log("replay floor: %s" % rec["replay_floor"])
+    rec["cp_reference"] = dict({"recovery_seconds": t3 - t1}, **check_restored(d, p), **replay_log(os.path.join(d, "pg-start.log")))
+    log("restore_command = cp reference: %s" % rec["cp_reference"])
     finish(d)
     return backups, rec
 
@@ -1063,7 +1094,12 @@ def machine():
 
 def versions():
     v = lambda cmd: subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
-    return {"repo": v([C.repo_bin, "--version"]), "repo_bin": C.repo_bin, "pgbackrest": v([C.pgbr_bin, "version"]),
+    import hashlib
+    with open(C.repo_bin, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return {"repo": v([C.repo_bin, "--version"]), "repo_bin": C.repo_src, "repo_bin_sha256": digest,
+            "repo_bin_mtime": datetime.datetime.fromtimestamp(os.stat(C.repo_src).st_mtime, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "pgbackrest": v([C.pgbr_bin, "version"]),
             "postgres": v([PGBIN + "/postgres", "--version"]),
             "repo_git": v(["git", "-C", os.path.dirname(HERE), "rev-parse", "--short", "HEAD"])}
 
@@ -1079,7 +1115,9 @@ def report(R):
     L.append("command:  %s" % R["command"])
     L.append("machine:  %d cores, %s (%s), %.0f GB RAM, Linux %s, %s"
              % (m["cores"], m["cpu"], ", ".join(m["features"]), m["memory_gb"], m["kernel"], m["work_fs"]))
-    L.append("versions: %s (%s, git %s); %s; %s" % (v["repo"], v["repo_bin"], v["repo_git"], v["pgbackrest"], v["postgres"]))
+    L.append("versions: %s (%s built %s, sha256 %s…, git HEAD %s); %s; %s"
+             % (v["repo"], v["repo_bin"], v.get("repo_bin_mtime", "?"), v.get("repo_bin_sha256", "?")[:12], v["repo_git"],
+                v["pgbackrest"], v["postgres"]))
     L.append("pgBackRest: compress-type=zst compress-level=3 archive-async=n process-max=%d start-fast=y; "
              "repo: zstd level 3 (default), --key-file" % m["cores"])
     L.append("ratio = pgBackRest / repo (above 1: repo faster, or smaller); background repo-fuzz processes stopped "
@@ -1103,18 +1141,26 @@ def report(R):
                 ("                   p90 ms", g["repo"]["p90_ms"], g["pgbackrest"]["p90_ms"])]
         for label, r, p in rows:
             L.append("   %-44s %10.1f %12.1f %8s" % (label, r, p, fmt_ratio(p, r)))
-        L.append("   %-44s %10.1f %12.1f" % ("start and exit only (see note) ms", w["startup_ms"]["repo"],
-                                                  w["startup_ms"]["pgbackrest"]))
         s = w["stored_bytes_per_segment"]
         L.append("   %-44s %10.2f %12.2f %8s" % ("stored MB per segment", s["repo"] / 1e6, s["pgbackrest"] / 1e6,
                                                   fmt_ratio(s["pgbackrest"], s["repo"])))
+        l1, s1 = w["level1"], w["stored_bytes_per_segment_level1"]
+        for label, r, p in (("zstd level 1, both (reference) median ms", l1["repo"]["median_ms"], l1["pgbackrest"]["median_ms"]),
+                            ("                   CPU ms (median)", l1["repo"]["cpu_median_ms"], l1["pgbackrest"]["cpu_median_ms"]),
+                            ("                   stored MB per segment", s1["repo"] / 1e6, s1["pgbackrest"] / 1e6)):
+            L.append("   %-44s %10.2f %12.2f %8s" % (label, r, p, fmt_ratio(p, r)) if "MB" in label else
+                     "   %-44s %10.1f %12.1f %8s" % (label, r, p, fmt_ratio(p, r)))
+        L.append("   %-44s %10.1f %12.1f" % ("start and exit only (see note) ms", w["startup_ms"]["repo"],
+                                                  w["startup_ms"]["pgbackrest"]))
         L.append("   grown = %d segment objects in each archive (repo: %d in wal/00000001/) + %d repo snapshots; "
                  "repo grown/fresh median: %.2f" % (pre["segments"], pre["repo_wal_objects"], pre["repo_snapshots"],
                                                     g["repo"]["median_ms"] / f["repo"]["median_ms"]))
         L.append("   repo grown vs pgBackRest fresh, median: %s; spawning /bin/true the same way: %.2f ms"
                  % (fmt_ratio(f["pgbackrest"]["median_ms"], g["repo"]["median_ms"]), w["spawn_baseline_ms"]))
         L.append("   start and exit only: `repo wal-push` of a name that is not a WAL file's (refused before it opens "
-                 "anything), `pgbackrest version`")
+                 "anything), `pgbackrest version`\n"
+                 "   every segment is pushed into all six archives, the order rotating; the targets below use level 3, the "
+                 "configuration under test")
         L.append("")
     if "sustained" in R:
         s = R["sustained"]
@@ -1171,14 +1217,15 @@ def report(R):
             L.append("   %-36s %8.1f %10.1f %10.1f %12.1f %7s %s" % (label, d["seconds"], d["restore_seconds"], d["recovery_seconds"],
                                                                rate, fmt_ratio(d["seconds"], rr["seconds"]),
                                                                "ok" if d["sum_ok"] else "MISMATCH (%s)" % d["sum"]))
-        f = c["replay_floor"]
-        L.append("   %-36s %8s %10s %10.1f %12.1f %7s %s" % ("PostgreSQL replay alone (cp, cached)", "", "", f["recovery_seconds"],
+        f = c.get("cp_reference") or c["replay_floor"]
+        L.append("   %-36s %8s %10s %10.1f %12.1f %7s %s" % ("restore_command = cp, cached (ref.)", "", "", f["recovery_seconds"],
                                                            1000 / f["ms_per_file"] if f.get("ms_per_file") else 0, "",
                                                            "ok" if f["sum_ok"] else "MISMATCH (%d)" % f["sum"]))
         L.append("   recovery s = server start until paused at T; WAL files/s = files restored from the archive, first to last "
                  "(server log); the WAL was made with checkpoint_timeout=1min;\n"
-                 "   replay alone = the same WAL, uncompressed, copied by restore_command = cp from files already in the "
-                 "page cache\n   (repo's base backup, its restore not timed): recovery with a free archive")
+                 "   cp reference = the same WAL, uncompressed, copied by restore_command = cp from files already in the "
+                 "page cache\n   (repo's base backup, its restore not timed): recovery when fetching a file is a copy "
+                 "from memory, i.e. mostly PostgreSQL's replay")
         L.append("")
     if "targets" in R:
         L.append("targets: " + "; ".join("%s: %s" % (k, v) for k, v in R["targets"].items()))
@@ -1223,7 +1270,19 @@ def main():
     ap.add_argument("--work", help="work directory (default: a new one in /tmp; removed at the end)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--json", help="JSON output (default Benchmarks/results/pg_compare.json, pg_compare-quick.json with --quick)")
+    ap.add_argument("--load", metavar="FILE", help="print the table of an earlier run's JSON (and store it in FILE) instead of running")
     a = ap.parse_args()
+    if a.load:
+        with open(a.load) as f:
+            R = json.load(f)
+        if "replay_floor" in R.get("recovery", {}):     # its name before the run of 2026-11-30 17:00
+            R["recovery"]["cp_reference"] = R["recovery"].pop("replay_floor")
+        R["table"] = report(R)
+        print(R["table"])
+        with open(a.load, "w") as f:
+            json.dump(R, f, indent=1)
+            f.write("\n")
+        return
     defaults = {"segments": (25, 6), "source_scale": (10, 2), "prefill": (10000, 300), "prefill_snapshots": (1000, 30),
                 "archive_scale": (50, 5), "bench_seconds": (30, 5), "backup_scale": (75, 5), "wal_gib": (2.0, 0.2), "restore_rounds": (3, 1), "sustained_rounds": (2, 1)}
     for k, (full, quick) in defaults.items():
@@ -1252,6 +1311,11 @@ def main():
     os.chown(C.work, uid, gid)
     os.chmod(C.work, 0o755)
     C.sock = mkdir_pg(os.path.join(C.work, "sock"), 0o755)
+    # A copy: a rebuild of .build/release during the run must not change (or break) what is measured.
+    C.repo_src = C.repo_bin
+    C.repo_bin = os.path.join(mkdir_pg(os.path.join(C.work, "bin"), 0o755), "repo")
+    shutil.copy2(C.repo_src, C.repo_bin)
+    os.chmod(C.repo_bin, 0o755)
     port = 20000 + (os.getpid() % 20000)
     global LOAD
     LOAD = ForeignLoad()

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the release binary with the Swift runtime and Foundation linked in statically and
-# prints its path. A process then starts in about a millisecond instead of spending 8–10 ms
-# loading and binding the shared Swift libraries: most of the cost of a `wal-push` per WAL
-# segment (README, "PostgreSQL point-in-time recovery"). Static Foundation needs its archives
-# in one link group (their references go both ways).
+# prints its path. Loading and binding the shared Swift libraries costs a process several
+# milliseconds (a Foundation "hello" started in 16 ms dynamic against 8 ms static on the 2-core
+# build machine, /bin/true 8 ms under the same load), which matters for `wal-push`, one process
+# per WAL segment (README, "PostgreSQL point-in-time recovery"). Static Foundation needs its
+# archives in one link group (their references go both ways).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"

@@ -27,6 +27,7 @@ final class Fixture {
     init() {
         dir = NSTemporaryDirectory() + "repo-it-" + UUID().uuidString
         try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        FixtureJanitor.shared.register(dir)
     }
 
     deinit { try? FileManager.default.removeItem(atPath: dir) }
@@ -158,5 +159,25 @@ enum TestData {
             out += "\\.\n\n"
         }
         return Data(out.utf8)
+    }
+}
+
+/// Removes every fixture directory when the test that made it finishes. XCTest keeps each test
+/// case object (and so a `var fx: Fixture!` set in `setUp`) alive until the whole run ends, so
+/// `deinit` alone left a directory per test behind in /tmp, hundreds of megabytes each.
+final class FixtureJanitor: NSObject, XCTestObservation, @unchecked Sendable {
+    nonisolated(unsafe) static let shared: FixtureJanitor = {
+        let janitor = FixtureJanitor()
+        XCTestObservationCenter.shared.addTestObserver(janitor)
+        return janitor
+    }()
+    private let lock = NSLock()
+    private var directories: [String] = []
+
+    func register(_ dir: String) { lock.withLock { directories.append(dir) } }
+
+    func testCaseDidFinish(_ testCase: XCTestCase) {
+        let done = lock.withLock { () -> [String] in defer { directories.removeAll() }; return directories }
+        for dir in done { try? FileManager.default.removeItem(atPath: dir) }
     }
 }

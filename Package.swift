@@ -31,8 +31,9 @@ let package = Package(
         // Linux calls Glibc's Swift module lacks (xattrs, O_NOATIME); header-only.
         .systemLibrary(name: "CRepoPosix"),
         .systemLibrary(name: "CRepoFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
-        // libpq, PostgreSQL's client library, for `pg-backup` and `pg-restore --start`.
-        .systemLibrary(name: "CRepoPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // libpq, PostgreSQL's client library, for `pg-backup` and `pg-restore --start`: loaded
+        // with dlopen on first use, not linked (Sources/CRepoPQ/include/crepo_pq.h says why).
+        .target(name: "CRepoPQ", linkerSettings: [.linkedLibrary("dl")]),
 
         // Multi-buffer HMAC-SHA256 (AVX-512, sixteen messages at once) for blob ids; plain C.
         .target(name: "CRepoSHA256x16"),

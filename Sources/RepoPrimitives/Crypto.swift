@@ -56,6 +56,16 @@ public final class AESGCM {
         }
     }
 
+    /// Encrypts `buffer` in place and writes the 16-byte tag to `tag` (which must not overlap it).
+    public func sealInPlace(key: [UInt8], nonce: [UInt8], associatedData: [UInt8] = [],
+                            buffer: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawPointer) throws {
+        precondition(key.count == Self.keySize && nonce.count == Self.nonceSize)
+        let p = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        let ok = crepo_aes256gcm_seal(ctx, key, nonce, associatedData, associatedData.count, p, buffer.count, p,
+                                      tag.assumingMemoryBound(to: UInt8.self))
+        guard ok == 1 else { throw CryptoError.library("EVP_EncryptUpdate (AES-256-GCM)") }
+    }
+
     public func seal(key: [UInt8], nonce: [UInt8], associatedData: [UInt8] = [], plaintext: [UInt8]) throws -> [UInt8] {
         try plaintext.withUnsafeBytes { try seal(key: key, nonce: nonce, associatedData: associatedData, plaintext: $0) }
     }

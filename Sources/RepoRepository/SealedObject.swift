@@ -45,19 +45,45 @@ public enum SealedObject {
     public static func seal(_ body: UnsafeRawBufferPointer, kind: Kind, key: MasterKey, context: [UInt8] = [],
                             level: Int32 = 3, workers: Int32 = 0) throws -> [UInt8] {
         let salt = SecureRandom.bytes(32)
-        var inner = ByteWriter(capacity: 9)
-        let compressed = level <= 0 ? nil : ZstdCompressor.compressInParts(body, level: level, parts: Int(workers))
         let k = key.subkey(label: label + kind.magic, salt: salt)
+        let associatedData = kind.magic + salt + context
+        if level > 0 && workers > 1 {
+            // The object is assembled in one buffer: magic ‖ salt ‖ codec ‖ length ‖ frames ‖
+            // tag, the frames compressed into it and then encrypted in place (a 16 MiB WAL
+            // segment, FORMAT.md §27: no copy of the compressed bytes at all).
+            let header = 4 + 32 + 9
+            let capacity = header + ZstdCompressor.partsBound(body.count, workers: Int(workers)) + AESGCM.tagSize
+            var failure: Error?
+            let object = [UInt8](unsafeUninitializedCapacity: capacity) { buf, count in
+                count = 0
+                let base = UnsafeMutableRawBufferPointer(buf)
+                guard let n = ZstdCompressor.compressInParts(body, level: level, workers: Int(workers),
+                                                             into: UnsafeMutableRawBufferPointer(rebasing: base[header..<(capacity - AESGCM.tagSize)])) else { return }
+                var inner = ByteWriter(capacity: header)
+                inner.raw(kind.magic); inner.raw(salt); inner.u8(1); inner.u64(UInt64(body.count))
+                inner.bytes.withUnsafeBytes { base.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: header) }
+                do {
+                    try AESGCM().sealInPlace(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: associatedData,
+                                             buffer: UnsafeMutableRawBufferPointer(rebasing: base[36..<(header + n)]),
+                                             tag: base.baseAddress! + header + n)
+                    count = header + n + AESGCM.tagSize
+                } catch { failure = error }
+            }
+            if let failure { throw failure }
+            if !object.isEmpty { return object }
+        }
+        var inner = ByteWriter(capacity: 9)
+        let compressed = level <= 0 || workers > 1 ? nil : ZstdCompressor(level: level).compressIfSmaller(body)
         let sealed: [UInt8]
         if let z = compressed {
             inner.u8(1); inner.u64(UInt64(body.count)); inner.raw(z)
-            sealed = try AESGCM().seal(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: kind.magic + salt + context,
+            sealed = try AESGCM().seal(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: associatedData,
                                        plaintext: inner.bytes)
         } else {
             var plain = [UInt8](); plain.reserveCapacity(body.count + 9)
             inner.u8(0); inner.u64(UInt64(body.count))
             plain.append(contentsOf: inner.bytes); plain.append(contentsOf: body)
-            sealed = try AESGCM().seal(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: kind.magic + salt + context,
+            sealed = try AESGCM().seal(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: associatedData,
                                        plaintext: plain)
         }
         return kind.magic + salt + sealed

@@ -24,6 +24,10 @@ public final class PostgresConnection {
     ///     `conninfo` does not set them.
     /// - Throws: `RepoError(.failure)` with libpq's message (`PQerrorMessage`).
     public init(conninfo: String?, applicationName: String, overrides: [(String, String)] = []) throws {
+        guard crepo_pq_load() == 1 else {
+            throw RepoError(.failure, "cannot load libpq, PostgreSQL's client library: \(String(cString: crepo_pq_load_error()))",
+                            hint: "install it (Debian: apt-get install libpq5)")
+        }
         var keys = ["fallback_application_name"] + overrides.map(\.0)
         var values = [applicationName] + overrides.map(\.1)
         if let conninfo, !conninfo.isEmpty {

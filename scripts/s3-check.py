@@ -6,7 +6,7 @@ multipart upload, DELETE. Reads S3_ENDPOINT, AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY and AWS_DEFAULT_REGION from the environment, as printed
 by `start`:
 
-    eval "$(scripts/s3-server.sh start /tmp/s3)" && export S3_ENDPOINT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION
+    eval "$(scripts/s3-server.sh start "$DIR")" && export S3_ENDPOINT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION
     python3 scripts/s3-check.py
 
 Needs boto3. Prints one line per check and exits non-zero if a required one

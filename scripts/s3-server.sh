@@ -53,6 +53,12 @@
 #   "default"; SigV4 is accepted with any region in the credential scope.
 #   us-east-1 is given so that clients send no LocationConstraint on
 #   CreateBucket (radosgw refuses LocationConstraint=us-east-1).
+# - Conditional writes, as measured with scripts/s3-check.py on Debian 12's
+#   radosgw 16.2: PUT with If-None-Match: * gives 412 when the key exists.
+#   On PUT, an ETag in If-Match or If-None-Match is compared without its
+#   quotes: a quoted ETag (the form S3 returns) never matches. GET honours
+#   If-Match and If-None-Match (304) with quoted ETags. CompleteMultipartUpload
+#   ignores If-None-Match.
 #
 # Runs as root. Needs the Debian packages radosgw, ceph-mon, ceph-osd,
 # ceph-common and curl (scripts/install-deps.sh), and python3 (standard

@@ -6,4 +6,5 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-    libzstd-dev libssl-dev libsqlite3-dev libxxhash-dev libfuse3-dev fuse3 libpq5 postgresql pkg-config zstd python3 strace >/dev/null
+    libzstd-dev libssl-dev libsqlite3-dev libxxhash-dev libfuse3-dev fuse3 libpq5 postgresql pkg-config zstd python3 strace \
+    radosgw ceph-mon ceph-osd ceph-common curl >/dev/null

@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // C modules: system libraries from Debian, wrapped in shims.
@@ -43,6 +44,11 @@ let package = Package(
                 swiftSettings: swiftSettings),
         // Storage backend: named immutable objects.
         .target(name: "RepoStorage", swiftSettings: swiftSettings),
+        // S3 backend: SigV4 signing, requests over async-http-client, ListObjectsV2 (README, "S3").
+        .target(name: "RepoS3", dependencies: [
+            "RepoStorage", "RepoPrimitives",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ], swiftSettings: swiftSettings),
         // Index catalog: SQLite view of index segments + in-memory membership filter.
         .target(name: "RepoIndex", dependencies: ["RepoPrimitives", .product(name: "GRDB", package: "GRDB.swift")],
                 swiftSettings: swiftSettings),
@@ -60,18 +66,21 @@ let package = Package(
         .target(name: "RepoCLI", dependencies: [
             "RepoOperations",
             "RepoMount",
+            "RepoS3",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "repo", dependencies: ["RepoCLI"], swiftSettings: swiftSettings),
+        // What tests share: a real S3 server (radosgw) started and stopped by scripts/s3-server.sh.
+        .target(name: "RepoTestSupport", swiftSettings: swiftSettings),
         // Fuzz harnesses: one entry point per parser of repository bytes (Fuzz/README.md).
         .target(name: "RepoFuzzing", dependencies: ["RepoOperations", "RepoMount"], swiftSettings: swiftSettings),
 
         .testTarget(name: "RepoPrimitivesTests", dependencies: ["RepoPrimitives"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoSnapshotTests", dependencies: ["RepoSnapshot"], swiftSettings: swiftSettings),
-        .testTarget(name: "RepoStorageTests", dependencies: ["RepoStorage"], swiftSettings: swiftSettings),
+        .testTarget(name: "RepoStorageTests", dependencies: ["RepoStorage", "RepoS3", "RepoTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoRepositoryTests", dependencies: ["RepoOperations"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoMountTests", dependencies: ["RepoMount"], swiftSettings: swiftSettings),
-        .testTarget(name: "RepoIntegrationTests", dependencies: ["repo", "RepoFuzzing"], swiftSettings: swiftSettings),
+        .testTarget(name: "RepoIntegrationTests", dependencies: ["repo", "RepoFuzzing", "RepoTestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -1,12 +1,13 @@
 import ArgumentParser
 import RepoStorage
+import RepoS3
 import RepoRepository
 import RepoOperations
 import Foundation
 
 /// Options every command takes (README, "Commands" and "Environment"), with their environment fallbacks.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .customLong("repo"), help: ArgumentHelp("Repository location (env REPO_REPOSITORY).", valueName: "PATH"))
+    @Option(name: .customLong("repo"), help: ArgumentHelp("Repository location: a path, or s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX] (env REPO_REPOSITORY).", valueName: "LOCATION"))
     var repository: String?
 
     @Option(help: ArgumentHelp("Read the password from the first line of FILE (env REPO_PASSWORD_FILE).", valueName: "FILE"))
@@ -30,6 +31,12 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Print more detail, and progress even when not on a terminal.")
     var verbose = false
 
+    @Option(help: ArgumentHelp("Trust the PEM certificates in FILE for an https S3 endpoint (env AWS_CA_BUNDLE; default: the system's).", valueName: "FILE"))
+    var s3CAFile: String?
+
+    @Flag(help: "Address S3 buckets virtual-hosted style, BUCKET.HOST (env REPO_S3_VIRTUAL_HOSTED=1; default: path style, HOST/BUCKET).")
+    var s3VirtualHosted = false
+
     @Flag(help: "Read without taking a lock (commands that only read; chosen automatically when the repository cannot be written).")
     var noLock = false
 
@@ -41,8 +48,26 @@ struct GlobalOptions: ParsableArguments {
             throw RepoError(.usage, "no repository given", hint: "pass --repo PATH or set REPO_REPOSITORY")
         }
         if location.hasPrefix("file://") { return LocalBackend(path: String(location.dropFirst(7))) }
+        let s3: S3Location?
+        do { s3 = try S3Location.parse(location) } catch { throw RepoError(.usage, "\(error)") }
+        if var s3 {
+            s3.virtualHosted = s3VirtualHosted || ["1", "true", "yes"].contains(env["REPO_S3_VIRTUAL_HOSTED"]?.lowercased() ?? "")
+            guard let id = env["AWS_ACCESS_KEY_ID"], !id.isEmpty, let secret = env["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty else {
+                throw RepoError(.usage, "no S3 credentials for \(s3)", hint: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)")
+            }
+            let token = env["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            let region = [env["AWS_REGION"], env["AWS_DEFAULT_REGION"]].compactMap { $0 }.first { !$0.isEmpty } ?? "us-east-1"
+            let ca = s3CAFile ?? env["AWS_CA_BUNDLE"].flatMap { $0.isEmpty ? nil : $0 }
+            if let ca, !FileManager.default.isReadableFile(atPath: ca) {
+                throw RepoError(.usage, "CA file \(ca) cannot be read", hint: "--s3-ca-file (or AWS_CA_BUNDLE) names a PEM file of certificates to trust")
+            }
+            let client = S3Client(location: s3, credentials: S3Credentials(accessKeyID: id, secretAccessKey: secret, sessionToken: token),
+                                  region: region, caFile: ca)
+            return S3Backend(client: client)
+        }
         if location.contains("://") {
-            throw RepoError(.usage, "unsupported repository location \(location): only local paths are supported")
+            throw RepoError(.usage, "unsupported repository location \(location)",
+                            hint: "a local path, file://PATH, or s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX]")
         }
         return LocalBackend(path: location)
     }

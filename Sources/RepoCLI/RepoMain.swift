@@ -1,3 +1,4 @@
+import RepoS3
 import ArgumentParser
 import RepoRepository
 import Foundation
@@ -45,6 +46,12 @@ public enum RepoMain {
         // A reader that closes the pipe (`repo ls latest | head`) makes writes fail with EPIPE,
         // which ends the command quietly with its lock released (see `SignalTrap`).
         signal(SIGPIPE, SIG_IGN)
+        // `-v`: how many S3 requests the command made, however it ends (README, "S3").
+        if CommandLine.arguments.dropFirst().contains(where: { $0 == "-v" || $0 == "--verbose" }) {
+            atexit {
+                if RequestCounters.process.total > 0 { Console.line("repo: S3: \(RequestCounters.process.summary)") }
+            }
+        }
         do {
             var command = try parse()
             try command.run()

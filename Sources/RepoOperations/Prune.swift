@@ -115,7 +115,8 @@ public struct Prune {
         var superseded = Set<String>()
         var segments: [(String, IndexSegment)] = []
         // Unknown age counts as young: never delete what might belong to a running writer.
-        let cutoff = Date().addingTimeInterval(-safetyMargin)
+        // The storage's clock, which wrote the objects' times (FORMAT.md §14).
+        let cutoff = try backend.now().addingTimeInterval(-safetyMargin)
         func isRecent(_ obj: ObjectInfo) -> Bool { safetyMargin > 0 && (obj.modified ?? .distantFuture) > cutoff }
         var recentSegments = Set<String>()
         for obj in try backend.list(prefix: "index/") {

@@ -96,7 +96,7 @@ public final class RepositoryLock: Sendable {
                 return
             }
             var fresh = info
-            fresh.time = Timestamp.format(Date())
+            fresh.time = Timestamp.format((try? repository.backend.now()) ?? Date())
             guard let body = try? JSONEncoder().encode(fresh),
                   let id = try? repository.saveObject(Array(body), kind: .lock) else {
                 repository.warn("could not refresh the repository lock; another process may consider it stale")

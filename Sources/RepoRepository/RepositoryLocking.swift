@@ -12,12 +12,13 @@ extension Repository {
 
     /// Every lock object with its decoded info (nil if unreadable) and stale reason.
     public func listLocks() throws -> [(name: String, info: LockInfo?, stale: String?)] {
-        try backend.list(prefix: "locks/").map { obj in
+        let now = try backend.now()
+        return try backend.list(prefix: "locks/").map { obj in
             guard let body = try? loadObject(obj.name, kind: .lock),
                   let info = try? JSONDecoder().decode(LockInfo.self, from: Data(body)) else {
                 return (obj.name, nil, nil)
             }
-            return (obj.name, info, info.staleReason())
+            return (obj.name, info, info.staleReason(now: now))
         }
     }
 
@@ -40,7 +41,7 @@ extension Repository {
     public func lock(exclusive: Bool, command: String) throws -> RepositoryLock {
         if let delay = testLockDelay { usleep(delay) }
         let info = LockInfo(host: HostInfo.hostname, pid: getpid(), username: HostInfo.username,
-                            time: Timestamp.format(Date()), exclusive: exclusive, command: command)
+                            time: Timestamp.format(try backend.now()), exclusive: exclusive, command: command)
         let body = Array(try JSONEncoder().encode(info))
         var usedReserve = false
         let id: Hash256
@@ -67,7 +68,7 @@ extension Repository {
                 removed.append("pid \(o.pid) `\(o.command)`")
                 continue
             }
-            if let reason = o.staleReason() {
+            if let reason = o.staleReason(now: try backend.now()) {
                 ignored.append("\(o.summary): \(reason)")
                 continue
             }

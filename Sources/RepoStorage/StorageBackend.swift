@@ -88,6 +88,11 @@ public protocol StorageBackend: Sendable {
 
     /// Starts an object whose name is given when it is complete (`StagedObject.commit`).
     func stage() throws -> StagedObject
+
+    /// The time on the storage's clock: what lock ages and prune's safety margin are measured
+    /// against, so that hosts whose clocks differ agree (FORMAT.md §14). A local directory
+    /// answers this host's clock; a server answers its own (its `Date` header).
+    func now() throws -> Date
 }
 
 extension StorageBackend {
@@ -97,6 +102,9 @@ extension StorageBackend {
     public func stage() throws -> StagedObject { BufferedStagedObject(backend: self) }
 
     public func get(_ name: String) throws -> [UInt8] { try get(name, range: nil) }
+
+    /// This host's clock: right for storage on this host's file systems.
+    public func now() throws -> Date { Date() }
 
     /// True if the object exists.
     public func exists(_ name: String) throws -> Bool {

@@ -16,6 +16,10 @@ final class Fixture {
     var repo: String { dir + "/repo" }
     var cache: String { dir + "/cache" }
     var password = "correct horse battery staple"
+    /// Where REPO_REPOSITORY points: `repo` (a local directory) unless a test sets another
+    /// location (an S3 bucket), with `extraEnvironment` (its credentials).
+    var location: String?
+    var extraEnvironment: [String: String] = [:]
 
     /// The binary under test: $REPO_BIN, or the package's debug build.
     static let binary: String = {
@@ -34,7 +38,8 @@ final class Fixture {
 
     var environment: [String: String] {
         var env = ProcessInfo.processInfo.environment
-        env["REPO_REPOSITORY"] = repo
+        env["REPO_REPOSITORY"] = location ?? repo
+        env.merge(extraEnvironment) { $1 }
         env["REPO_PASSWORD"] = password
         env["REPO_CACHE_DIR"] = cache
         env.removeValue(forKey: "REPO_PASSWORD_FILE")

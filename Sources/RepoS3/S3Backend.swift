@@ -1,0 +1,319 @@
+public import Foundation
+public import RepoStorage
+import RepoPrimitives
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A repository in an S3 bucket (README, "S3"; FORMAT.md §29): each repository object is one
+/// S3 object, `PREFIX/` + its name.
+///
+/// - `put` is a PutObject, atomic by S3's own guarantee (a reader sees the old object or the
+///   new one, never part of one); objects over `multipartThreshold` are uploaded in parts
+///   (CreateMultipartUpload, UploadPart, CompleteMultipartUpload), which S3 publishes only at
+///   the completion, so they are atomic too.
+/// - `create` is a PutObject with `If-None-Match: *` (Amazon S3 User Guide, "Conditional
+///   writes"): the server refuses it with 412 if the key exists, so of two racing writers one
+///   wins.
+/// - `stage` writes into an unlinked temporary file (nothing is left behind if the process
+///   dies) while hashing, and `commit` uploads from it: a pack is never held in memory.
+/// - `list` is ListObjectsV2, 1000 keys a page; `modified` is the server's LastModified.
+public final class S3Backend: StorageBackend, @unchecked Sendable {
+    public let client: S3Client
+    /// Where staged objects are written before upload.
+    public let stagingDirectory: String
+    /// Objects larger than this are uploaded in parts of `partSize` bytes.
+    public var multipartThreshold = 64 << 20
+    public var partSize = 16 << 20
+
+    public var location: String { client.location.description }
+
+    public init(client: S3Client, stagingDirectory: String = NSTemporaryDirectory()) {
+        self.client = client
+        self.stagingDirectory = stagingDirectory
+    }
+
+    private var loc: S3Location { client.location }
+
+    // MARK: StorageBackend
+
+    /// Creates the bucket if it is missing (CreateBucket, with a LocationConstraint outside
+    /// us-east-1) and checks that nothing is stored under the prefix yet.
+    public func prepare() throws {
+        do {
+            _ = try client.send(.HEAD, key: nil, action: "s3:ListBucket")
+        } catch S3Error.response(404, _, _, _, _, _) {
+            let region = client.signer.region
+            let body: S3Client.Body = region == "us-east-1" ? .none : .bytes(Array(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>\(region)</LocationConstraint></CreateBucketConfiguration>".utf8))
+            do {
+                _ = try client.send(.PUT, key: nil, body: body, accept: [200], action: "s3:CreateBucket")
+            } catch S3Error.response(409, "BucketAlreadyOwnedByYou", _, _, _, _) {
+            } catch let e as S3Error { throw storageError(e, name: loc.bucket) }
+        } catch let e as S3Error { throw storageError(e, name: loc.bucket) }
+        let existing = try page(prefix: loc.prefix.isEmpty ? "" : loc.prefix + "/", token: nil, max: 1)
+        if !existing.objects.isEmpty {
+            throw StorageError.io(operation: "prepare", name: location, reason: "not empty: objects are already stored under this prefix")
+        }
+    }
+
+    public func put(_ name: String, data: [UInt8]) throws {
+        do {
+            _ = try client.send(.PUT, key: loc.key(name), body: .bytes(data), action: "s3:PutObject")
+        } catch let e as S3Error { throw storageError(e, name: name, writing: true) }
+    }
+
+    public func create(_ name: String, data: [UInt8]) throws -> Bool {
+        var conflicts = 0
+        while true {
+            do {
+                let r = try client.send(.PUT, key: loc.key(name), headers: [("If-None-Match", "*")], body: .bytes(data),
+                                        accept: [200, 412], action: "s3:PutObject")
+                return r.status == 200
+            } catch S3Error.response(409, _, _, _, _, _) where conflicts < 10 {
+                // ConditionalRequestConflict: another conditional write of the key is in
+                // flight. Once it ends, the key exists (412) or the other writer failed.
+                conflicts += 1
+                Thread.sleep(forTimeInterval: 0.1 * Double(conflicts))
+            } catch let e as S3Error { throw storageError(e, name: name, writing: true) }
+        }
+    }
+
+    public func get(_ name: String, range: Range<Int>?) throws -> [UInt8] {
+        var headers: [(String, String)] = []
+        if let range {
+            if range.isEmpty {
+                let size = try stat(name).size
+                guard range.lowerBound <= size else { throw StorageError.badRange(name: name, size: size, requested: range) }
+                return []
+            }
+            headers.append(("Range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)"))
+        }
+        let r: S3Client.Response
+        do {
+            r = try client.send(.GET, key: loc.key(name), headers: headers, accept: [200, 206], action: "s3:GetObject")
+        } catch S3Error.response(416, _, _, _, _, _) {
+            throw StorageError.badRange(name: name, size: try stat(name).size, requested: range!)
+        } catch let e as S3Error { throw storageError(e, name: name) }
+        if let range, r.body.count != range.count {
+            // The server sends what exists of a range that runs past the end.
+            let total = r.header("Content-Range").flatMap { $0.split(separator: "/").last }.flatMap { Int($0) } ?? range.lowerBound + r.body.count
+            throw StorageError.badRange(name: name, size: total, requested: range)
+        }
+        return r.body
+    }
+
+    public func stat(_ name: String) throws -> ObjectInfo {
+        do {
+            let r = try client.send(.HEAD, key: loc.key(name), action: "s3:GetObject")
+            return ObjectInfo(name: name, size: r.header("Content-Length").flatMap { Int($0) } ?? 0,
+                              modified: r.header("Last-Modified").flatMap(S3Client.httpDate))
+        } catch let e as S3Error { throw storageError(e, name: name) }
+    }
+
+    public func list(prefix: String) throws -> [ObjectInfo] {
+        var out: [ObjectInfo] = []
+        var token: String?
+        repeat {
+            let p = try page(prefix: loc.key(prefix), token: token, max: 1000)
+            out += p.objects
+            token = p.next
+        } while token != nil
+        return out
+    }
+
+    public func delete(_ name: String) throws {
+        do {
+            _ = try client.send(.DELETE, key: loc.key(name), accept: [200, 204, 404], action: "s3:DeleteObject")
+        } catch let e as S3Error { throw storageError(e, name: name, writing: true) }
+    }
+
+    public func stage() throws -> StagedObject { try S3StagedObject(backend: self) }
+
+    /// The server's clock: this host's plus the offset seen in the last answer's `Date` header
+    /// (whole seconds), asking the bucket once if nothing was sent yet.
+    public func now() throws -> Date {
+        if client.clockSkew == nil {
+            do { _ = try client.send(.HEAD, key: nil, action: "s3:ListBucket") } catch let e as S3Error { throw storageError(e, name: loc.bucket) }
+        }
+        return Date().addingTimeInterval(client.clockSkew ?? 0)
+    }
+
+    // MARK: listing
+
+    /// One ListObjectsV2 page of keys under `prefix` (a full key prefix).
+    func page(prefix: String, token: String?, max: Int) throws -> (objects: [ObjectInfo], next: String?) {
+        var query = [("list-type", "2"), ("max-keys", String(max)), ("prefix", prefix)]
+        if let token { query.append(("continuation-token", token)) }
+        let r: S3Client.Response
+        do {
+            r = try client.send(.GET, key: nil, query: query, action: "s3:ListBucket")
+        } catch let e as S3Error { throw storageError(e, name: prefix.isEmpty ? loc.bucket : prefix) }
+        let xml = String(decoding: r.body, as: UTF8.self)[...]
+        var objects: [ObjectInfo] = []
+        for entry in S3XML.elements("Contents", in: xml) {
+            guard let key = S3XML.value("Key", in: entry), let name = loc.name(ofKey: key) else { continue }
+            objects.append(ObjectInfo(name: name, size: S3XML.value("Size", in: entry).flatMap { Int($0) } ?? 0,
+                                      modified: S3XML.value("LastModified", in: entry).flatMap(Self.iso8601)))
+        }
+        let truncated = S3XML.value("IsTruncated", in: xml) == "true"
+        return (objects, truncated ? S3XML.value("NextContinuationToken", in: xml) : nil)
+    }
+
+    /// `2009-10-12T17:50:30.000Z`, fractional seconds optional.
+    static func iso8601(_ text: String) -> Date? {
+        let b = Array(text.utf8)
+        guard b.count >= 20, b[4] == 0x2d, b[7] == 0x2d, b[10] == 0x54, b[13] == 0x3a, b[16] == 0x3a, b.last == 0x5a else { return nil }
+        func int(_ r: Range<Int>) -> Int? { Int(String(decoding: b[r], as: UTF8.self)) }
+        guard let y = int(0..<4), let mo = int(5..<7), let d = int(8..<10), let h = int(11..<13), let mi = int(14..<16),
+              let s = int(17..<19),
+              let whole = S3Client.utc(year: y, month: mo, day: d, hour: h, minute: mi, second: s) else { return nil }
+        var fraction = 0.0
+        if b[19] == 0x2e { fraction = Double("0" + String(decoding: b[19..<(b.count - 1)], as: UTF8.self)) ?? 0 }
+        return whole.addingTimeInterval(fraction)
+    }
+
+    // MARK: uploads from a staged file
+
+    /// Uploads `length` bytes of `fd` as `name`: one PutObject, or a multipart upload above
+    /// `multipartThreshold`.
+    func upload(fd: Int32, length: Int, sha256: String, as name: String) throws {
+        let key = loc.key(name)
+        do {
+            if length <= multipartThreshold {
+                _ = try client.send(.PUT, key: key, body: .file(fd: fd, offset: 0, length: length, sha256: sha256), action: "s3:PutObject")
+                return
+            }
+            let created = try client.send(.POST, key: key, query: [("uploads", "")], action: "s3:PutObject")
+            guard let uploadID = S3XML.value("UploadId", in: String(decoding: created.body, as: UTF8.self)[...]) else {
+                throw StorageError.io(operation: "upload", name: name, reason: "CreateMultipartUpload answered without an UploadId")
+            }
+            do {
+                var etags: [String] = []
+                var offset = 0
+                while offset < length {
+                    let n = min(partSize, length - offset)
+                    let hash = try Self.sha256(fd: fd, offset: offset, length: n)
+                    let r = try client.send(.PUT, key: key, query: [("partNumber", String(etags.count + 1)), ("uploadId", uploadID)],
+                                            body: .file(fd: fd, offset: offset, length: n, sha256: hash), action: "s3:PutObject")
+                    etags.append(r.header("ETag") ?? "")
+                    offset += n
+                }
+                let parts = etags.enumerated().map { "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\($0.element.replacingOccurrences(of: "\"", with: "&quot;"))</ETag></Part>" }.joined()
+                let done = try client.send(.POST, key: key, query: [("uploadId", uploadID)],
+                                           body: .bytes(Array("<CompleteMultipartUpload>\(parts)</CompleteMultipartUpload>".utf8)),
+                                           action: "s3:PutObject")
+                // CompleteMultipartUpload can answer 200 with an error document in the body.
+                if String(decoding: done.body, as: UTF8.self).contains("<Error>") {
+                    throw S3Client.error(S3Client.Response(status: 500, headers: done.headers, body: done.body), operation: "s3:PutObject", key: key)
+                }
+            } catch {
+                _ = try? client.send(.DELETE, key: key, query: [("uploadId", uploadID)], accept: [200, 204, 404], action: "s3:AbortMultipartUpload")
+                throw error
+            }
+        } catch let e as S3Error { throw storageError(e, name: name, writing: true) }
+    }
+
+    static func sha256(fd: Int32, offset: Int, length: Int) throws -> String {
+        let hasher = SHA256Hasher()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var done = 0
+        while done < length {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, min($0.count, length - done), off_t(offset + done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw StorageError.io(operation: "read", name: "staged object", reason: String(cString: strerror(errno))) }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            done += n
+        }
+        return Hex.encode(hasher.finalize().bytes)
+    }
+
+    // MARK: errors
+
+    /// An `S3Error` as the `StorageError` callers handle, with what to do about it.
+    func storageError(_ error: S3Error, name: String, writing: Bool = false) -> StorageError {
+        let keyID = client.signer.credentials.accessKeyID
+        switch error {
+        case .response(let status, let code, let message, let action, let key, let region):
+            switch code {
+            case "NoSuchKey", "NotFound" where status == 404:
+                return .notFound(name)
+            case "NoSuchBucket":
+                return .io(operation: action, name: key, reason: "bucket \(loc.bucket) does not exist at \(loc.authority) (404 NoSuchBucket); `repo init` creates it")
+            case "AccessDenied", "AllAccessDisabled":
+                let reason = "access denied: key \(keyID) may not \(action) on \(key) (\(status) \(code)); check the bucket's or the key's IAM policy (README, \"S3\")"
+                return writing ? .readOnly(operation: action, name: key, reason: reason) : .io(operation: action, name: key, reason: reason)
+            case "SignatureDoesNotMatch":
+                return .io(operation: action, name: key, reason: "the server rejected the signature (403 SignatureDoesNotMatch): AWS_SECRET_ACCESS_KEY is not the secret of key \(keyID)")
+            case "InvalidAccessKeyId":
+                return .io(operation: action, name: key, reason: "the server does not know access key \(keyID) (403 InvalidAccessKeyId); check AWS_ACCESS_KEY_ID")
+            case "ExpiredToken", "TokenRefreshRequired":
+                return .io(operation: action, name: key, reason: "the session token has expired (\(code)); refresh AWS_SESSION_TOKEN")
+            case "RequestTimeTooSkewed":
+                return .io(operation: action, name: key, reason: "this host's clock is too far from the server's (RequestTimeTooSkewed); set the clock (NTP)")
+            case "AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException":
+                if let region, region != client.signer.region {
+                    return .io(operation: action, name: key, reason: "bucket \(loc.bucket) is in region \(region), not \(client.signer.region) (\(code)); set AWS_REGION=\(region)")
+                }
+                return .io(operation: action, name: key, reason: "\(status) \(code)\(message.isEmpty ? "" : ": " + message)")
+            case "EntityTooLarge", "QuotaExceeded", "XAmzContentSHA256Mismatch":
+                return .io(operation: action, name: key, reason: "\(status) \(code)\(message.isEmpty ? "" : ": " + message)")
+            default:
+                let tries = error.retryable ? " after \(client.policy.attempts) attempts" : ""
+                return .io(operation: action, name: key, reason: "HTTP \(status) \(code)\(message.isEmpty ? "" : ": " + message)\(tries)")
+            }
+        case .transport(let action, let key, let reason):
+            return .io(operation: action, name: key, reason: "\(reason) (gave up after \(client.policy.attempts) attempts)")
+        case .location(let m), .credentials(let m):
+            return .io(operation: "open", name: location, reason: m)
+        }
+    }
+}
+
+/// A staged object for S3: an unlinked file in the staging directory, hashed as it is written,
+/// uploaded by `commit`.
+final class S3StagedObject: StagedObject {
+    private let backend: S3Backend
+    private var fd: Int32
+    private let hasher = SHA256Hasher()
+    private(set) var size = 0
+
+    init(backend: S3Backend) throws {
+        self.backend = backend
+        var template = Array((backend.stagingDirectory + "/repo-s3-stage-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else {
+            throw StorageError.io(operation: "create", name: backend.stagingDirectory, reason: "cannot create a staging file: \(String(cString: strerror(errno))) (set TMPDIR to a writable directory)")
+        }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        self.fd = fd
+    }
+
+    deinit { discard() }
+
+    func append(_ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw errno == ENOSPC || errno == EDQUOT ? StorageError.noSpace(name: "a staged object in \(backend.stagingDirectory)")
+                    : StorageError.io(operation: "write", name: backend.stagingDirectory, reason: String(cString: strerror(errno)))
+            }
+            done += n
+        }
+        hasher.update(bytes)
+        size += bytes.count
+    }
+
+    func commit(as name: String) throws {
+        precondition(fd >= 0, "commit of a discarded staged object")
+        defer { discard() }
+        try backend.upload(fd: fd, length: size, sha256: Hex.encode(hasher.finalize().bytes), as: name)
+    }
+
+    func discard() {
+        if fd >= 0 { close(fd); fd = -1 }
+    }
+}

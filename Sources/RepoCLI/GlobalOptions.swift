@@ -40,12 +40,27 @@ struct GlobalOptions: ParsableArguments {
     @Flag(help: "Read without taking a lock (commands that only read; chosen automatically when the repository cannot be written).")
     var noLock = false
 
-    private var env: [String: String] { ProcessInfo.processInfo.environment }
+    /// True for the options of a copy's source (`SourceOptions`): the repository variables are
+    /// then read with `REPO_FROM_` instead of `REPO_` (REPO_FROM_REPOSITORY, REPO_FROM_PASSWORD,
+    /// …); AWS_* are shared.
+    var isSource = false
+
+    private var env: [String: String] {
+        let all = ProcessInfo.processInfo.environment
+        guard isSource else { return all }
+        var out = all.filter { !$0.key.hasPrefix("REPO_") || $0.key == "REPO_CACHE_DIR" || $0.key.hasPrefix("REPO_S3_") }
+        for (k, v) in all where k.hasPrefix("REPO_FROM_") { out["REPO_" + k.dropFirst("REPO_FROM_".count)] = v }
+        return out
+    }
+
+    /// What the messages call the repository's password: "source repository" for a copy's source.
+    var promptName: String { isSource ? "source repository" : "repository" }
 
     /// The storage backend the user named.
     func backend() throws -> StorageBackend {
         guard let location = repository ?? env["REPO_REPOSITORY"], !location.isEmpty else {
-            throw RepoError(.usage, "no repository given", hint: "pass --repo PATH or set REPO_REPOSITORY")
+            throw isSource ? RepoError(.usage, "no source repository given", hint: "pass --from-repo LOCATION or set REPO_FROM_REPOSITORY")
+                           : RepoError(.usage, "no repository given", hint: "pass --repo PATH or set REPO_REPOSITORY")
         }
         if location.hasPrefix("file://") { return LocalBackend(path: String(location.dropFirst(7))) }
         let s3: S3Location?
@@ -110,7 +125,7 @@ struct GlobalOptions: ParsableArguments {
         if let p = env["REPO_PASSWORD"] { return Array(p.utf8) }
         if let file = env["REPO_PASSWORD_FILE"], !file.isEmpty { return try Self.passwordFromFile(file) }
         if let cmd = env["REPO_PASSWORD_COMMAND"], !cmd.isEmpty { return try Self.passwordFromCommand(cmd) }
-        guard let first = Console.prompt("enter password for repository: ") else {
+        guard let first = Console.prompt("enter password for \(promptName): ") else {
             throw RepoError(.usage, "no password given and no terminal to ask on",
                             hint: "set REPO_PASSWORD, or pass --password-file FILE or --password-command CMD")
         }

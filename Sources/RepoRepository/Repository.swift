@@ -30,8 +30,13 @@ public final class Repository: Sendable {
 
     /// Creates a new repository in an empty location, with one key slot that `credential` opens
     /// (`kdfN`: its scrypt cost when it is a password), and returns its config.
+    ///
+    /// - Parameter sharingIDsWith: another repository's master key whose blob-id and chunker
+    ///   keys the new one takes (its encryption key is new): `repo init
+    ///   --copy-chunker-params-from`, so copies keep deduplicating (FORMAT.md §7.1).
     public static func create(backend: StorageBackend, credential: Credential, chunker: ChunkerParameters,
-                              compression: String, kdfN: UInt64 = KeySlot.defaultN) throws -> RepositoryConfig {
+                              compression: String, kdfN: UInt64 = KeySlot.defaultN,
+                              sharingIDsWith other: MasterKey? = nil) throws -> RepositoryConfig {
         if let existing = try? backend.get(RepositoryConfig.objectName) {
             guard RepositoryProbe.looksLikeOurs(existing) else {
                 throw RepoError(.failure, "cannot create a repository at \(backend.location): \(RepositoryProbe.describe(backend, config: existing))",
@@ -45,7 +50,8 @@ public final class Repository: Sendable {
                             hint: "choose an empty or new directory you can write to")
         }
         let config = RepositoryConfig(id: SecureRandom.hash(), chunker: chunker, compression: compression)
-        let master = MasterKey.generate()
+        var master = MasterKey.generate()
+        if let other { master.blobID = other.blobID; master.chunker = other.chunker }
         let slot = try KeySlot.make(master: master, credential: credential, repositoryID: config.id, n: kdfN,
                                     host: HostInfo.hostname, username: HostInfo.username)
         let slotBytes = try slot.encoded()

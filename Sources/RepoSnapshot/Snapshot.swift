@@ -24,6 +24,10 @@ public struct Snapshot: Codable, Sendable, Equatable {
     /// Base backups of a PostgreSQL cluster (`repo pg-backup`) only: where the copy starts and
     /// stops in the WAL (FORMAT.md §28).
     public var postgres: PostgresBackup?
+    /// Snapshots made by `repo copy` only: the hex id of the snapshot this one copies, in the
+    /// repository where it was first made (a copy of a copy names the first), so a copy is
+    /// recognised and not made twice (FORMAT.md §13).
+    public var original: String?
 
     public struct Stats: Codable, Sendable, Equatable {
         /// Bytes of stored content (all streams/files).

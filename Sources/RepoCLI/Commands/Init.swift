@@ -14,6 +14,11 @@ extension RepoCommand {
         @Option(help: ArgumentHelp("Per-blob compression: zstd:N (1-19) or none.", valueName: "ALGO"))
         var compression: String = "zstd:3"
 
+        @Option(help: ArgumentHelp("Share the chunker parameters and blob-id key of the repository at LOCATION, so snapshots copied from it (`repo copy`) keep deduplicating with new ones (README, \"Copies\"); it is opened with --from-password-file, --from-key-file or REPO_FROM_PASSWORD….", valueName: "LOCATION"))
+        var copyChunkerParamsFrom: String?
+
+        @OptionGroup var source: SourceOptions
+
         func validate() throws {
             guard let avg = Format.parseSize(chunkAvg) else { throw ValidationError("--chunk-avg: \"\(chunkAvg)\" is not a size") }
             if let reason = ChunkerParameters(average: avg).invalidReason { throw ValidationError("--chunk-avg: \(reason)") }
@@ -28,11 +33,18 @@ extension RepoCommand {
                                 hint: "run `repo init` with a password, then `repo key add --new-key-file FILE` for a machine key file")
             }
             let backend = try global.backend()
+            var chunker = ChunkerParameters(average: Format.parseSize(chunkAvg)!)
+            var sharing: MasterKey?
+            if let location = copyChunkerParamsFrom {
+                let other = try source.options(location: location, like: global)
+                let (otherConfig, otherKey) = try Repository.unlock(backend: try other.backend(), credential: try other.credential())
+                chunker = otherConfig.chunker
+                sharing = otherKey
+            }
             let password = try global.password(confirm: true)
             guard !password.isEmpty else { throw RepoError(.usage, "the password must not be empty") }
             let config = try Repository.create(backend: backend, credential: .password(password),
-                                               chunker: ChunkerParameters(average: Format.parseSize(chunkAvg)!),
-                                               compression: compression)
+                                               chunker: chunker, compression: compression, sharingIDsWith: sharing)
             if global.json {
                 try Console.printJSON(["id": config.id.hex, "location": backend.location])
             } else if !global.quiet {

@@ -1,0 +1,237 @@
+public import Foundation
+public import RepoPrimitives
+public import RepoRepository
+public import RepoSnapshot
+import RepoIndex
+import Synchronization
+import Dispatch
+
+/// Copies snapshots from one repository into another (`repo copy`, README "Copies"): every
+/// blob they reference that the destination lacks is read from the source, decrypted, and
+/// stored again under the destination's keys; then each snapshot is written with
+/// `original` set (FORMAT.md §13), and the source's pins on it follow.
+///
+/// When both repositories share the blob-id key (`repo init --copy-chunker-params-from`),
+/// blob ids are the same on both sides: trees and content lists are copied as they are, and a
+/// blob the destination has is never read from the source. Otherwise ids differ and are
+/// translated: every tree and content list is rewritten with the destination's ids, and every
+/// chunk of a copied snapshot is read from the source (only those the destination lacks are
+/// stored).
+///
+/// The caller holds a shared lock on both repositories. Not thread-safe.
+public final class SnapshotCopy {
+    public let source: Repository
+    public let destination: Repository
+    public var workers = defaultWorkerCount
+    /// Shared blob-id key: ids need no translation.
+    public let sameIDs: Bool
+
+    public struct Copied: Encodable, Sendable {
+        public var source: String
+        public var destination: String
+        public var time: String
+        public var host: String
+        public var name: String?
+        public var paths: [String]?
+    }
+
+    public struct Report: Encodable, Sendable {
+        /// Snapshots written to the destination.
+        public var copied: [Copied] = []
+        /// Source snapshots the destination already had a copy of.
+        public var skipped: [String] = []
+        /// Blobs stored in the destination, their plaintext and stored bytes.
+        public var newBlobs = 0
+        public var newRawBytes = 0
+        public var newStoredBytes = 0
+        /// Blobs read from the source.
+        public var blobsRead = 0
+        public var pins = 0
+        public var seconds = 0.0
+
+        enum CodingKeys: String, CodingKey {
+            case copied, skipped, pins, seconds
+            case newBlobs = "new_blobs", newRawBytes = "new_raw_bytes", newStoredBytes = "new_stored_bytes", blobsRead = "blobs_read"
+        }
+    }
+
+    public init(source: Repository, destination: Repository) {
+        self.source = source
+        self.destination = destination
+        sameIDs = source.key.blobID == destination.key.blobID
+    }
+
+    /// Copies `snapshots` (source entries), oldest first, skipping those already copied.
+    /// - Throws: what reading the source or writing the destination throws; snapshots copied
+    ///   before the failure stay (each is complete), the one in progress is not written.
+    public func run(_ snapshots: [SnapshotEntry], progress: ((String) -> Void)? = nil) throws -> Report {
+        let started = Date()
+        var report = Report()
+        var present = Set<String>()
+        for entry in try destination.snapshots() {
+            present.insert(entry.snapshot.original ?? entry.id.hex)
+        }
+        let pins = try source.pins().map(\.pin)
+        for entry in snapshots.sorted(by: { $0.date < $1.date }) {
+            let origin = entry.snapshot.original ?? entry.id.hex
+            if present.contains(origin) {
+                report.skipped.append(entry.id.hex)
+                continue
+            }
+            progress?("copying snapshot \(entry.id.shortHex) (\(entry.snapshot.name ?? entry.snapshot.paths?.joined(separator: " ") ?? ""))")
+            let session = try WriteSession(repository: destination)
+            let walk = Walk(copy: self, session: session)
+            let root: BlobID
+            do {
+                root = try walk.tree(entry.snapshot.tree)
+                try walk.drain()
+            } catch {
+                _ = try? session.finish()
+                throw error
+            }
+            try session.finish()
+            var snapshot = entry.snapshot
+            snapshot.tree = root
+            snapshot.original = origin
+            let id = try destination.saveObject(try snapshot.encoded(), kind: .snapshot)
+            present.insert(origin)
+            let stats = session.stats
+            report.newBlobs += stats.newBlobs
+            report.newRawBytes += stats.newRawBytes
+            report.newStoredBytes += stats.newStoredBytes
+            report.blobsRead += walk.blobsRead
+            report.copied.append(Copied(source: entry.id.hex, destination: id.hex, time: snapshot.time, host: snapshot.host,
+                                        name: snapshot.name, paths: snapshot.paths))
+            for pin in pins where pin.snapshot == entry.id.hex {
+                var copy = pin
+                copy.snapshot = id.hex
+                try destination.setPin(copy)
+                report.pins += 1
+            }
+        }
+        report.seconds = Date().timeIntervalSince(started)
+        return report
+    }
+
+    /// One snapshot's walk: trees and content lists one after another (they are few and
+    /// small), data chunks queued and copied by `workers` threads.
+    final class Walk {
+        let copy: SnapshotCopy
+        let session: WriteSession
+        let reader: PackReader
+        let context: WriteSession.Context
+        /// Source id → destination id of trees and lists done in this walk.
+        var mapped: [BlobID: BlobID] = [:]
+        /// Chunks to copy (shared ids only: their ids are known without reading them).
+        var pending: [BlobID] = []
+        var queued = Set<BlobID>()
+        var chunkIDs: [BlobID: BlobID] = [:]
+        private(set) var blobsRead = 0
+
+        init(copy: SnapshotCopy, session: WriteSession) {
+            self.copy = copy
+            self.session = session
+            reader = PackReader(master: copy.source.key)
+            context = session.makeContext()
+        }
+
+        func load(_ id: BlobID) throws -> [UInt8] {
+            blobsRead += 1
+            return try copy.source.loadBlob(id, reader: reader)
+        }
+
+        /// The destination has blob `id` of `type` already (meaningful with shared ids).
+        func destinationHas(_ id: BlobID, _ type: BlobType) throws -> Bool {
+            session.mayContain(id) ? try copy.destination.catalog.contains(id, type: type) : false
+        }
+
+        /// Copies the tree `id` and everything below it; returns its destination id.
+        func tree(_ id: BlobID) throws -> BlobID {
+            if let done = mapped[id] { return done }
+            if copy.sameIDs, try destinationHas(id, .tree) {
+                // A tree the destination has: so is everything below it (a writer stores a
+                // tree only after its contents, FORMAT.md §19).
+                mapped[id] = id
+                return id
+            }
+            let plain = try load(id)
+            var t = try Tree.decode(plain)
+            for i in t.nodes.indices {
+                if let sub = t.nodes[i].subtree { t.nodes[i].subtree = try tree(sub) }
+                switch t.nodes[i].content {
+                case .chunks(let refs)?:
+                    t.nodes[i].content = .chunks(try refs.map { ChunkRef(id: try chunk($0.id), size: $0.size) })
+                case .lists(let refs)?:
+                    t.nodes[i].content = .lists(try refs.map { ListRef(id: try list($0.id), size: $0.size, count: $0.count) })
+                case nil:
+                    break
+                }
+            }
+            let saved = copy.sameIDs ? try session.save(plain, id: id, type: .tree, context: context)
+                                     : try session.save(try t.encoded(), type: .tree, context: context)
+            mapped[id] = saved.id
+            return saved.id
+        }
+
+        func list(_ id: BlobID) throws -> BlobID {
+            if let done = mapped[id] { return done }
+            if copy.sameIDs, try destinationHas(id, .tree) { mapped[id] = id; return id }
+            let plain = try load(id)
+            let refs = try ContentList.decode(plain).map { ChunkRef(id: try chunk($0.id), size: $0.size) }
+            let saved = copy.sameIDs ? try session.save(plain, id: id, type: .tree, context: context)
+                                     : try session.save(ContentList.encode(refs), type: .tree, context: context)
+            mapped[id] = saved.id
+            return saved.id
+        }
+
+        /// With shared ids: queues the chunk (copied by `drain`) and returns its id. Otherwise
+        /// reads and stores it now, returning the destination's id.
+        func chunk(_ id: BlobID) throws -> BlobID {
+            if copy.sameIDs {
+                if queued.insert(id).inserted { pending.append(id) }
+                if pending.count >= 4096 { try drain() }
+                return id
+            }
+            if let done = chunkIDs[id] { return done }
+            let saved = try session.save(try load(id), type: .data, context: context)
+            chunkIDs[id] = saved.id
+            return saved.id
+        }
+
+        /// Copies the queued chunks the destination lacks, `workers` at a time, in the order
+        /// of their source packs (neighbouring reads).
+        func drain() throws {
+            let batch = pending
+            pending.removeAll(keepingCapacity: true)
+            var needed: [(BlobID, BlobLocation)] = []
+            for id in batch where !(try destinationHas(id, .data)) {
+                guard let loc = try copy.source.locate(id) else {
+                    throw RepoError(.integrity, "chunk \(id.hex) is not in the source repository's index",
+                                    hint: "run `repo check` on the source")
+                }
+                needed.append((id, loc))
+            }
+            needed.sort { ($0.1.pack, $0.1.entry.offset) < ($1.1.pack, $1.1.entry.offset) }
+            let threads = max(1, min(copy.workers, needed.count))
+            let failure = Mutex<Error?>(nil)
+            let reads = Mutex(0)
+            nonisolated(unsafe) let work = needed
+            let source = copy.source, session = self.session
+            nonisolated(unsafe) let contexts = (0..<threads).map { _ in session.makeContext() }   // one per thread
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                let reader = PackReader(master: source.key)
+                var i = t
+                while i < work.count, failure.withLock({ $0 == nil }) {
+                    do {
+                        let plain = try source.loadBlob(at: work[i].1, reader: reader)
+                        _ = try session.save(plain, id: work[i].0, type: .data, context: contexts[t])
+                        reads.withLock { $0 += 1 }
+                    } catch { failure.withLock { $0 = $0 ?? error } }
+                    i += threads
+                }
+            }
+            blobsRead += reads.withLock { $0 }
+            if let error = failure.withLock({ $0 }) { throw error }
+        }
+    }
+}

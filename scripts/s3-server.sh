@@ -34,6 +34,10 @@
 #   radosgw-admin, with the fixed access key and secret below. Unsigned
 #   requests are served as an anonymous user that owns nothing (creating a
 #   bucket: 403).
+# - radosgw's beast frontend gets tcp_nodelay=1: without it Nagle's algorithm and
+#   delayed ACKs add about 40 ms to every request after the first on a kept-alive
+#   connection (43 ms against 1 ms, measured), which would make any client that
+#   reuses connections look slow.
 # - Every file (config, keyring, monmap, mon store, logs, pid files, admin
 #   sockets, crash dumps) is under DIR, and every command is given
 #   `-c DIR/ceph.conf`, so /etc/ceph and /var/lib/ceph are never used and two
@@ -273,7 +277,7 @@ log_file = $DIR/log/\$name.log
 pid_file = $DIR/run/\$name.pid
 
 [$RGW_NAME]
-rgw_frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw_frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1
 # radosgw defaults to "secure" mode towards the monitor, which needs cephx.
 ms_mon_client_mode = crc
 # Give up (and exit non-zero) instead of retrying for 5 minutes.
@@ -308,7 +312,7 @@ start_mon() {
 # could not bind the port (another start took it), fails on anything else.
 start_rgw() {
     local rgw_port="$1" deadline="$2" endpoint="http://127.0.0.1:$1"
-    sed -i "s/^rgw_frontends = .*/rgw_frontends = beast endpoint=127.0.0.1:$rgw_port/" "$CONF"
+    sed -i "s/^rgw_frontends = .*/rgw_frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1/" "$CONF"
     rm -f "$DIR/run/$RGW_NAME.pid"
     CURRENT_LOG="$DIR/log/$RGW_NAME.log $DIR/log/rgw.out"
     # It daemonizes once it has its configuration from the monitor, before it

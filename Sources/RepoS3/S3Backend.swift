@@ -55,6 +55,20 @@ public final class S3Backend: StorageBackend, @unchecked Sendable {
         if !existing.objects.isEmpty {
             throw StorageError.io(operation: "prepare", name: location, reason: "not empty: objects are already stored under this prefix")
         }
+        conditionalWrites = try probeConditionalWrites()
+    }
+
+    /// Whether the server refuses a PutObject with `If-None-Match: *` on an existing key, as
+    /// `create` needs (nil until `prepare` probed it). Some servers accept the header and
+    /// ignore it; `repo init` warns then (README, "S3").
+    public private(set) var conditionalWrites: Bool?
+
+    /// Writes a probe object twice, the second time with `If-None-Match: *`, then deletes it.
+    func probeConditionalWrites() throws -> Bool {
+        let name = "probe-conditional-write-" + Hex.encode(SecureRandom.bytes(8))
+        defer { try? delete(name) }
+        try put(name, data: [1])
+        return try !create(name, data: [2])
     }
 
     public func put(_ name: String, data: [UInt8]) throws {
@@ -149,15 +163,15 @@ public final class S3Backend: StorageBackend, @unchecked Sendable {
         do {
             r = try client.send(.GET, key: nil, query: query, action: "s3:ListBucket")
         } catch let e as S3Error { throw storageError(e, name: prefix.isEmpty ? loc.bucket : prefix) }
-        let xml = String(decoding: r.body, as: UTF8.self)[...]
+        let xml = S3XML(r.body)
         var objects: [ObjectInfo] = []
-        for entry in S3XML.elements("Contents", in: xml) {
-            guard let key = S3XML.value("Key", in: entry), let name = loc.name(ofKey: key) else { continue }
-            objects.append(ObjectInfo(name: name, size: S3XML.value("Size", in: entry).flatMap { Int($0) } ?? 0,
-                                      modified: S3XML.value("LastModified", in: entry).flatMap(Self.iso8601)))
+        for entry in xml.elements("Contents") {
+            guard let key = xml.value("Key", in: entry), let name = loc.name(ofKey: key) else { continue }
+            objects.append(ObjectInfo(name: name, size: xml.value("Size", in: entry).flatMap { Int($0) } ?? 0,
+                                      modified: xml.value("LastModified", in: entry).flatMap(Self.iso8601)))
         }
-        let truncated = S3XML.value("IsTruncated", in: xml) == "true"
-        return (objects, truncated ? S3XML.value("NextContinuationToken", in: xml) : nil)
+        let truncated = xml.value("IsTruncated") == "true"
+        return (objects, truncated ? xml.value("NextContinuationToken") : nil)
     }
 
     /// `2009-10-12T17:50:30.000Z`, fractional seconds optional.
@@ -185,7 +199,7 @@ public final class S3Backend: StorageBackend, @unchecked Sendable {
                 return
             }
             let created = try client.send(.POST, key: key, query: [("uploads", "")], action: "s3:PutObject")
-            guard let uploadID = S3XML.value("UploadId", in: String(decoding: created.body, as: UTF8.self)[...]) else {
+            guard let uploadID = S3XML(created.body).value("UploadId") else {
                 throw StorageError.io(operation: "upload", name: name, reason: "CreateMultipartUpload answered without an UploadId")
             }
             do {

@@ -177,8 +177,8 @@ public final class S3Client: @unchecked Sendable {
     /// An error response's `S3Error`, from its XML document (or the status alone: HEAD answers
     /// have no body).
     static func error(_ response: Response, operation: String, key: String) -> S3Error {
-        let xml = String(decoding: response.body, as: UTF8.self)[...]
-        var code = S3XML.value("Code", in: xml) ?? ""
+        let xml = S3XML(response.body)
+        var code = xml.value("Code") ?? ""
         if code.isEmpty {
             switch response.status {
             case 404: code = "NotFound"
@@ -189,8 +189,8 @@ public final class S3Client: @unchecked Sendable {
             default: code = "HTTP\(response.status)"
             }
         }
-        let region = S3XML.value("Region", in: xml) ?? response.header("x-amz-bucket-region")
-        return .response(status: response.status, code: code, message: S3XML.value("Message", in: xml) ?? "",
+        let region = xml.value("Region") ?? response.header("x-amz-bucket-region")
+        return .response(status: response.status, code: code, message: xml.value("Message") ?? "",
                          operation: operation, key: key, region: region)
     }
 

@@ -63,6 +63,20 @@ final class S3Tests: XCTestCase {
         XCTAssertTrue(verbose.stderr.contains("S3: ") && verbose.stderr.contains("s3:GetObject"), verbose.stderr)
     }
 
+    /// The FUSE mount reads from S3 like from a directory: byte for byte, and unmounts cleanly.
+    func testMountOnS3() throws {
+        try MountTests.requireFuse()
+        let fx = try s3Fixture()
+        try fx.initRepo()
+        let big = TestData.random(3_000_000)
+        let path = fx.file("big.bin", big)
+        try fx.store("big.bin", from: path)
+        let m = try MountTests.Mounted(fx, test: self)
+        XCTAssertEqual(MountTests.sh("cmp", path, m.latest("big.bin") + "/big.bin").0, 0)
+        let r = m.stop()
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
     func testWALArchiveOnS3() throws {
         let fx = try s3Fixture(prefix: "")
         try fx.initRepo()
@@ -121,5 +135,83 @@ final class S3Tests: XCTestCase {
         let none = try fx.run(["snapshots"])
         XCTAssertEqual(none.status, 2, none.stderr)
         XCTAssertTrue(none.stderr.contains("AWS_ACCESS_KEY_ID"), none.stderr)
+    }
+}
+
+/// Faults between `repo` and the server (`S3FaultProxy`): what a network and a busy or dying
+/// server do. Nothing may be lost, a failed command leaves no snapshot, and `check` stays clean.
+final class S3FaultTests: XCTestCase {
+    nonisolated(unsafe) static var server: S3TestServer?
+    nonisolated(unsafe) static var startError: Error?
+
+    override class func setUp() {
+        super.setUp()
+        do { server = try S3TestServer() } catch { startError = error }
+    }
+
+    override class func tearDown() {
+        server?.stop()
+        server = nil
+        super.tearDown()
+    }
+
+    var proxy: S3FaultProxy!
+    var fx: Fixture!
+
+    override func setUpWithError() throws {
+        if let e = Self.startError { throw e }
+        let server = try XCTUnwrap(Self.server)
+        proxy = try S3FaultProxy(upstream: server.endpoint)
+        fx = Fixture()
+        fx.location = "s3:\(proxy.endpoint)/\(S3TestServer.uniqueBucket())/repo"
+        fx.extraEnvironment = server.environment
+        try fx.initRepo()
+    }
+
+    override func tearDown() {
+        proxy?.stop()
+        proxy = nil
+        fx = nil
+    }
+
+    func testABurstOf503SlowDownIsRetried() throws {
+        let data = TestData.random(5 << 20)
+        try proxy.setFaults(["fail_next": 6, "status": 503, "code": "SlowDown"])
+        let stored = try fx.store("db.sql", from: fx.file("in", data))
+        let faults = try proxy.stats()["faults"] as? [String: Any]
+        XCTAssertEqual(faults?["fail"] as? Int, 6, proxy.log)
+        XCTAssertEqual(try fx.ok(["dump", try XCTUnwrap(stored["id"] as? String)]).stdout, data)
+        try fx.ok(["check", "--read-data"])
+    }
+
+    func testDroppedConnectionsAreRetried() throws {
+        try proxy.setFaults(["drop_next": 3])
+        let data = TestData.random(1 << 20)
+        try fx.store("a", from: fx.file("in", data))
+        XCTAssertEqual(try fx.ok(["dump", "latest"]).stdout, data)
+    }
+
+    /// The server dies in the middle of every upload: the store fails, says so, and leaves no
+    /// snapshot; once the server is back, `check` is clean and the same store succeeds.
+    func testServerDyingMidUploadLeavesNoSnapshot() throws {
+        let data = TestData.random(20 << 20)
+        let input = fx.file("in", data)
+        try proxy.setFaults(["drop_after_bytes": 300_000, "drop_methods": ["PUT"]])
+        let r = try fx.run(["store", "--name", "db.sql"], stdinPath: input)
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("s3:PutObject"), r.stderr)
+        try proxy.setFaults([:])
+        XCTAssertEqual(try fx.snapshots().count, 0)
+        try fx.ok(["check", "--read-data"])
+        let stored = try fx.store("db.sql", from: input)
+        XCTAssertEqual(try fx.ok(["dump", try XCTUnwrap(stored["id"] as? String)]).stdout, data)
+        try fx.ok(["check", "--read-data"])
+    }
+
+    func testSlowServer() throws {
+        try proxy.setFaults(["delay_seconds": 0.3])
+        let data = TestData.random(300_000)
+        try fx.store("a", from: fx.file("in", data))
+        XCTAssertEqual(try fx.ok(["dump", "latest"]).stdout, data)
     }
 }

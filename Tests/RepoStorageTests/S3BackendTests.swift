@@ -47,6 +47,8 @@ final class S3BackendTests: StorageBackendConformance {
         let bucket = S3TestServer.uniqueBucket()
         let a = try backend(bucket: bucket, prefix: "one")
         try a.prepare()
+        XCTAssertEqual(a.conditionalWrites, true, "radosgw refuses If-None-Match: * over an existing key")
+        XCTAssertEqual(try a.list(prefix: "").count, 0, "the probe object is gone")
         try a.put("config", data: [1])
         XCTAssertThrowsError(try a.prepare())
         // Another prefix of the same bucket is another repository.

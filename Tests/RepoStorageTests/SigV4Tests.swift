@@ -129,11 +129,16 @@ final class SigV4Tests: XCTestCase {
         <Contents><Key>p/index/x</Key><LastModified>2026-11-30T10:00:02Z</LastModified><Size>0</Size></Contents>\
         <NextContinuationToken>tok==</NextContinuationToken></ListBucketResult>
         """
-        let entries = S3XML.elements("Contents", in: xml[...])
+        let doc = S3XML(Array(xml.utf8))
+        let entries = doc.elements("Contents")
         XCTAssertEqual(entries.count, 2)
-        XCTAssertEqual(S3XML.value("Key", in: entries[0]), "p/data/a&b")
+        XCTAssertEqual(doc.value("Key", in: entries[0]), "p/data/a&b")
+        XCTAssertEqual(doc.value("Size", in: entries[1]), "0")
+        XCTAssertNil(doc.value("KeyCount"))
         XCTAssertEqual(S3Backend.iso8601("2026-11-30T10:00:01.500Z")?.timeIntervalSince1970, 1_796_032_801.5)
-        XCTAssertEqual(S3XML.value("NextContinuationToken", in: xml[...]), "tok==")
+        XCTAssertEqual(doc.value("NextContinuationToken"), "tok==")
+        XCTAssertEqual(doc.value("IsTruncated"), "true")
+        XCTAssertEqual(S3XML(Array("<Error><Code>SlowDown</Code><Message>a &lt;b&gt; &#233;&#x41;</Message></Error>".utf8)).value("Message"), "a <b> éA")
         XCTAssertEqual(S3Client.httpDate("Mon, 30 Nov 2026 10:00:01 GMT")?.timeIntervalSince1970, 1_796_032_801)
     }
 }

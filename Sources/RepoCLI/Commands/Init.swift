@@ -1,6 +1,7 @@
 import ArgumentParser
 import RepoPrimitives
 import RepoRepository
+import RepoS3
 
 extension RepoCommand {
     struct Init: ParsableCommand {
@@ -45,6 +46,9 @@ extension RepoCommand {
             guard !password.isEmpty else { throw RepoError(.usage, "the password must not be empty") }
             let config = try Repository.create(backend: backend, credential: .password(password),
                                                chunker: chunker, compression: compression, sharingIDsWith: sharing)
+            if let s3 = backend as? S3Backend, s3.conditionalWrites == false, !global.quiet {
+                Console.line("repo: warning: \(backend.location) accepted a write with If-None-Match: * over an existing object: this server ignores conditional writes, so two hosts archiving the same WAL file name at once could overwrite each other's (wal-push compares before it writes, which narrows but does not close that window)")
+            }
             if global.json {
                 try Console.printJSON(["id": config.id.hex, "location": backend.location])
             } else if !global.quiet {

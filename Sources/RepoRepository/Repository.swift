@@ -422,6 +422,27 @@ public final class Repository: Sendable {
         return now
     }
 
+    /// Reads blobs stored back to back in one pack (`locations[i+1]` starts where `locations[i]`
+    /// ends) with a single ranged read, and decrypts each: on object storage one request instead
+    /// of one per chunk. If anything goes wrong, each blob is read again on its own with
+    /// `loadBlob(_:reader:)`, which rebuilds a stale cache and reports real damage.
+    public func loadAdjacentBlobs(_ locations: [BlobLocation], reader: PackReader) throws -> [[UInt8]] {
+        guard locations.count > 1, let first = locations.first, let last = locations.last else {
+            return try locations.map { try loadBlob($0.entry.id, reader: reader) }
+        }
+        let base = first.entry.offset
+        if let bytes = try? backend.get(PackDescriptor.objectName(first.pack), range: base..<(last.entry.offset + last.entry.length)),
+           let blobs = try? locations.map({ loc in
+               try bytes.withUnsafeBytes { buf in
+                   try reader.open(UnsafeRawBufferPointer(rebasing: buf[(loc.entry.offset - base)..<(loc.entry.offset - base + loc.entry.length)]),
+                                   entry: loc.entry, packSalt: loc.packSalt, pack: loc.pack)
+               }
+           }) {
+            return blobs
+        }
+        return try locations.map { try loadBlob($0.entry.id, reader: reader) }
+    }
+
     public func loadBlob(at loc: BlobLocation, reader: PackReader) throws -> [UInt8] {
         let e = loc.entry
         let sealed: [UInt8]

@@ -259,8 +259,29 @@ public struct Restore {
         // 3. Prepare files: create or compare. A non-empty directory where the snapshot has a
         // file is a conflict: it is reported and left alone, never deleted with its contents.
         let idKey = repository.key.blobID
-        let prepared = try parallelMap(plan.files.indices) { i -> Prepared in
-            try Self.prepare(plan.files[i], hmac: HMACSHA256(key: idKey), verifyMode: verify)
+        // Preparing creates new files at their full size (all zeros) and resizes existing ones:
+        // if it stops half-way (an interruption between files, a full disk), those must not be
+        // left looking complete, as `setAsideIncomplete` ensures once every file is prepared.
+        let touched = Mutex<[(index: Int, isNew: Bool)]>([])
+        let prepared: [Prepared]
+        do {
+            let files = plan.files
+            prepared = try parallelMap(plan.files.indices) { i -> Prepared in
+                let p = try Self.prepare(files[i], hmac: HMACSHA256(key: idKey), verifyMode: verify)
+                if p.isNew || p.resized { touched.withLock { $0.append((i, p.isNew)) } }
+                return p
+            }
+        } catch {
+            for (i, isNew) in touched.withLock({ $0 }) {
+                let path = plan.files[i].path
+                if isNew {
+                    _ = FileSystem.withCPath(path) { unlink($0) }
+                } else {
+                    let aside = path + Array(".repo-partial".utf8)
+                    _ = FileSystem.withCPath(path) { from in FileSystem.withCPath(aside) { rename(from, $0) } }
+                }
+            }
+            throw error
         }
         var conflicts: [String] = []
         var skipped = Set<Int>()
@@ -501,8 +522,14 @@ public struct Restore {
             throw RepoError(.failure, PosixError("truncate", file.path, errno).description,
                             hint: errno == ENOSPC ? "the target file system is full" : nil)
         }
+        if let delay = testPrepareDelay { usleep(delay) }
         return Prepared(needed: all, isNew: true)
     }
+
+    /// Test seam: `REPO_TEST_RESTORE_PREPARE_DELAY_MS` pauses after each new file is created at
+    /// its full size, so a test can interrupt a restore while files are being prepared.
+    static let testPrepareDelay: UInt32? = ProcessInfo.processInfo.environment["REPO_TEST_RESTORE_PREPARE_DELAY_MS"]
+        .flatMap { UInt32($0) }.map { $0 * 1000 }
 
     /// Makes room for an entry at `path`: a file or symlink there is removed, an empty
     /// directory too. A directory with contents is never deleted: the message says so (nil

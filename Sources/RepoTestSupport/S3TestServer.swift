@@ -98,3 +98,28 @@ public final class S3TestServer: @unchecked Sendable {
         return (code, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
 }
+
+/// One `S3TestServer` shared by the tests of a class: started in the class's `setUp`, stopped
+/// in its `tearDown`; a start failure is kept and thrown by every test that asks for it.
+public final class SharedS3Server: @unchecked Sendable {
+    private var server: S3TestServer?
+    private var startError: Error?
+
+    public init() {}
+
+    public func start() {
+        do { server = try S3TestServer() } catch { startError = error }
+    }
+
+    public func stop() {
+        server?.stop()
+        server = nil
+    }
+
+    /// The running server, or the error that kept it from starting.
+    public func get() throws -> S3TestServer {
+        if let startError { throw startError }
+        guard let server else { throw S3TestServer.StartError(description: "the shared S3 server is not running") }
+        return server
+    }
+}

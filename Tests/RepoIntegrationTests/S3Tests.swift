@@ -5,24 +5,13 @@ import RepoTestSupport
 /// `repo` on a real S3 server (radosgw on loopback), run as a user runs it: the same commands,
 /// `--repo s3:http://…/BUCKET/PREFIX` and AWS_* credentials in the environment.
 final class S3Tests: XCTestCase {
-    nonisolated(unsafe) static var server: S3TestServer?
-    nonisolated(unsafe) static var startError: Error?
-
-    override class func setUp() {
-        super.setUp()
-        do { server = try S3TestServer() } catch { startError = error }
-    }
-
-    override class func tearDown() {
-        server?.stop()
-        server = nil
-        super.tearDown()
-    }
+    static let s3 = SharedS3Server()
+    override class func setUp() { super.setUp(); s3.start() }
+    override class func tearDown() { s3.stop(); super.tearDown() }
 
     /// A fixture whose repository is a fresh bucket on the server.
     func s3Fixture(prefix: String = "repo") throws -> Fixture {
-        if let e = Self.startError { throw e }
-        let server = try XCTUnwrap(Self.server)
+        let server = try Self.s3.get()
         let fx = Fixture()
         fx.location = server.location(bucket: S3TestServer.uniqueBucket(), prefix: prefix)
         fx.extraEnvironment = server.environment
@@ -141,26 +130,15 @@ final class S3Tests: XCTestCase {
 /// Faults between `repo` and the server (`S3FaultProxy`): what a network and a busy or dying
 /// server do. Nothing may be lost, a failed command leaves no snapshot, and `check` stays clean.
 final class S3FaultTests: XCTestCase {
-    nonisolated(unsafe) static var server: S3TestServer?
-    nonisolated(unsafe) static var startError: Error?
-
-    override class func setUp() {
-        super.setUp()
-        do { server = try S3TestServer() } catch { startError = error }
-    }
-
-    override class func tearDown() {
-        server?.stop()
-        server = nil
-        super.tearDown()
-    }
+    static let s3 = SharedS3Server()
+    override class func setUp() { super.setUp(); s3.start() }
+    override class func tearDown() { s3.stop(); super.tearDown() }
 
     var proxy: S3FaultProxy!
     var fx: Fixture!
 
     override func setUpWithError() throws {
-        if let e = Self.startError { throw e }
-        let server = try XCTUnwrap(Self.server)
+        let server = try Self.s3.get()
         proxy = try S3FaultProxy(upstream: server.endpoint)
         fx = Fixture()
         fx.location = "s3:\(proxy.endpoint)/\(S3TestServer.uniqueBucket())/repo"

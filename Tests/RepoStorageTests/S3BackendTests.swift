@@ -8,23 +8,12 @@ import RepoTestSupport
 /// bucket per test; plus what only S3 has: prefixes, multipart uploads, listing pages, and the
 /// errors a user must be able to act on.
 final class S3BackendTests: StorageBackendConformance {
-    nonisolated(unsafe) static var server: S3TestServer?
-    nonisolated(unsafe) static var startError: Error?
-
-    override class func setUp() {
-        super.setUp()
-        do { server = try S3TestServer() } catch { startError = error }
-    }
-
-    override class func tearDown() {
-        server?.stop()
-        server = nil
-        super.tearDown()
-    }
+    static let s3 = SharedS3Server()
+    override class func setUp() { super.setUp(); s3.start() }
+    override class func tearDown() { s3.stop(); super.tearDown() }
 
     func running() throws -> S3TestServer {
-        if let e = Self.startError { throw e }
-        return try XCTUnwrap(Self.server)
+        try Self.s3.get()
     }
 
     func backend(bucket: String = S3TestServer.uniqueBucket(), prefix: String = "repo", secret: String? = nil,

@@ -49,6 +49,12 @@ let package = Package(
             "RepoStorage", "RepoPrimitives",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ], swiftSettings: swiftSettings),
+        // Key management services for `kms` key slots: AWS KMS (signed like S3) and the
+        // external-command protocol (README, "Keys").
+        .target(name: "RepoKMS", dependencies: [
+            "RepoRepository", "RepoS3", "RepoPrimitives",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ], swiftSettings: swiftSettings),
         // Index catalog: SQLite view of index segments + in-memory membership filter.
         .target(name: "RepoIndex", dependencies: ["RepoPrimitives", .product(name: "GRDB", package: "GRDB.swift")],
                 swiftSettings: swiftSettings),
@@ -67,6 +73,7 @@ let package = Package(
             "RepoOperations",
             "RepoMount",
             "RepoS3",
+            "RepoKMS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: swiftSettings),

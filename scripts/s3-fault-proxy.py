@@ -33,6 +33,8 @@ change it while the proxy runs; write it atomically (tmp file, then rename). Any
   "status": 503           the status of those answers (default 503)
   "code": "SlowDown"      the S3 error code (default: SlowDown for 503/429, InternalError for
                           500, ...); "message" overrides the usual message for the code
+  "json_error": true      send the error as AWS's JSON protocols do (KMS and others):
+                          {"__type": code, "message": message}, application/x-amz-json-1.1
   "drop_next": N          for the next N matching requests: read the request head, then close
                           the client connection abruptly without an answer (a TCP reset;
                           "drop_style": "eof" closes it with a FIN instead, where no unread
@@ -317,6 +319,7 @@ class Decision:
         self.cut_after = None       # drop_after_bytes, when it applies to this request
         self.drop_style = "reset"
         self.fault = "none"         # for the log
+        self.json_error = False     # a JSON error body ({"__type", "message"}) instead of XML
 
 
 class Control:
@@ -393,6 +396,7 @@ class Control:
             d.code = str(c.get("code") or DEFAULT_CODES.get(status, "InternalError"))
             d.message = str(c.get("message") or MESSAGES.get(d.code, "Injected fault."))
             d.drop_style = str(c.get("drop_style", "reset"))
+            d.json_error = bool(c.get("json_error"))
             if self._methods(c, "delay_methods", method):
                 d.delay = float(c.get("delay_seconds") or 0)
             path_ok = not c.get("path_contains") or str(c["path_contains"]) in target
@@ -572,7 +576,12 @@ class Proxy:
                 elif framing == "chunked":
                     relay_chunked(reader, None, count=count)
                 info["in"] = count[0]
-                info["out"] = self.local_answer(sock, req, d.status, d.code, d.message, close=close)
+                if d.json_error:
+                    body = json.dumps({"__type": d.code, "message": d.message}).encode()
+                    info["out"] = self.local_answer(sock, req, d.status, d.code, d.message, close=close, body=body,
+                                                    ctype="application/x-amz-json-1.1")
+                else:
+                    info["out"] = self.local_answer(sock, req, d.status, d.code, d.message, close=close)
             except (Closed, BadMessage, OSError) as e:
                 info["in"] = count[0]
                 done("-", d.fault, "client: %s" % e)

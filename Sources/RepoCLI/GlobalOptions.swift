@@ -1,6 +1,7 @@
 import ArgumentParser
 import RepoStorage
 import RepoS3
+import RepoKMS
 import RepoRepository
 import RepoOperations
 import Foundation
@@ -18,6 +19,12 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("Open the repository with the machine key file FILE instead of a password (env REPO_KEY_FILE; README: Keys).", valueName: "FILE"))
     var keyFile: String?
+
+    @Flag(help: "Open the repository with a KMS key slot: AWS KMS with the usual AWS_* credentials, or --kms-command (env REPO_KMS=1; README: Keys).")
+    var kms = false
+
+    @Option(help: ArgumentHelp("Program that wraps and unwraps KMS slot secrets, run with /bin/sh (env REPO_KMS_COMMAND; protocol in README: Keys).", valueName: "CMD"))
+    var kmsCommand: String?
 
     @Option(help: ArgumentHelp("Directory for the local catalog cache (env REPO_CACHE_DIR; default $XDG_CACHE_HOME/repo or ~/.cache/repo).", valueName: "DIR"))
     var cacheDir: String?
@@ -94,27 +101,54 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// What opens the repository (README, "Environment"), in this order:
-    /// 1. `--key-file FILE` (with --password-file or --password-command too: a usage error);
-    /// 2. `--password-command`, `--password-file`: a password flag wins over REPO_KEY_FILE, as
-    ///    every flag wins over the environment;
-    /// 3. `REPO_KEY_FILE`: over REPO_PASSWORD*, so a host set up with a key file uses it even
-    ///    where a password variable is also set;
+    /// 1. `--key-file FILE` or `--kms` (two of them, or one with --password-file or
+    ///    --password-command: a usage error);
+    /// 2. `--password-command`, `--password-file`: a password flag wins over REPO_KEY_FILE and
+    ///    REPO_KMS, as every flag wins over the environment;
+    /// 3. `REPO_KEY_FILE`, then `REPO_KMS=1`: over REPO_PASSWORD*, so a host set up with a key
+    ///    file or KMS uses it even where a password variable is also set;
     /// 4. the password from the environment or the terminal (`password()`).
     ///
-    /// - Throws: `RepoError` `.usage` for both flags, `.failure` for a key file that cannot be
-    ///   used (`KeyFile.read`), or what `password()` throws.
+    /// - Throws: `RepoError` `.usage` for conflicting flags, `.failure` for a key file that
+    ///   cannot be used (`KeyFile.read`), or what `password()` throws.
     func credential() throws -> Credential {
-        if let path = keyFile {
-            guard passwordFile == nil && passwordCommand == nil else {
-                throw RepoError(.usage, "--key-file and --password-file/--password-command both given; a command opens the repository with one of them",
-                                hint: "drop one of the options")
-            }
-            return .keyFile(try KeyFile.read(path: path))
+        let chosen = [keyFile != nil ? "--key-file" : nil, kms ? "--kms" : nil,
+                      passwordFile != nil || passwordCommand != nil ? "--password-file/--password-command" : nil].compactMap { $0 }
+        if chosen.count > 1 {
+            throw RepoError(.usage, "\(chosen.joined(separator: " and ")) both given; a command opens the repository with one of them",
+                            hint: "drop all but one")
         }
-        if passwordFile == nil && passwordCommand == nil, let path = env["REPO_KEY_FILE"], !path.isEmpty {
-            return .keyFile(try KeyFile.read(path: path))
+        if let path = keyFile { return .keyFile(try KeyFile.read(path: path)) }
+        if kms { return .kms(kmsAccess()) }
+        if passwordFile == nil && passwordCommand == nil {
+            if let path = env["REPO_KEY_FILE"], !path.isEmpty { return .keyFile(try KeyFile.read(path: path)) }
+            if ["1", "true", "yes"].contains(env["REPO_KMS"]?.lowercased() ?? "") { return .kms(kmsAccess()) }
         }
         return .password(try password())
+    }
+
+    /// The KMS services for `kms` slots: AWS KMS (credentials and region from AWS_*, endpoint
+    /// from AWS_ENDPOINT_URL_KMS or AWS_ENDPOINT_URL as AWS's tools take it, else AWS's own)
+    /// and, with --kms-command or REPO_KMS_COMMAND, the external program. REPO_KMS_KEY_ID pins
+    /// the one key whose slots may open the repository.
+    func kmsAccess() -> KMSAccess {
+        var services: [any KeyManagementService] = [awsKMS()]
+        if let command = kmsCommandLine { services.append(KMSCommand(command: command)) }
+        return KMSAccess(services: services, pinnedKeyID: env["REPO_KMS_KEY_ID"].flatMap { $0.isEmpty ? nil : $0 })
+    }
+
+    /// --kms-command, else REPO_KMS_COMMAND; nil when neither is set.
+    var kmsCommandLine: String? { (kmsCommand ?? env["REPO_KMS_COMMAND"]).flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// AWS KMS configured from the environment (missing credentials surface when it is asked).
+    func awsKMS() -> AWSKMS {
+        func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
+        let credentials = value("AWS_ACCESS_KEY_ID").flatMap { id in
+            value("AWS_SECRET_ACCESS_KEY").map { S3Credentials(accessKeyID: id, secretAccessKey: $0, sessionToken: value("AWS_SESSION_TOKEN")) }
+        }
+        let region = value("AWS_REGION") ?? value("AWS_DEFAULT_REGION") ?? "us-east-1"
+        let endpoint = (value("AWS_ENDPOINT_URL_KMS") ?? value("AWS_ENDPOINT_URL")).flatMap(URL.init(string:))
+        return AWSKMS(credentials: credentials, region: region, endpoint: endpoint, caFile: s3CAFile ?? value("AWS_CA_BUNDLE"))
     }
 
     /// The password, from (in order) --password-command, --password-file, REPO_PASSWORD,

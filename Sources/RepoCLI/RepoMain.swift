@@ -103,7 +103,7 @@ public enum RepoMain {
         case .partial: 3
         case .noRepository: 10
         case .locked: 11
-        case .wrongPassword: 12
+        case .wrongPassword, .keyService: 12
         case .integrity: 13
         case .interrupted(let sig): 128 + sig
         case .outputClosed: 0

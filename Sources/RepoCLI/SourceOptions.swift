@@ -12,6 +12,9 @@ struct SourceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Open the source repository with this machine key file (env REPO_FROM_KEY_FILE).", valueName: "FILE"))
     var fromKeyFile: String?
 
+    @Flag(help: "Open the source repository with a KMS key slot (env REPO_FROM_KMS=1; the KMS command is REPO_FROM_KMS_COMMAND's).")
+    var fromKms = false
+
     /// Global options that open the source at `location` (nil: REPO_FROM_REPOSITORY), sharing
     /// the destination's cache directory and output settings.
     func options(location: String?, like destination: GlobalOptions) throws -> GlobalOptions {
@@ -21,6 +24,7 @@ struct SourceOptions: ParsableArguments {
         o.passwordFile = fromPasswordFile
         o.passwordCommand = fromPasswordCommand
         o.keyFile = fromKeyFile
+        o.kms = fromKms
         o.cacheDir = destination.cacheDir
         o.quiet = destination.quiet
         o.verbose = destination.verbose

@@ -28,11 +28,14 @@ public struct KeyRing {
     }
 
     /// Finds the slot `credential` opens: slots in ascending name order, only those of the
-    /// credential's kind (a password runs no key-file derivation, a key file no scrypt).
+    /// credential's kind (a password runs no key-file derivation, a key file no scrypt, neither
+    /// asks a KMS).
     ///
     /// - Throws: `RepoError` `.wrongPassword` if no slot opens (the message names the key file,
-    ///   or points at the password options), `.integrity` if `keys/` is empty or no slot in it
-    ///   is readable.
+    ///   or points at the password options), `.keyService` if no KMS slot opens and a KMS
+    ///   refused or could not be reached (with its reasons), `.usage` if the KMS slots need a
+    ///   service this process was not given (`--kms-command`), `.integrity` if `keys/` is empty
+    ///   or no slot in it is readable.
     public static func open(backend: StorageBackend, config: RepositoryConfig, credential: Credential) throws -> KeyRing {
         let names = try backend.listNames(prefix: "keys/").sorted()
         guard !names.isEmpty else {
@@ -40,6 +43,8 @@ public struct KeyRing {
         }
         var malformed: [String] = []
         var ofKind = 0
+        var serviceErrors: [RepoError] = []
+        var providers: Set<String> = [], unservedProviders: Set<String> = [], skippedByPin = 0
         for name in names {
             // A damaged, planted or unknown slot must not lock out the others: note it and go on.
             do {
@@ -49,10 +54,19 @@ public struct KeyRing {
                     continue
                 }
                 ofKind += 1
+                if case .kms(let access) = credential, let kms = slot.kms {
+                    providers.insert(kms.provider)
+                    if access.service(for: kms.provider) == nil { unservedProviders.insert(kms.provider) }
+                    if let pin = access.pinnedKeyID, pin != kms.keyID { skippedByPin += 1 }
+                }
                 if let key = try slot.open(credential, repositoryID: config.id) {
                     return KeyRing(backend: backend, config: config, key: key, openedSlot: String(name.dropFirst("keys/".count)),
                                    openedKind: credential.slotKind)
                 }
+            } catch let error as RepoError where error.kind == .keyService {
+                // The KMS said no or did not answer: another slot may still open; if none does,
+                // this is the reason to report (never "wrong password").
+                serviceErrors.append(error)
             } catch {
                 malformed.append("\(name): \(error)")
             }
@@ -64,6 +78,25 @@ public struct KeyRing {
         case .password:
             throw RepoError(.wrongPassword, "wrong password for \(backend.location): no key slot opens with it (check REPO_PASSWORD, --password-file or --password-command)",
                             hint: ofKind == 0 ? "this repository has no password slots: open it with its key file (--key-file FILE or REPO_KEY_FILE)" : nil)
+        case .kms(let access):
+            if let first = serviceErrors.first {
+                let more = serviceErrors.dropFirst().map(\.message)
+                throw RepoError(.keyService, ([first.message] + more).joined(separator: "; "), hint: first.hint)
+            }
+            if ofKind == 0 {
+                throw RepoError(.wrongPassword, "the repository at \(backend.location) has no KMS key slots",
+                                hint: "open it with a password or key file and add one with `repo key add --kms-key-id ID`")
+            }
+            if !unservedProviders.isEmpty && unservedProviders == providers {
+                throw RepoError(.usage, "the KMS key slots of \(backend.location) are served by an external command, and none was given",
+                                hint: "pass --kms-command CMD (or set REPO_KMS_COMMAND) with the wrap/unwrap program those slots were made with (README, \"Keys\")")
+            }
+            if let pin = access.pinnedKeyID, skippedByPin == ofKind {
+                throw RepoError(.wrongPassword, "no KMS key slot of \(backend.location) uses the pinned key \(pin)",
+                                hint: "REPO_KMS_KEY_ID / --kms-key-id must be the key id `repo key list` shows for the slot, exactly")
+            }
+            throw RepoError(.wrongPassword, "no KMS key slot of \(backend.location) opened: the service unwrapped a secret that does not open the slot (was the slot altered?)",
+                            hint: "`repo key list` shows the slots; open with a password or key file and add a new KMS slot")
         case .keyFile(let file):
             throw RepoError(.wrongPassword, "the key file \(file.path) does not open any slot of \(backend.location) (was its slot removed?)",
                             hint: ofKind == 0 ? "this repository has no key-file slots; open it with a password and add one with `repo key add --new-key-file FILE`"
@@ -116,6 +149,19 @@ public struct KeyRing {
         let id = SHA256Hasher.hash(bytes).hex
         try backend.put("keys/" + id, data: bytes)
         return id
+    }
+
+    /// Writes a new `kms` slot whose secret `service` wraps under its key `keyID`, and returns
+    /// its id and the slot (with the key id the service reported). Nothing else is written.
+    ///
+    /// - Throws: what the service throws (`RepoError` `.keyService`), or a storage error.
+    public func addKMS(service: any KeyManagementService, keyID: String) throws -> (id: String, slot: KeySlot) {
+        let slot = try KeySlot.make(master: key, service: service, keyID: keyID, repositoryID: config.id,
+                                    host: HostInfo.hostname, username: HostInfo.username)
+        let bytes = try slot.encoded()
+        let id = SHA256Hasher.hash(bytes).hex
+        try backend.put("keys/" + id, data: bytes)
+        return (id, slot)
     }
 
     /// Deletes slot `id`. The slot that opened this process is removed only with `force`, and

@@ -2,9 +2,10 @@ public import RepoPrimitives
 import Foundation
 
 /// One way to open the repository: the master key wrapped under a key derived from a password
-/// with scrypt (`kdf` `"scrypt"`), or from a key file's secret with HMAC-SHA256 (`kdf`
-/// `"keyfile"`). Stored as JSON in `keys/<id>` (FORMAT.md §7.2); adding or removing a slot never
-/// touches data.
+/// with scrypt (`kdf` `"scrypt"`), from a key file's secret with HMAC-SHA256 (`kdf`
+/// `"keyfile"`), or from a secret that a key management service wraps (`kdf` `"kms"`). Stored
+/// as JSON in `keys/<id>` (FORMAT.md §7.2, §7.4, §7.5); adding or removing a slot never touches
+/// data.
 public struct KeySlot: Codable, Sendable {
     /// What opens a slot, as `repo key list` names it.
     public enum Kind: String, Sendable {
@@ -12,10 +13,12 @@ public struct KeySlot: Codable, Sendable {
         case password
         /// `kdf` `"keyfile"`: a machine key file (FORMAT.md §7.4).
         case keyFile = "keyfile"
+        /// `kdf` `"kms"`: a secret wrapped by a key management service (FORMAT.md §7.5).
+        case kms
     }
 
     public var version: Int = 1
-    /// `"scrypt"` or `"keyfile"`; any other value makes the slot unreadable (skipped).
+    /// `"scrypt"`, `"keyfile"` or `"kms"`; any other value makes the slot unreadable (skipped).
     public var kdf: String
     /// scrypt cost (only in `scrypt` slots).
     public var n: UInt64?
@@ -30,24 +33,39 @@ public struct KeySlot: Codable, Sendable {
     public var created: String
     public var host: String
     public var username: String
+    /// The service, key and ciphertext of a `kms` slot's secret (only in `kms` slots).
+    public var kms: KMSEnvelope?
 
     /// Default scrypt cost: N = 2^15, r = 8, p = 1 (32 MiB, ~0.1 s).
     public static let defaultN: UInt64 = 1 << 15
-    static let scryptKDF = "scrypt", keyFileKDF = "keyfile"
+    static let scryptKDF = "scrypt", keyFileKDF = "keyfile", kmsKDF = "kms"
 
     /// The slot's kind; nil for a `kdf` this version does not know.
     public var kind: Kind? {
         switch kdf {
         case Self.scryptKDF: .password
         case Self.keyFileKDF: .keyFile
+        case Self.kmsKDF: .kms
         default: nil
         }
     }
 
     /// `"repo/v1/keyslot" || id` for scrypt slots, `"repo/v1/keyslot/keyfile" || id` for key-file
-    /// slots (FORMAT.md §7.2, §7.4): the repository and the slot's kind are authenticated.
+    /// slots, `"repo/v1/keyslot/kms" || id` for KMS slots (FORMAT.md §7.2, §7.4, §7.5): the
+    /// repository and the slot's kind are authenticated.
     static func associatedData(kind: Kind, repositoryID: Hash256) -> [UInt8] {
-        Array((kind == .password ? "repo/v1/keyslot" : "repo/v1/keyslot/keyfile").utf8) + repositoryID.bytes
+        let label = switch kind {
+        case .password: "repo/v1/keyslot"
+        case .keyFile: "repo/v1/keyslot/keyfile"
+        case .kms: "repo/v1/keyslot/kms"
+        }
+        return Array(label.utf8) + repositoryID.bytes
+    }
+
+    /// The key-encryption key of a KMS slot: HMAC-SHA256(secret, "repo/v1/kms" || salt)
+    /// (FORMAT.md §7.5), where the secret is the 32 bytes the service unwrapped.
+    public static func kmsKEK(secret: [UInt8], salt: [UInt8]) -> [UInt8] {
+        HMACSHA256.mac(key: secret, Array("repo/v1/kms".utf8) + salt)
     }
 
     /// The key-encryption key of a key-file slot: HMAC-SHA256(secret, "repo/v1/keyfile" || salt)
@@ -57,8 +75,28 @@ public struct KeySlot: Codable, Sendable {
         HMACSHA256.mac(key: secret, Array("repo/v1/keyfile".utf8) + salt)
     }
 
+    /// Wraps `master` in a new `kms` slot: a fresh random secret, wrapped by `service` under its
+    /// key `keyID`, is the root of the slot's KEK (FORMAT.md §7.5).
+    ///
+    /// - Throws: what `service.wrap` throws (`RepoError` `.keyService`).
+    public static func make(master: MasterKey, service: any KeyManagementService, keyID: String, repositoryID: Hash256,
+                            host: String, username: String) throws -> KeySlot {
+        let secret = SecureRandom.bytes(32), salt = SecureRandom.bytes(32), nonce = SecureRandom.bytes(12)
+        let envelope = try service.wrap(secret: secret, keyID: keyID, repositoryID: repositoryID)
+        guard envelope.isWellFormed else {
+            throw RepoError(.keyService, "the \(service.provider) service returned a ciphertext this format cannot store (empty, over \(KMSEnvelope.maximumCiphertext) bytes, or not one line of printable ASCII)")
+        }
+        var slot = KeySlot(kdf: kmsKDF, salt: Hex.encode(salt), nonce: Hex.encode(nonce), wrapped: "",
+                           created: Timestamp.format(Date()), host: host, username: username, kms: envelope)
+        slot.wrapped = Hex.encode(try AESGCM().seal(key: kmsKEK(secret: secret, salt: salt), nonce: nonce,
+                                                    associatedData: associatedData(kind: .kms, repositoryID: repositoryID),
+                                                    plaintext: master.serialized))
+        return slot
+    }
+
     /// Wraps `master` in a new slot that `credential` opens; `n` is the scrypt cost of a
-    /// password slot (ignored for key files).
+    /// password slot (ignored for key files). KMS slots are made by
+    /// `make(master:service:keyID:…)`.
     public static func make(master: MasterKey, credential: Credential, repositoryID: Hash256,
                             n: UInt64 = defaultN, host: String, username: String) throws -> KeySlot {
         let salt = SecureRandom.bytes(32), nonce = SecureRandom.bytes(12)
@@ -72,6 +110,8 @@ public struct KeySlot: Codable, Sendable {
         case .keyFile(let file):
             kek = keyFileKEK(secret: file.secret, salt: salt)
             slot.kdf = keyFileKDF
+        case .kms:
+            throw RepoError(.usage, "a KMS slot is made with a service and a key id (`repo key add --kms-key-id ID`)")
         }
         slot.wrapped = Hex.encode(try AESGCM().seal(key: kek, nonce: nonce,
                                                     associatedData: associatedData(kind: credential.slotKind, repositoryID: repositoryID),
@@ -90,6 +130,11 @@ public struct KeySlot: Codable, Sendable {
               let wrapped = Hex.decode(wrapped) else {
             throw RepoError(.integrity, "key slot is malformed (bad hex, a salt under 16 bytes or a nonce other than 12 bytes)")
         }
+        if kind == .kms {
+            guard let kms, kms.isWellFormed else {
+                throw RepoError(.integrity, "KMS key slot has a missing or malformed \"kms\" object (provider, key_id, ciphertext)")
+            }
+        }
         if kind == .password {
             // Bound the work and memory a (possibly planted) slot can demand: at most 1 GiB.
             guard let n, let r, let p, n >= 2, n & (n - 1) == 0, r >= 1, r <= 32, p >= 1, p <= 16,
@@ -101,10 +146,11 @@ public struct KeySlot: Codable, Sendable {
     }
 
     /// Unwraps the master key. Nil when `credential` does not open this slot: a wrong password,
-    /// another key file, or a slot of the other kind (which costs no key derivation).
+    /// another key file, a slot of another kind (which costs no key derivation), or a KMS slot
+    /// of a provider the credential has no service for, or of a key other than a pinned one.
     ///
     /// - Throws: `RepoError` `.integrity` when the slot is malformed (`checkedFields`) or wraps
-    ///   a malformed master key.
+    ///   a malformed master key; `.keyService` when the KMS refuses or cannot be reached.
     public func open(_ credential: Credential, repositoryID: Hash256) throws -> MasterKey? {
         let (kind, salt, nonce, wrapped) = try checkedFields()
         let kek: [UInt8]
@@ -115,6 +161,14 @@ public struct KeySlot: Codable, Sendable {
         case .keyFile(let file):
             guard kind == .keyFile else { return nil }
             kek = Self.keyFileKEK(secret: file.secret, salt: salt)
+        case .kms(let access):
+            guard kind == .kms, let kms, let service = access.service(for: kms.provider),
+                  access.pinnedKeyID.map({ $0 == kms.keyID }) ?? true else { return nil }
+            let secret = try service.unwrap(kms, repositoryID: repositoryID)
+            guard secret.count == 32 else {
+                throw RepoError(.integrity, "the \(kms.provider) service unwrapped \(secret.count) bytes for a KMS slot; the secret is 32")
+            }
+            kek = Self.kmsKEK(secret: secret, salt: salt)
         }
         do {
             let plain = try AESGCM().open(key: kek, nonce: nonce,
@@ -128,7 +182,7 @@ public struct KeySlot: Codable, Sendable {
 
     public func encoded() throws -> [UInt8] {
         let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return Array(try enc.encode(self)) + [0x0A]
     }
 

@@ -14,6 +14,10 @@ public struct RepoError: Error, CustomStringConvertible, Sendable {
         case locked
         /// No key slot opens with the password (exit 12).
         case wrongPassword
+        /// A key management service could not unwrap (or wrap) a slot's secret: unreachable,
+        /// access denied, key disabled or deleted (exit 12, as no key opened; the message gives
+        /// the service's reason).
+        case keyService
         /// Stored data failed verification (exit 13).
         case integrity
         /// Interrupted by a signal (exit 128 + signal).

@@ -5,9 +5,10 @@ import Glibc
 
 /// A real S3 server for tests: Ceph's RADOS Gateway on loopback (one monitor, one memstore
 /// OSD, radosgw), started by `scripts/s3-server.sh start DIR` in a fresh temporary directory
-/// and stopped by `stop`. About 10–20 s to start, so test classes share one.
-/// Tests that need a server fail when none can be started: CI installs radosgw
-/// (scripts/install-deps.sh).
+/// and stopped by `stop`. About 2–20 s to start, so test classes share one. With
+/// `Kind.moto`, moto's server instead (`scripts/moto-server.sh`): AWS's other APIs too (KMS),
+/// on the same endpoint. Tests that need a server fail when none can be started: CI installs
+/// radosgw and moto (scripts/install-deps.sh).
 public final class S3TestServer: @unchecked Sendable {
     public let directory: String
     /// `http://127.0.0.1:PORT`
@@ -16,24 +17,32 @@ public final class S3TestServer: @unchecked Sendable {
     public let secretAccessKey: String
     public let region: String
     private var stopped = false
+    let script: String
+
+    /// Which server: radosgw (`scripts/s3-server.sh`) or moto (`scripts/moto-server.sh`).
+    public enum Kind: String, Sendable {
+        case radosgw = "s3-server.sh"
+        case moto = "moto-server.sh"
+    }
 
     public struct StartError: Error, CustomStringConvertible {
         public var description: String
     }
 
-    static var script: String {
+    static func script(_ kind: Kind) -> String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("scripts/s3-server.sh").path
+            .appendingPathComponent("scripts/" + kind.rawValue).path
     }
 
     /// Starts a server; throws with the script's error output if it cannot.
-    public init() throws {
+    public init(_ kind: Kind = .radosgw) throws {
         directory = NSTemporaryDirectory() + "repo-s3-" + UUID().uuidString
-        let (status, out, err) = Self.run([Self.script, "start", directory])
+        script = Self.script(kind)
+        let (status, out, err) = Self.run([script, "start", directory])
         guard status == 0 else {
-            _ = Self.run([Self.script, "stop", directory])
+            _ = Self.run([script, "stop", directory])
             try? FileManager.default.removeItem(atPath: directory)
-            throw StartError(description: "scripts/s3-server.sh start failed (\(status)): \(err)")
+            throw StartError(description: "scripts/\(kind.rawValue) start failed (\(status)): \(err)")
         }
         var values: [String: String] = [:]
         for line in out.split(separator: "\n") {
@@ -41,7 +50,7 @@ public final class S3TestServer: @unchecked Sendable {
             if parts.count == 2 { values[parts[0]] = parts[1] }
         }
         guard let e = values["S3_ENDPOINT"], let id = values["AWS_ACCESS_KEY_ID"], let secret = values["AWS_SECRET_ACCESS_KEY"] else {
-            throw StartError(description: "scripts/s3-server.sh start printed no endpoint: \(out)")
+            throw StartError(description: "scripts/\(kind.rawValue) start printed no endpoint: \(out)")
         }
         endpoint = e; accessKeyID = id; secretAccessKey = secret
         region = values["AWS_DEFAULT_REGION"] ?? "us-east-1"
@@ -53,7 +62,7 @@ public final class S3TestServer: @unchecked Sendable {
     public func stop() {
         guard !stopped else { return }
         stopped = true
-        _ = Self.run([Self.script, "stop", directory])
+        _ = Self.run([script, "stop", directory])
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -104,11 +113,12 @@ public final class S3TestServer: @unchecked Sendable {
 public final class SharedS3Server: @unchecked Sendable {
     private var server: S3TestServer?
     private var startError: Error?
+    private let kind: S3TestServer.Kind
 
-    public init() {}
+    public init(_ kind: S3TestServer.Kind = .radosgw) { self.kind = kind }
 
     public func start() {
-        do { server = try S3TestServer() } catch { startError = error }
+        do { server = try S3TestServer(kind) } catch { startError = error }
     }
 
     public func stop() {

@@ -33,6 +33,10 @@ extension RepoCommand {
                 throw RepoError(.usage, "init makes a password slot and does not take --key-file",
                                 hint: "run `repo init` with a password, then `repo key add --new-key-file FILE` for a machine key file")
             }
+            if global.kms {
+                throw RepoError(.usage, "init makes a password slot and does not take --kms",
+                                hint: "run `repo init` with a password, then `repo key add --kms-key-id ID` for a KMS slot (and `repo key remove` the password's slot if no password should open it)")
+            }
             let backend = try global.backend()
             var chunker = ChunkerParameters(average: Format.parseSize(chunkAvg)!)
             var sharing: MasterKey?

@@ -2,6 +2,7 @@ import ArgumentParser
 import RepoPrimitives
 import RepoRepository
 import RepoSnapshot
+import RepoKMS
 import Foundation
 
 extension RepoCommand {
@@ -9,7 +10,7 @@ extension RepoCommand {
     /// key slots alone through `KeyRing`: no catalog, no lock, and no data is re-encrypted.
     struct Key: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List, add and remove the key slots (passwords and machine key files) that open the repository.",
+            abstract: "List, add and remove the key slots (passwords, machine key files, KMS keys) that open the repository.",
             subcommands: [List.self, Add.self, Remove.self, Passwd.self])
 
         struct List: ParsableCommand {
@@ -26,15 +27,16 @@ extension RepoCommand {
                 }
                 let local = DateFormatter()
                 local.dateFormat = "yyyy-MM-dd HH:mm:ss"
-                var rows = [["ID", "Kind", "Created", "Host", "User"]]
+                var rows = [["ID", "Kind", "Created", "Host", "User", "KMS key"]]
                 for e in entries {
                     // Slot metadata is not authenticated (FORMAT.md §22): escaped, one line each.
                     let created = e.slot.map { Timestamp.parse($0.created).map(local.string) ?? SnapshotLabel.escapedForTable($0.created) } ?? ""
                     rows.append([String(e.id.prefix(8)), e.kind?.rawValue ?? "unreadable", created,
                                  e.slot.map { SnapshotLabel.escapedForTable($0.host) } ?? "",
-                                 e.slot.map { SnapshotLabel.escapedForTable($0.username) } ?? ""])
+                                 e.slot.map { SnapshotLabel.escapedForTable($0.username) } ?? "",
+                                 e.slot?.kms.map { SnapshotLabel.escapedForTable("\($0.provider) \($0.keyID)") } ?? ""])
                 }
-                let widths = (0..<5).map { c in rows.map { $0[c].count }.max() ?? 0 }
+                let widths = (0..<6).map { c in rows.map { $0[c].count }.max() ?? 0 }
                 for (i, r) in rows.enumerated() {
                     // The first column marks the slot that opened this command.
                     let mark = i > 0 && entries[i - 1].id == ring.openedSlot ? "* " : "  "
@@ -53,12 +55,15 @@ extension RepoCommand {
 
         struct Add: ParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Add a password slot, or with --new-key-file a machine key file and its slot.",
+                abstract: "Add a password slot; with --new-key-file a machine key file and its slot; with --kms-key-id a KMS slot.",
                 discussion: """
                     The new password is the first line of --new-password-file, or is asked for twice \
                     on the terminal. --new-key-file FILE creates FILE (mode 0600; never over an \
                     existing file) holding a random secret that opens the repository without a \
-                    password (README: Keys). Only one keys/ object is written.
+                    password. --kms-key-id ID adds a slot whose secret the KMS key ID wraps: AWS KMS \
+                    (AWS_* credentials and region, AWS_ENDPOINT_URL_KMS), or the program given with \
+                    --kms-command; hosts then open with --kms (README: Keys). Only one keys/ object \
+                    is written.
                     """)
             @OptionGroup var global: GlobalOptions
 
@@ -68,14 +73,32 @@ extension RepoCommand {
             @Option(help: ArgumentHelp("Create the machine key file FILE (mode 0600) and a slot it opens.", valueName: "FILE"))
             var newKeyFile: String?
 
+            @Option(help: ArgumentHelp("Add a KMS slot wrapped by this key: an AWS KMS key id, ARN or alias, or the id passed to --kms-command.", valueName: "ID"))
+            var kmsKeyId: String?
+
             func validate() throws {
-                if newPasswordFile != nil && newKeyFile != nil {
-                    throw ValidationError("--new-password-file and --new-key-file add different slots; give one")
+                if [newPasswordFile, newKeyFile, kmsKeyId].compactMap({ $0 }).count > 1 {
+                    throw ValidationError("--new-password-file, --new-key-file and --kms-key-id add different slots; give one")
+                }
+                if let id = kmsKeyId, id.isEmpty || id.utf8.count > KMSEnvelope.maximumKeyID || !id.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
+                    throw ValidationError("--kms-key-id must be 1 to \(KMSEnvelope.maximumKeyID) printable ASCII characters")
                 }
             }
 
             func run() throws {
                 let ring = try global.keyRing()
+                if let keyID = kmsKeyId {
+                    let service: any KeyManagementService = global.kmsCommandLine.map { KMSCommand(command: $0) } ?? global.awsKMS()
+                    let (id, slot) = try ring.addKMS(service: service, keyID: keyID)
+                    let kms = slot.kms!
+                    if global.json {
+                        try Console.printJSON(KeyAddJSON(id: id, kind: KeySlot.Kind.kms.rawValue, kms_provider: kms.provider, kms_key_id: kms.keyID))
+                    } else if !global.quiet {
+                        print("added key slot \(id.prefix(8)) (kms: \(kms.provider) \(kms.keyID))")
+                        print("hosts allowed to use this key open the repository with --kms (or REPO_KMS=1)\(kms.provider == "command" ? " and the same --kms-command" : "")")
+                    }
+                    return
+                }
                 let id: String
                 if let path = newKeyFile {
                     let file = try KeyFile.create(path: path)
@@ -147,8 +170,8 @@ extension RepoCommand {
             func run() throws {
                 let ring = try global.keyRing()
                 guard ring.openedKind == .password else {
-                    throw RepoError(.usage, "passwd changes the password this command was opened with, and it was opened with a key file",
-                                    hint: "open it with the password to change (--password-file, REPO_PASSWORD or the prompt); to replace a key file, `repo key add --new-key-file NEW` and `repo key remove` the old slot")
+                    throw RepoError(.usage, "passwd changes the password this command was opened with, and it was opened with \(ring.openedKind == .kms ? "a KMS slot" : "a key file")",
+                                    hint: "open it with the password to change (--password-file, REPO_PASSWORD or the prompt); to replace a key file or KMS slot, `repo key add` the new one and `repo key remove` the old slot")
                 }
                 let old = ring.openedSlot
                 let id = try ring.add(.password(try Key.newPassword(file: newPasswordFile)))
@@ -193,26 +216,31 @@ extension RepoCommand {
 /// `repo key list --json` element (README, "JSON output").
 struct KeySlotJSON: Encodable {
     var id: String
-    /// `password`, `keyfile`, or `unreadable` (damaged, planted, or of a newer format).
+    /// `password`, `keyfile`, `kms`, or `unreadable` (damaged, planted, or of a newer format).
     var kind: String
     var created: String?
     var host: String?
     var username: String?
     var current: Bool
+    /// For `kms` slots: `aws-kms` or `command`, and the key id; `null` otherwise.
+    var kms_provider: String?
+    var kms_key_id: String?
 
     init(_ e: KeyRing.Entry, current: Bool) {
         id = e.id; kind = e.kind?.rawValue ?? "unreadable"
         created = e.slot?.created; host = e.slot?.host; username = e.slot?.username
         self.current = current
+        kms_provider = e.slot?.kms?.provider; kms_key_id = e.slot?.kms?.keyID
     }
 
-    enum CodingKeys: String, CodingKey { case id, kind, created, host, username, current }
+    enum CodingKeys: String, CodingKey { case id, kind, created, host, username, current, kms_provider, kms_key_id }
 
     /// Every key, `null` when the slot could not be decoded.
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(id, forKey: .id); try c.encode(kind, forKey: .kind); try c.encode(created, forKey: .created)
         try c.encode(host, forKey: .host); try c.encode(username, forKey: .username); try c.encode(current, forKey: .current)
+        try c.encode(kms_provider, forKey: .kms_provider); try c.encode(kms_key_id, forKey: .kms_key_id)
     }
 }
 
@@ -221,11 +249,16 @@ struct KeyAddJSON: Encodable {
     var id: String
     var kind: String
     var key_file: String?
+    var kms_provider: String?
+    var kms_key_id: String?
 
-    enum CodingKeys: String, CodingKey { case id, kind, key_file }
+    enum CodingKeys: String, CodingKey { case id, kind, key_file, kms_provider, kms_key_id }
 
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(id, forKey: .id); try c.encode(kind, forKey: .kind); try c.encode(key_file, forKey: .key_file)
+        if kind == KeySlot.Kind.kms.rawValue {
+            try c.encode(kms_provider, forKey: .kms_provider); try c.encode(kms_key_id, forKey: .kms_key_id)
+        }
     }
 }

@@ -6,11 +6,15 @@
 #   scripts/s3-server.sh start DIR   # DIR must be empty or absent
 #   scripts/s3-server.sh stop DIR    # then the caller removes DIR
 #
-# `start` prints four shell-sourceable lines on stdout and nothing else:
+# `start` prints six shell-sourceable lines on stdout and nothing else:
 #   S3_ENDPOINT=http://127.0.0.1:PORT
 #   AWS_ACCESS_KEY_ID=...
 #   AWS_SECRET_ACCESS_KEY=...
 #   AWS_DEFAULT_REGION=us-east-1
+#   SECOND_USER=repo-test-2 SECOND_ACCESS_KEY_ID=... SECOND_SECRET_ACCESS_KEY=...
+# The second user owns nothing: tests grant it access with a bucket policy (the
+# append-only tests allow it everything but s3:DeleteObject), as a host with
+# narrower credentials than the administrator's.
 # and fails (non-zero, the tail of the failing daemon's log on stderr, and
 # whatever it had started stopped again) if the endpoint does not answer a
 # signed S3 request in time.
@@ -72,6 +76,9 @@ set -euo pipefail
 
 ACCESS_KEY="REPOTESTACCESSKEY001"
 SECRET_KEY="repotestsecretkey0000000000000000000001"
+SECOND_USER="repo-test-2"
+SECOND_ACCESS_KEY="REPOTESTACCESSKEY002"
+SECOND_SECRET_KEY="repotestsecretkey0000000000000000000002"
 REGION="us-east-1"
 RGW_NAME="client.rgw.s3"
 START_TIMEOUT="${S3_SERVER_START_TIMEOUT:-90}"
@@ -424,6 +431,9 @@ do_start() {
     rgw_admin user create --uid=repo-test --display-name="repo test user" \
         --access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" >>"$DIR/log/cli.out" \
         || fail "radosgw-admin user create"
+    rgw_admin user create --uid="$SECOND_USER" --display-name="repo test user 2" \
+        --access-key="$SECOND_ACCESS_KEY" --secret-key="$SECOND_SECRET_KEY" >>"$DIR/log/cli.out" \
+        || fail "radosgw-admin user create (second user)"
 
     tries=0
     until start_rgw "$rgw_port" "$deadline"; do
@@ -445,6 +455,7 @@ do_start() {
     echo "AWS_ACCESS_KEY_ID=$ACCESS_KEY"
     echo "AWS_SECRET_ACCESS_KEY=$SECRET_KEY"
     echo "AWS_DEFAULT_REGION=$REGION"
+    echo "SECOND_USER=$SECOND_USER SECOND_ACCESS_KEY_ID=$SECOND_ACCESS_KEY SECOND_SECRET_ACCESS_KEY=$SECOND_SECRET_KEY"
 }
 
 case "$CMD" in

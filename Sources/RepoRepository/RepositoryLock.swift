@@ -11,6 +11,10 @@ public struct LockInfo: Codable, Sendable, Equatable {
     public var time: String
     public var exclusive: Bool
     public var command: String
+    /// Set only in a *release marker*: the name (`locks/<id>`) of the lock object this marker
+    /// releases, written instead of deleting it by a host whose storage credentials cannot
+    /// delete (FORMAT.md §18). A marker never conflicts, and the lock it names is released.
+    public var released: String? = nil
 
     /// A lock not refreshed for this long is stale (holders refresh every `refreshInterval`).
     public static let staleAfter: TimeInterval = 30 * 60
@@ -106,7 +110,7 @@ public final class RepositoryLock: Sendable {
             if (try? repository.backend.exists(old)) != true {
                 lostReason.withLock { $0 = "removed by another process" }
             }
-            try? repository.backend.delete(old)
+            repository.discardLock(old)
         }
     }
 
@@ -142,14 +146,15 @@ public final class RepositoryLock: Sendable {
         }
     }
 
-    /// Removes the lock object. Safe to call more than once, from any thread.
+    /// Removes the lock object (or, on a host that may not delete, marks it released). Safe to
+    /// call more than once, from any thread.
     public func release() {
         let already = stop.withLock { s -> Bool in defer { s = true }; return s }
         guard !already else { return }
         condition.lock(); condition.signal(); condition.unlock()
         refreshing.lock()
         defer { refreshing.unlock() }
-        try? repository.backend.delete(current.withLock { $0.name })
+        repository.discardLock(current.withLock { $0.name })
         _ = Self.held.withLock { $0.removeValue(forKey: ObjectIdentifier(self)) }
     }
 

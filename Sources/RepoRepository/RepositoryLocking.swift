@@ -10,15 +10,66 @@ extension Repository {
     public static let reserveObject = "reserve"
     public static let reserveSize = 1 << 20
 
-    /// Every lock object with its decoded info (nil if unreadable) and stale reason.
+    /// Every lock object with its decoded info (nil if unreadable) and stale reason, leaving
+    /// out release markers and the locks they release (`lockLeftovers`).
     public func listLocks() throws -> [(name: String, info: LockInfo?, stale: String?)] {
+        let (locks, _) = try readLocks()
+        return locks
+    }
+
+    /// Release markers (FORMAT.md §18) and the lock objects they release, in the order to
+    /// delete them: every released lock before any marker, so an interrupted cleanup never
+    /// leaves a released lock without its marker.
+    public func lockLeftovers() throws -> [String] {
+        try readLocks().leftovers
+    }
+
+    private func readLocks() throws -> (locks: [(name: String, info: LockInfo?, stale: String?)], leftovers: [String]) {
         let now = try backend.now()
-        return try backend.list(prefix: "locks/").map { obj in
+        let all = try backend.list(prefix: "locks/").map { obj -> (name: String, info: LockInfo?) in
             guard let body = try? loadObject(obj.name, kind: .lock),
                   let info = try? JSONDecoder().decode(LockInfo.self, from: Data(body)) else {
-                return (obj.name, nil, nil)
+                return (obj.name, nil)
             }
-            return (obj.name, info, info.staleReason(now: now))
+            return (obj.name, info)
+        }
+        let markers = all.filter { $0.info?.released != nil }
+        let released = Set(markers.compactMap { $0.info?.released })
+        let locks = all.filter { $0.info?.released == nil && !released.contains($0.name) }
+            .map { (name: $0.name, info: $0.info, stale: $0.info?.staleReason(now: now)) }
+        let releasedPresent = all.filter { $0.info?.released == nil && released.contains($0.name) }.map(\.name)
+        return (locks, releasedPresent + markers.map(\.name))
+    }
+
+    /// Gives up the lock object `name`: deletes it, or, where this host may not delete (storage
+    /// credentials without a delete permission: README, "Append-only hosts"), writes a release
+    /// marker naming it, so that other lockers need not wait for it to go stale. Best effort:
+    /// a lock that stays behind becomes stale.
+    func discardLock(_ name: String) {
+        do {
+            try backend.delete(name)
+            return
+        } catch {}
+        var marker = LockInfo(host: HostInfo.hostname, pid: getpid(), username: HostInfo.username,
+                              time: Timestamp.format((try? backend.now()) ?? Date()), exclusive: false, command: "release")
+        marker.released = name
+        if let body = try? JSONEncoder().encode(marker) { _ = try? saveObject(Array(body), kind: .lock) }
+    }
+
+    /// Throws unless this host's storage credentials may delete objects: deletes a name that
+    /// does not exist (S3 answers 204 when `s3:DeleteObject` is allowed, 403 when not). Run
+    /// before anything that deletes (forget, prune), so an append-only host is refused before
+    /// it writes or deletes anything.
+    ///
+    /// - Throws: `RepoError` `.failure` naming the storage's answer.
+    public func checkDeletePermission() throws {
+        let probe = "locks/delete-probe-" + SecureRandom.hash().hex
+        do {
+            try backend.delete(probe)
+        } catch StorageError.notFound {
+        } catch {
+            throw RepoError(.failure, "this host may not delete objects in \(backend.location): \(error)",
+                            hint: "forget and prune delete; run them from a host whose storage credentials allow deleting. Hosts without that permission can still store, back up, push WAL and read (README, \"Append-only hosts\")")
         }
     }
 
@@ -40,6 +91,9 @@ extension Repository {
     /// commit a snapshot naming data that no longer exists.
     public func lock(exclusive: Bool, command: String) throws -> RepositoryLock {
         if let delay = testLockDelay { usleep(delay) }
+        // An exclusive locker deletes (prune, forget): refuse on an append-only host before
+        // anything is written.
+        if exclusive { try checkDeletePermission() }
         let info = LockInfo(host: HostInfo.hostname, pid: getpid(), username: HostInfo.username,
                             time: Timestamp.format(try backend.now()), exclusive: exclusive, command: command)
         let body = Array(try JSONEncoder().encode(info))
@@ -64,7 +118,7 @@ extension Repository {
         for other in try listLocks() where other.name != mine {
             guard let o = other.info else { continue }
             if o.holderIsGone {
-                try? backend.delete(other.name)
+                discardLock(other.name)
                 removed.append("pid \(o.pid) `\(o.command)`")
                 continue
             }
@@ -73,9 +127,13 @@ extension Repository {
                 continue
             }
             if exclusive || o.exclusive {
-                try? backend.delete(mine)
+                discardLock(mine)
                 throw Self.lockedError(o)
             }
+        }
+        // An exclusive holder may delete: clear away what append-only hosts left behind.
+        if exclusive {
+            for name in (try? lockLeftovers()) ?? [] { try? backend.delete(name) }
         }
         if !removed.isEmpty {
             warn("removed \(removed.count) stale lock\(removed.count == 1 ? "" : "s") of processes that no longer run on this host (\(removed.prefix(3).joined(separator: "; "))\(removed.count > 3 ? "; …" : ""))")
@@ -117,6 +175,8 @@ extension Repository {
             try backend.delete(l.name)
             result.removed.append(l.info?.summary ?? l.name)
         }
+        // Released locks and their release markers hold nothing; they go too.
+        for name in try lockLeftovers() { try backend.delete(name) }
         return result
     }
 

@@ -16,6 +16,9 @@ public final class S3TestServer: @unchecked Sendable {
     public let accessKeyID: String
     public let secretAccessKey: String
     public let region: String
+    /// A second user of a radosgw server (nil for moto): its name and credentials. It owns
+    /// nothing; a test grants it access with a bucket policy.
+    public let secondUser: (name: String, accessKeyID: String, secretAccessKey: String)?
     private var stopped = false
     let script: String
 
@@ -46,14 +49,21 @@ public final class S3TestServer: @unchecked Sendable {
         }
         var values: [String: String] = [:]
         for line in out.split(separator: "\n") {
-            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
-            if parts.count == 2 { values[parts[0]] = parts[1] }
+            for word in line.split(separator: " ") {
+                let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
+                if parts.count == 2 { values[parts[0]] = parts[1] }
+            }
         }
         guard let e = values["S3_ENDPOINT"], let id = values["AWS_ACCESS_KEY_ID"], let secret = values["AWS_SECRET_ACCESS_KEY"] else {
             throw StartError(description: "scripts/\(kind.rawValue) start printed no endpoint: \(out)")
         }
         endpoint = e; accessKeyID = id; secretAccessKey = secret
         region = values["AWS_DEFAULT_REGION"] ?? "us-east-1"
+        if let name = values["SECOND_USER"], let id = values["SECOND_ACCESS_KEY_ID"], let secret = values["SECOND_SECRET_ACCESS_KEY"] {
+            secondUser = (name, id, secret)
+        } else {
+            secondUser = nil
+        }
     }
 
     deinit { stop() }

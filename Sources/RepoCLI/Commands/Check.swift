@@ -41,6 +41,7 @@ extension RepoCommand {
             let report = try op.run()
             line?.finish()
             record(report, fraction: op.readDataFraction, started: started, in: repo, locked: lock != nil)
+            CommandMetrics.shared.checkFinished(report)
             if global.json {
                 try Console.printJSON(report)
             } else {

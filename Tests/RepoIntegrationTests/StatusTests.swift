@@ -196,6 +196,48 @@ final class StatusTests: XCTestCase {
         XCTAssertTrue(try fx.ok(["status"]).out.contains("ERRORS"))
     }
 
+    /// `--read-data-subset` checks add up: each records the packs it read, and the coverage
+    /// status reports is the union over the passing records, never more than what was read.
+    func testSubsetChecksAddUp() throws {
+        for i in 0..<3 { try fx.store("s\(i).sql", from: fx.file("in\(i)", TestData.random(200_000))) }
+        XCTAssertGreaterThanOrEqual(fx.packFiles().count, 4)
+        try fx.ok(["check", "--read-data-subset", "30%"])
+        var c = try XCTUnwrap(try json(["status"])["check"] as? [String: Any])
+        XCTAssertEqual((c["last"] as? [String: Any])?["read_data"] as? String, "subset")
+        let first = c["covered_bytes"] as! Int, total = c["pack_bytes"] as! Int
+        XCTAssertGreaterThan(first, 0, "\(c)")
+        XCTAssertLessThan(first, total, "30% of the packs is not all of them: \(c)")
+        let since = c["covered_since"] as? String
+        XCTAssertNotNil(since)
+        var last = first
+        for _ in 0..<5 {
+            try fx.ok(["check", "--read-data-subset", "30%"])
+            c = try XCTUnwrap(try json(["status"])["check"] as? [String: Any])
+            XCTAssertGreaterThanOrEqual(c["covered_bytes"] as! Int, last, "coverage only grows while records are kept: \(c)")
+            last = c["covered_bytes"] as! Int
+        }
+        XCTAssertEqual(c["covered_since"] as? String, since, "coverage counts from the oldest subset check kept")
+        XCTAssertTrue(c["last_full_read"] is NSNull, "subsets are not a full read")
+    }
+
+    /// A command stopped by SIGTERM still leaves its metrics file: success 0, exit code 143.
+    func testMetricsFileOnASignal() throws {
+        let path = fx.dir + "/repo.prom"
+        let started = try fx.start(["store", "--name", "slow", "--metrics-file", path], stdinPath: "/dev/zero")
+        let deadline = Date().addingTimeInterval(30)
+        while ((try? FileManager.default.contentsOfDirectory(atPath: fx.repo + "/locks")) ?? []).filter({ !$0.hasPrefix(".") }).isEmpty && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        kill(started.0.processIdentifier, SIGTERM)
+        let r = fx.collect(started)
+        XCTAssertEqual(r.status, 143, r.stderr)
+        let samples = try parsePrometheus(try String(contentsOfFile: path, encoding: .utf8))
+        XCTAssertEqual(samples.first { $0.name == "repo_command_success" }?.value, 0)
+        XCTAssertEqual(samples.first { $0.name == "repo_command_exit_code" }?.value, 143)
+        XCTAssertEqual(samples.first { $0.name == "repo_command_success" }?.labels["command"], "store")
+    }
+
     @discardableResult
     private func sh(_ command: String) -> Int32 {
         let p = Process()

@@ -220,12 +220,14 @@ public struct Status {
                       coveredSince: reading.compactMap { Timestamp.parse($0.started) }.min())
     }
 
-    /// An age for people: `42s`, `17m`, `5h 3m`, `3d 4h`.
+    /// An age for people: `42s`, `17m`, `5h 3m`, `3d 4h`; whole hours under a week as hours
+    /// (`26h`), as limits are usually given.
     public static func describeAge(_ seconds: TimeInterval) -> String {
         let s = Int(seconds.rounded())
         if s < 0 { return "in the future" }
         if s < 60 { return "\(s)s" }
         if s < 3600 { return "\(s / 60)m" }
+        if s % 3600 == 0 && s < 7 * 86400 { return "\(s / 3600)h" }
         if s < 86400 { return "\(s / 3600)h \(s / 60 % 60)m" }
         return "\(s / 86400)d \(s / 3600 % 24)h"
     }

@@ -14,3 +14,9 @@ if ! python3 -c 'import moto.server, boto3, flask' 2>/dev/null; then
     python3 -m pip install -q 'moto[server]' boto3 2>/dev/null \
         || python3 -m pip install -q --break-system-packages 'moto[server]' boto3
 fi
+# prometheus_client's exposition-format parser, which StatusTests read the metrics with, from
+# PyPI unless this Python has it already.
+if ! python3 -c 'import prometheus_client.parser' 2>/dev/null; then
+    python3 -m pip install -q prometheus_client 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages prometheus_client
+fi

@@ -47,6 +47,9 @@ struct GlobalOptions: ParsableArguments {
     @Flag(help: "Read without taking a lock (commands that only read; chosen automatically when the repository cannot be written).")
     var noLock = false
 
+    @Option(help: ArgumentHelp("Write the command's outcome as Prometheus metrics to FILE when it ends, also on failure; replaced atomically, for node_exporter's textfile collector (README: Monitoring).", valueName: "FILE"))
+    var metricsFile: String?
+
     /// True for the options of a copy's source (`SourceOptions`): the repository variables are
     /// then read with `REPO_FROM_` instead of `REPO_` (REPO_FROM_REPOSITORY, REPO_FROM_PASSWORD,
     /// …); AWS_* are shared.

@@ -17,7 +17,7 @@ struct RepoCommand: ParsableCommand {
         subcommands: [Init.self, Store.self, Backup.self, Snapshots.self, Ls.self, Dump.self, Restore.self, Diff.self,
                       Mount.self, Forget.self, Prune.self, Pin.self, Unpin.self, Policy.self,
                       Check.self, Stats.self, Unlock.self, Key.self, WalPush.self, WalFetch.self,
-                      PgBackup.self, PgRestore.self, PgStatus.self, Copy.self]
+                      PgBackup.self, PgRestore.self, PgStatus.self, Copy.self, Status.self]
     )
 }
 
@@ -52,35 +52,44 @@ public enum RepoMain {
                 if RequestCounters.process.total > 0 { Console.line("repo: S3: \(RequestCounters.process.summary)") }
             }
         }
+        // `--metrics-file`: written as the command ends, whichever way (`finish`).
+        var metricsQuiet = false
+        func finish(_ code: Int32) -> Never {
+            CommandMetrics.shared.finish(exitCode: code, quiet: metricsQuiet)
+            exit(code)
+        }
         do {
             var command = try parse()
+            let metrics = CommandMetrics.configuration(of: command)
+            metricsQuiet = metrics.quiet
+            CommandMetrics.shared.begin(command: metrics.name, file: metrics.file)
             try command.run()
             // Output that could not be written (a full disk, an I/O error) means the command
             // did not do all of it: `repo snapshots --json > f` must not exit 0 with f empty.
             if crepo_flush_stdout() != 0 {
                 let code = errno
-                if code == EPIPE { exit(0) }   // the reader closed the pipe: see above
+                if code == EPIPE { finish(0) }   // the reader closed the pipe: see above
                 Console.error(RepoError(.failure, "cannot write to standard output: \(String(cString: strerror(code)))",
                                         hint: "check where the output goes (a full disk?) and run the command again"))
-                exit(1)
+                finish(1)
             }
             fflush(nil)
-            exit(0)
+            finish(0)
         } catch let error as RepoError where error.kind == .outputClosed {
             // What the reader asked for (`| head`): no message, success, like git and restic.
-            exit(0)
+            finish(0)
         } catch let error as RepoError {
             fflush(nil)
             Console.error(error)
-            exit(exitCode(error.kind))
+            finish(exitCode(error.kind))
         } catch let error as ExitCode {
             fflush(nil)
-            exit(error.rawValue)
+            finish(error.rawValue)
         } catch where !String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
             // Anything not from the argument parser is a runtime failure (storage, decoding…).
             fflush(nil)
             Console.error(RepoError(.failure, String(describing: error)))
-            exit(1)
+            finish(1)
         } catch {
             fflush(nil)
             let code = RepoCommand.exitCode(for: error)
@@ -91,8 +100,11 @@ public enum RepoMain {
                 exit(0)
             }
             Console.line(message)
+            // A command line that did not parse still reports to the monitor, if it named a file.
+            let raw = CommandMetrics.configuration(arguments: Array(CommandLine.arguments.dropFirst()))
+            CommandMetrics.shared.begin(command: raw.name, file: raw.file)
             // ArgumentParser reports usage errors as EX_USAGE (64); the contract says 2.
-            exit(code == .validationFailure ? 2 : code.rawValue)
+            finish(code == .validationFailure ? 2 : code.rawValue)
         }
     }
 

@@ -159,7 +159,7 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
     }
 
     /// The kinds in the order `sealed-inner`'s first byte selects them.
-    public static let sealedKinds: [SealedObject.Kind] = [.index, .snapshot, .lock, .pin, .policy]
+    public static let sealedKinds: [SealedObject.Kind] = [.index, .snapshot, .lock, .pin, .policy, .check, .drill]
 
     // MARK: harnesses
 
@@ -253,6 +253,7 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         case .lock: lock(body)
         case .pin, .policy: retention(body)
         case .wal, .walCluster: walArchive(body)
+        case .check, .drill: retention(body)
         }
     }
 
@@ -306,6 +307,16 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
             _ = Timestamp.parse(p.time)
             let r = p.policy.resolved(localZone: "UTC")
             _ = r.hot?.seconds; _ = r.warm?.seconds; _ = r.cold?.seconds
+        }
+        // Run records (FORMAT.md §30), which `repo status` reads.
+        if let c = try? CheckRecord.decode(data) {
+            _ = Timestamp.parse(c.time); _ = Timestamp.parse(c.started)
+            _ = c.readPrefixes
+            if let again = try? CheckRecord.decode(try c.encoded()) { precondition(again == c, "a check record does not survive encoding") }
+        }
+        if let d = try? DrillRecord.decode(data) {
+            _ = Timestamp.parse(d.time)
+            if let again = try? DrillRecord.decode(try d.encoded()) { precondition(again == d, "a drill record does not survive encoding") }
         }
     }
 

@@ -53,6 +53,7 @@ public enum SeedGenerator {
                 case .lock: try write(.lock, body)
                 case .pin, .policy: try write(.retention, body)
                 case .wal, .walCluster: try write(.walArchive, body)
+                case .check, .drill: try write(.retention, body)
                 }
             }
         }

@@ -29,7 +29,13 @@ public struct Check {
         /// WAL archive (FORMAT.md §27): files stored, and files read and authenticated.
         public var walFiles = 0
         public var walFilesRead = 0
+        /// The packs read in full (not part of `--json`; the check record keeps them, §30).
+        public var readPackNames: [Hash256] = []
         public var ok: Bool { errors.isEmpty }
+
+        enum CodingKeys: String, CodingKey {
+            case errors, notes, snapshots, packs, blobs, packsRead, bytesRead, walFiles, walFilesRead
+        }
     }
 
     public func run() throws -> Report {
@@ -120,6 +126,7 @@ public struct Check {
                 names = Array(names.prefix(max(1, Int((Double(names.count) * readDataFraction).rounded(.up)))))
             }
             try readPacks(names, packs: packs, report: &report)
+            report.readPackNames = names
         }
 
         // 5. The WAL archive: its cluster record opens; with read-data, every (or the same

@@ -1,6 +1,6 @@
 public import RepoPrimitives
 
-/// The encrypted envelope of index segments, snapshots and locks (FORMAT.md §Sealed objects):
+/// The encrypted envelope of index segments, snapshots, locks and the other small objects (FORMAT.md §Sealed objects):
 ///
 ///     object = magic[4] || salt[32] || AES-256-GCM(k, nonce = 0^12, ad = magic || salt, inner)
 ///     k      = HMAC-SHA256(masterKey.encryption, "repo/v1/object" || magic || salt)
@@ -15,6 +15,8 @@ public enum SealedObject {
         case pin = "RPN1", policy = "RPL1"
         /// The WAL archive (FORMAT.md §27): one archived file, and the cluster it belongs to.
         case wal = "RWL1", walCluster = "RWC1"
+        /// Run records (FORMAT.md §30): the outcome of a `check`, and of a restore drill.
+        case check = "RCK1", drill = "RDR1"
 
         public var magic: [UInt8] { Array(rawValue.utf8) }
         /// The backend folder objects of this kind live in.
@@ -23,6 +25,7 @@ public enum SealedObject {
             case .index: "index"; case .snapshot: "snapshots"; case .lock: "locks"
             case .pin: "pins"; case .policy: "policy"
             case .wal, .walCluster: "wal"
+            case .check: "checks"; case .drill: "drills"
             }
         }
     }

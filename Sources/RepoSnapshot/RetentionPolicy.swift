@@ -67,16 +67,20 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
     public var groupBy: [GroupField]?
     /// IANA time zone for calendar days and months (default: the local zone).
     public var timeZone: String?
+    /// Not a retention rule: the age past which `repo status` calls a group late when no
+    /// `--max-age` is given, as `AgeLimit` text (`26h`); forget ignores it (FORMAT.md §23).
+    public var maxAge: String?
 
     public init(hot: RetentionDuration? = nil, warm: RetentionDuration? = nil, cold: RetentionDuration? = nil,
-                keepLast: Int? = nil, keepTags: [String]? = nil, groupBy: [GroupField]? = nil, timeZone: String? = nil) {
+                keepLast: Int? = nil, keepTags: [String]? = nil, groupBy: [GroupField]? = nil, timeZone: String? = nil,
+                maxAge: String? = nil) {
         self.hot = hot; self.warm = warm; self.cold = cold; self.keepLast = keepLast
-        self.keepTags = keepTags; self.groupBy = groupBy; self.timeZone = timeZone
+        self.keepTags = keepTags; self.groupBy = groupBy; self.timeZone = timeZone; self.maxAge = maxAge
     }
 
     enum CodingKeys: String, CodingKey {
         case hot = "keep-hot", warm = "keep-warm", cold = "keep-cold", keepLast = "keep-last"
-        case keepTags = "keep-tag", groupBy = "group-by", timeZone = "tz"
+        case keepTags = "keep-tag", groupBy = "group-by", timeZone = "tz", maxAge = "max-age"
     }
 
     public static let defaultHot = RetentionDuration(7, .d)
@@ -88,7 +92,7 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
     public func over(_ base: RetentionPolicy) -> RetentionPolicy {
         RetentionPolicy(hot: hot ?? base.hot, warm: warm ?? base.warm, cold: cold ?? base.cold,
                         keepLast: keepLast ?? base.keepLast, keepTags: keepTags ?? base.keepTags,
-                        groupBy: groupBy ?? base.groupBy, timeZone: timeZone ?? base.timeZone)
+                        groupBy: groupBy ?? base.groupBy, timeZone: timeZone ?? base.timeZone, maxAge: maxAge ?? base.maxAge)
     }
 
     /// Every field set: unset ones take the built-in defaults (time zone: `localZone`).
@@ -104,6 +108,7 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
         }
         if let tz = timeZone, TimeZone(identifier: tz) == nil { return "unknown time zone \"\(tz)\" (use an IANA name like Europe/Berlin or UTC)" }
         if let g = groupBy, g.isEmpty { return "group-by needs at least one of host, name, paths, tags" }
+        if let m = maxAge, let reason = AgeLimit.invalidReason(m) { return "max-age: \(reason)" }
         return nil
     }
 
@@ -117,6 +122,7 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
         if let t = keepTags, !t.isEmpty { parts.append("keep-tag \(t.joined(separator: ","))") }
         if let g = groupBy { parts.append("group by \(g.map(\.rawValue).joined(separator: ","))") }
         if let timeZone { parts.append("tz \(timeZone)") }
+        if let maxAge { parts.append("status max-age \(maxAge)") }
         return parts.joined(separator: ", ")
     }
 }

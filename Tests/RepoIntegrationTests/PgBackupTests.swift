@@ -199,6 +199,45 @@ final class PgBackupTests: XCTestCase {
         XCTAssertEqual(server.sql("SELECT timeline_id FROM pg_control_checkpoint()", port: port3), "3")
     }
 
+    /// `repo status` (README, "Monitoring") on a live archive: the base backup is a tree group,
+    /// and timeline 1's recovery point is the end of the newest WAL that backup reaches, so
+    /// `--max-age` passes; with no base backup left it is late even though WAL keeps arriving.
+    func testStatusShowsTheArchiveRecoveryPoint() throws {
+        try startArchivingCluster()
+        let metrics = fx.dir + "/pg-backup.prom"
+        let backup = asServerUser(["pg-backup", "--pgdata", server.data, "--fast", "--json", "--metrics-file", metrics])
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        let backupID = try XCTUnwrap(try json(backup)["id"] as? String)
+        let text = try String(contentsOfFile: metrics, encoding: .utf8)
+        XCTAssertTrue(text.contains("repo_command_success{command=\"pg-backup\"} 1\n"), text)
+        XCTAssertTrue(text.contains("repo_store_bytes_total{host=") && text.contains("paths=\"\(server.data)\"}"), text)
+        _ = server.sql("CREATE TABLE t (v int); INSERT INTO t VALUES (1)")
+        let segment = server.sql("SELECT pg_walfile_name(pg_switch_wal())")
+        let deadline = Date().addingTimeInterval(30)
+        while server.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") < segment {
+            guard Date() < deadline else { return XCTFail("\(segment) was not archived within 30 s") }
+            usleep(100_000)
+        }
+
+        let ok = try asTestUser(["status", "--json", "--max-age", "1h"])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        let status = try json(ok)
+        let group = try XCTUnwrap((status["groups"] as? [[String: Any]])?.first { ($0["paths"] as? [String])?.first == server.data }, "\(status)")
+        XCTAssertEqual(group["kind"] as? String, "tree")
+        XCTAssertEqual((group["latest"] as? [String: Any])?["id"] as? String, backupID)
+        let wal = try XCTUnwrap((status["wal"] as? [[String: Any]])?.first { $0["timeline"] as? Int == 1 }, "\(status)")
+        XCTAssertEqual(wal["current"] as? Bool, true)
+        let lag = try XCTUnwrap(wal["recovery_point_age_seconds"] as? Double, "the base backup reaches the archived WAL: \(wal)")
+        XCTAssertLessThan(lag, 300)
+        XCTAssertGreaterThanOrEqual(lag, try XCTUnwrap(wal["archive_lag_seconds"] as? Double) - 1)
+
+        // Without the base backup nothing is restorable: the timeline is late whatever its lag.
+        try FileManager.default.removeItem(atPath: fx.repo + "/snapshots/" + backupID)
+        let late = try asTestUser(["status", "--max-age", "1h"])
+        XCTAssertEqual(late.status, 1, late.out + late.stderr)
+        XCTAssertTrue(late.stderr.contains("WAL timeline 1") && late.stderr.contains("no archived WAL can be recovered"), late.stderr)
+    }
+
     func testSecondBackupOfAnUnchangedClusterAddsAlmostNothing() throws {
         try startArchivingCluster()
         XCTAssertEqual(server.client(["\(server.bin)/pgbench", "-i", "-s", "3", "-q", "postgres"]).0, 0)

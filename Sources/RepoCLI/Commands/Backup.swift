@@ -61,6 +61,7 @@ extension RepoCommand {
                 return try op.run()
             }
             let s = result.snapshot.stats
+            CommandMetrics.shared.snapshotWritten(result.snapshot, date: Timestamp.parse(result.snapshot.time) ?? Date())
             if global.json {
                 try Console.printJSON(BackupOutput(result))
             } else {

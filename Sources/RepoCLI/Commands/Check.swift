@@ -1,5 +1,7 @@
 import ArgumentParser
+import RepoStorage
 import RepoRepository
+import RepoSnapshot
 import RepoOperations
 import Foundation
 
@@ -35,8 +37,11 @@ extension RepoCommand {
             if let s = readDataSubset { op.readDataFraction = Double(s.hasSuffix("%") ? String(s.dropLast()) : s)! / 100 }
             let line = global.progressLine("read")
             if let line { op.progress = { line.update($0) } }
+            let started = (try? repo.backend.now()) ?? Date()
             let report = try op.run()
             line?.finish()
+            record(report, fraction: op.readDataFraction, started: started, in: repo, locked: lock != nil)
+            CommandMetrics.shared.checkFinished(report)
             if global.json {
                 try Console.printJSON(report)
             } else {
@@ -54,6 +59,37 @@ extension RepoCommand {
             if !report.ok {
                 throw RepoError(.integrity, "the repository has \(report.errors.count) integrity error(s)",
                                 hint: "the damaged objects are listed above; snapshots that use them cannot be restored in full")
+            }
+        }
+
+        /// Keeps the outcome in the repository for `repo status` (FORMAT.md §30). Never fails
+        /// the check: a repository that cannot be written (the reason it was read without a
+        /// lock, or a write refused now) is skipped, said with -v; any other failure is a warning.
+        private func record(_ report: RepoOperations.Check.Report, fraction: Double, started: Date, in repo: Repository, locked: Bool) {
+            func skipped(_ why: String) {
+                if global.verbose && !global.quiet { Console.line("repo: the check was not recorded in the repository: \(why)") }
+            }
+            if !locked && !global.noLock {
+                return skipped("it cannot be written")
+            }
+            let now = (try? repo.backend.now()) ?? Date()
+            let subset = fraction > 0 && fraction < 1
+            let record = CheckRecord(started: Timestamp.format(started), time: Timestamp.format(now), host: HostInfo.hostname,
+                                     username: HostInfo.username, program: "repo \(RepoOperationsVersion.string)",
+                                     seconds: now.timeIntervalSince(started), errors: report.errors.count,
+                                     snapshots: report.snapshots, packs: report.packs, readDataFraction: fraction,
+                                     packsRead: report.packsRead, bytesRead: report.bytesRead, walFilesRead: report.walFilesRead,
+                                     packsReadPrefixes: subset ? CheckRecord.encodePrefixes(report.readPackNames.map(\.bytes)) : nil)
+            do {
+                let name = try repo.saveCheckRecord(record)
+                if global.verbose && !global.quiet { Console.line("repo: recorded the check as \(name)") }
+            } catch let error as StorageError {
+                switch error {
+                case .readOnly, .noSpace: skipped("\(error)")
+                default: global.warningPrinter("the check was not recorded in the repository: \(error)")
+                }
+            } catch {
+                global.warningPrinter("the check was not recorded in the repository: \(error)")
             }
         }
     }

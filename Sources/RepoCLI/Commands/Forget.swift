@@ -78,6 +78,7 @@ extension RepoCommand {
             op.filter = SnapshotFilter(name: filter.name, host: filter.host, tags: filter.tags)
             op.dryRun = dryRun
             let result = try op.run()
+            CommandMetrics.shared.forgetFinished(kept: result.kept, forgotten: result.forgotten, dryRun: dryRun)
 
             var pruneReport: RepoOperations.Prune.Report?
             if prune && !dryRun {
@@ -89,6 +90,7 @@ extension RepoCommand {
                 PruneCommandSupport.installCrashHook(&p)
                 pruneReport = try p.run()
                 line?.finish()
+                CommandMetrics.shared.pruneFinished(pruneReport!)
             }
 
             if global.json {

@@ -69,6 +69,7 @@ extension RepoCommand {
                 return try op.run()
             }
             let s = result.snapshot.stats
+            CommandMetrics.shared.snapshotWritten(result.snapshot, date: Timestamp.parse(result.snapshot.time) ?? Date())
             if global.json {
                 try Console.printJSON(PgBackupOutput(result))
             } else {

@@ -40,13 +40,20 @@ extension RepoCommand {
             @OptionGroup var global: GlobalOptions
             @OptionGroup var retention: RetentionOptions
 
+            @Option(help: ArgumentHelp("Not a retention rule: how old a group's newest snapshot may get before `repo status` without --max-age calls it late (s, min, h, d, w; e.g. 26h).", valueName: "D"))
+            var maxAge: String?
+
             @Option(help: ArgumentHelp("Read the policy from a YAML file (flags override its fields).", valueName: "FILE"))
             var file: String?
 
-            func validate() throws { _ = try retention.flagPolicy() }
+            func validate() throws {
+                _ = try retention.flagPolicy()
+                if let maxAge, let reason = AgeLimit.invalidReason(maxAge) { throw ValidationError("--max-age: \(reason)") }
+            }
 
             func run() throws {
                 var policy = try retention.flagPolicy()
+                policy.maxAge = maxAge
                 if let file { policy = policy.over(try PolicyFile.load(file)) }
                 if policy == RetentionPolicy() {
                     throw RepoError(.usage, "no policy given", hint: "pass flags like --keep-hot 7d, or --file FILE; `repo policy unset` removes the default")

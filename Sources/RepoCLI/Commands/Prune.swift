@@ -47,6 +47,7 @@ extension RepoCommand {
             PruneCommandSupport.installCrashHook(&op)
             let report = try op.run()
             line?.finish()
+            CommandMetrics.shared.pruneFinished(report)
             if global.json { try Console.printJSON(report) } else if !global.quiet { PruneCommandSupport.printReport(report) }
         }
     }

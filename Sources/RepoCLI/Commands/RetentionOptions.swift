@@ -117,8 +117,9 @@ enum PolicyFile {
                     throw RepoError(.usage, "\(path): group-by must list some of host, name, paths, tags")
                 }
             case "tz": policy.timeZone = try scalar()
+            case "max-age": policy.maxAge = try scalar()
             default:
-                throw RepoError(.usage, "\(path): unknown key \"\(key)\" (known: keep-hot, keep-warm, keep-cold, keep-last, keep-tag, group-by, tz)")
+                throw RepoError(.usage, "\(path): unknown key \"\(key)\" (known: keep-hot, keep-warm, keep-cold, keep-last, keep-tag, group-by, tz, max-age)")
             }
         }
         if let reason = policy.invalidReason { throw RepoError(.usage, "\(path): \(reason)") }

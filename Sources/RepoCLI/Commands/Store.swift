@@ -125,6 +125,7 @@ extension RepoCommand {
             }
             line?.finish()
             let s = result.snapshot.stats
+            CommandMetrics.shared.snapshotWritten(result.snapshot, date: Timestamp.parse(result.snapshot.time) ?? Date())
             if global.json {
                 try Console.printJSON(StoreOutput(id: result.snapshotID.hex, shortID: result.snapshotID.shortHex,
                                                   name: snapshotName, bytes: s.totalBytes, sha256: result.sha256.hex,

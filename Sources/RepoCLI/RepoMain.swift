@@ -17,7 +17,7 @@ struct RepoCommand: ParsableCommand {
         subcommands: [Init.self, Store.self, Backup.self, Snapshots.self, Ls.self, Dump.self, Restore.self, Diff.self,
                       Mount.self, Forget.self, Prune.self, Pin.self, Unpin.self, Policy.self,
                       Check.self, Stats.self, Unlock.self, Key.self, WalPush.self, WalFetch.self,
-                      PgBackup.self, PgRestore.self, PgStatus.self, Copy.self, Status.self]
+                      PgBackup.self, PgRestore.self, PgStatus.self, Copy.self, Status.self, Drill.self]
     )
 }
 

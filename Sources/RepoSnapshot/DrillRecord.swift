@@ -1,7 +1,7 @@
 public import Foundation
 
 /// The outcome of one restore drill: a snapshot restored somewhere scratch and checked
-/// (FORMAT.md §30). `repo status` shows each group's newest; the command that runs drills
+/// (FORMAT.md §30). `repo status` shows each group's newest; `repo drill` (`RestoreDrill`)
 /// writes them. Serialized as JSON with sorted keys and sealed as kind `drill` (`RDR1`,
 /// folder `drills/`).
 ///
@@ -20,7 +20,8 @@ public struct DrillRecord: Codable, Sendable, Equatable {
     public var snapshotHost: String
     public var snapshotName: String?
     public var snapshotPaths: [String]?
-    /// What was restored into: `postgres` (a scratch or given PostgreSQL) or `tree` (a directory).
+    /// What was drilled: `postgres` (a pg_dump restored into PostgreSQL), `tree` (restored into a
+    /// directory) or `stream` (read back and checked against its SHA-256).
     public var kind: String
     /// True when the restore finished and every check passed.
     public var ok: Bool

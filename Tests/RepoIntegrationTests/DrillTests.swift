@@ -1,0 +1,109 @@
+import XCTest
+import Foundation
+
+/// `repo drill` (README, "Restore drills"): real pg_dumps (plain and custom format) restored into
+/// a scratch PostgreSQL that the command starts and removes itself, with passing and failing
+/// `--sql` checks; a damaged snapshot; tree and stream drills; the record `repo status` shows.
+final class DrillTests: XCTestCase {
+    func json(_ r: CLIResult) throws -> [String: Any] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any], r.out)
+    }
+
+    /// Scratch clusters of drills: directories named repo-drill-* under `parent`.
+    func scratchLeft(_ parent: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []).filter { $0.hasPrefix("repo-drill") }
+    }
+
+    func testPostgresDrillOfPlainAndCustomDumps() throws {
+        let bin = try PostgresServer.requireBinaries()
+        let server = try PostgresServer(bin: bin)
+        defer { server.stop() }
+        _ = server.sql("CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL); INSERT INTO accounts SELECT g, g % 100 FROM generate_series(1, 1000) g")
+        _ = server.sql("CREATE SCHEMA \"Audit\"; CREATE TABLE \"Audit\".\"Log\" (t text); INSERT INTO \"Audit\".\"Log\" VALUES ('a'), ('b'), ('c')")
+        let fx = Fixture()
+        try fx.initRepo()
+        let plainFile = fx.dir + "/plain.sql", customFile = fx.dir + "/custom.dump"
+        XCTAssertEqual(server.client([bin + "/pg_dump", "-d", "postgres", "-f", plainFile]).0, 0)
+        XCTAssertEqual(server.client([bin + "/pg_dump", "-Fc", "-d", "postgres", "-f", customFile]).0, 0)
+        let plain = try XCTUnwrap(try fx.store("db.sql", from: plainFile)["id"] as? String)
+        let custom = try XCTUnwrap(try fx.store("db.dump", from: customFile)["id"] as? String)
+        let pass = fx.file("pass.sql", Data("SELECT count(*) = 1000 AND sum(balance) = 49500 FROM accounts;\n".utf8))
+        let fail = fx.file("fail.sql", Data("SELECT count(*) = 999 FROM accounts;\n".utf8))
+        let scratch = fx.dir + "/scratch"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        chmod(scratch, 0o755)
+
+        // Plain SQL: restored, every table counted, the --sql check passes; recorded.
+        let r1 = try fx.run(["drill", plain, "--postgres", "--sql", pass, "--scratch-dir", scratch, "--json"])
+        XCTAssertEqual(r1.status, 0, r1.stderr)
+        let o1 = try json(r1)
+        XCTAssertEqual(o1["ok"] as? Bool, true)
+        XCTAssertEqual(o1["kind"] as? String, "postgres")
+        let checks1 = try XCTUnwrap(o1["checks"] as? [[String: Any]])
+        XCTAssertEqual(checks1.first { $0["name"] as? String == "rows in public.accounts" }?["detail"] as? String, "1000", "\(checks1)")
+        XCTAssertEqual(checks1.first { $0["name"] as? String == "rows in \"Audit\".\"Log\"" }?["detail"] as? String, "3", "\(checks1)")
+        XCTAssertEqual(checks1.filter { ($0["name"] as? String)?.hasPrefix("query ") == true }.map { $0["ok"] as? Bool }, [true])
+        XCTAssertGreaterThan(o1["restore_seconds"] as? Double ?? 0, 0)
+        XCTAssertNotNil(o1["recorded"] as? String)
+        XCTAssertEqual(scratchLeft(scratch), [], "the scratch cluster is removed")
+
+        // Custom format, detected; a failing --sql check makes the drill fail (exit 1), recorded too.
+        let r2 = try fx.run(["drill", custom, "--postgres", "--sql", pass, "--sql", fail, "--scratch-dir", scratch, "--json"])
+        XCTAssertEqual(r2.status, 1, r2.stderr)
+        let o2 = try json(r2)
+        XCTAssertEqual(o2["ok"] as? Bool, false)
+        XCTAssertEqual(o2["failed_checks"] as? Int, 1)
+        let checks2 = try XCTUnwrap(o2["checks"] as? [[String: Any]])
+        XCTAssertEqual(checks2.first?["name"] as? String, "restore (pg_restore)")
+        XCTAssertEqual(checks2.first { ($0["name"] as? String)?.hasSuffix("fail.sql") == true }?["detail"] as? String, "returned f")
+        XCTAssertEqual(scratchLeft(scratch), [])
+
+        // The text report names each check.
+        let text = try fx.run(["drill", plain, "--postgres", "--scratch-dir", scratch])
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssertTrue(text.out.contains("PASSED") && text.out.contains("ok    rows in public.accounts: 1000"), text.out)
+
+        // status shows each group's last drill: db.sql passed, db.dump failed.
+        let status = try fx.run(["status", "--json"])
+        let groups = try XCTUnwrap((try json(status))["groups"] as? [[String: Any]], status.out)
+        let bySnapshotName = Dictionary(uniqueKeysWithValues: groups.compactMap { g in (g["name"] as? String).map { ($0, g) } })
+        XCTAssertEqual((bySnapshotName["db.sql"]?["last_drill"] as? [String: Any])?["ok"] as? Bool, true, status.out)
+        XCTAssertEqual((bySnapshotName["db.dump"]?["last_drill"] as? [String: Any])?["ok"] as? Bool, false, status.out)
+    }
+
+    func testDamagedSnapshotFailsItsDrillWith13() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        let data = TestData.random(4 << 20)
+        let id = try XCTUnwrap(try fx.store("blob", from: fx.file("d", data))["id"] as? String)
+        XCTAssertEqual(try fx.run(["drill", id]).status, 0)
+        let pack = try XCTUnwrap(fx.packFiles().max { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int ?? 0) ?? 0 < (try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int ?? 0) ?? 0 })
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: pack))
+        bytes[bytes.count / 3] ^= 0x10
+        try bytes.write(to: URL(fileURLWithPath: pack))
+        let r = try fx.run(["drill", id, "--json"])
+        XCTAssertEqual(r.status, 13, r.stderr)
+        let o = try json(r)
+        XCTAssertEqual(o["ok"] as? Bool, false)
+        XCTAssertNotNil(o["recorded"] as? String, "a failed drill is recorded too")
+        let status = try fx.run(["status", "--json"])
+        let group = try XCTUnwrap(((try json(status))["groups"] as? [[String: Any]])?.first)
+        XCTAssertEqual((group["last_drill"] as? [String: Any])?["ok"] as? Bool, false, status.out)
+    }
+
+    func testTreeDrillVerifiesEveryFile() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        let src = fx.dir + "/src"
+        try FileManager.default.createDirectory(atPath: src + "/sub", withIntermediateDirectories: true)
+        for i in 0..<5 { _ = fx.file("src/sub/f\(i)", TestData.random(10_000 * (i + 1))) }
+        try fx.ok(["backup", src])
+        let r = try fx.run(["drill", "latest", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let o = try json(r)
+        XCTAssertEqual(o["kind"] as? String, "tree")
+        XCTAssertEqual((o["checks"] as? [[String: Any]])?.first?["detail"] as? String, "5 of 5")
+        // --sql without --postgres is a usage error.
+        XCTAssertEqual(try fx.run(["drill", "latest", "--sql", fx.file("q.sql", Data("SELECT true;".utf8))]).status, 2)
+    }
+}

@@ -163,6 +163,7 @@ extension CommandMetrics {
 
     /// `store` and `backup`: the snapshot written and what it cost.
     func snapshotWritten(_ s: Snapshot, date: Date) {
+        CommandNotification.shared.snapshotWritten(s)
         let labels = Self.groupLabels(host: s.host, name: s.name, paths: s.paths)
         record { m in
             m.add("repo_store_bytes_total", "Content bytes the command read and stored (before deduplication).",

@@ -47,6 +47,22 @@ struct GlobalOptions: ParsableArguments {
     @Flag(help: "Read without taking a lock (commands that only read; chosen automatically when the repository cannot be written).")
     var noLock = false
 
+    @Option(help: ArgumentHelp("Run CMD with /bin/sh when store, backup, pg-backup, forget, prune, check, drill or copy ends, with a JSON event on stdin (env REPO_NOTIFY_COMMAND; README: Notifications).", valueName: "CMD"))
+    var notifyCommand: String?
+
+    @Option(help: ArgumentHelp("Which endings run the notify command: always, failure or success (env REPO_NOTIFY_ON; default always).", valueName: "WHEN"))
+    var notifyOn: CommandNotification.When?
+
+    /// The notify command and when it runs, from the options or the environment.
+    var notification: (hook: String?, when: CommandNotification.When) {
+        let hook = (notifyCommand ?? env["REPO_NOTIFY_COMMAND"]).flatMap { $0.isEmpty ? nil : $0 }
+        let when = notifyOn ?? env["REPO_NOTIFY_ON"].flatMap { CommandNotification.When(rawValue: $0.lowercased()) } ?? .always
+        return (hook, when)
+    }
+
+    /// The repository location as given (for messages and events), nil when none was.
+    var locationText: String? { repository ?? env["REPO_REPOSITORY"] }
+
     @Option(help: ArgumentHelp("Write the command's outcome as Prometheus metrics to FILE when it ends, also on failure; replaced atomically, for node_exporter's textfile collector (README: Monitoring).", valueName: "FILE"))
     var metricsFile: String?
 

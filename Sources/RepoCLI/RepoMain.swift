@@ -54,8 +54,10 @@ public enum RepoMain {
         }
         // `--metrics-file`: written as the command ends, whichever way (`finish`).
         var metricsQuiet = false
-        func finish(_ code: Int32) -> Never {
+        func finish(_ code: Int32, _ error: RepoError? = nil) -> Never {
             CommandMetrics.shared.finish(exitCode: code, quiet: metricsQuiet)
+            fflush(nil)
+            CommandNotification.shared.finish(exitCode: code, error: error)
             exit(code)
         }
         do {
@@ -63,6 +65,7 @@ public enum RepoMain {
             let metrics = CommandMetrics.configuration(of: command)
             metricsQuiet = metrics.quiet
             CommandMetrics.shared.begin(command: metrics.name, file: metrics.file)
+            CommandNotification.arm(for: command)
             try command.run()
             // Output that could not be written (a full disk, an I/O error) means the command
             // did not do all of it: `repo snapshots --json > f` must not exit 0 with f empty.
@@ -81,15 +84,16 @@ public enum RepoMain {
         } catch let error as RepoError {
             fflush(nil)
             Console.error(error)
-            finish(exitCode(error.kind))
+            finish(exitCode(error.kind), error)
         } catch let error as ExitCode {
             fflush(nil)
             finish(error.rawValue)
         } catch where !String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
             // Anything not from the argument parser is a runtime failure (storage, decoding…).
             fflush(nil)
-            Console.error(RepoError(.failure, String(describing: error)))
-            finish(1)
+            let failure = RepoError(.failure, String(describing: error))
+            Console.error(failure)
+            finish(1, failure)
         } catch {
             fflush(nil)
             let code = RepoCommand.exitCode(for: error)

@@ -65,11 +65,13 @@ enum SignalTrap {
         DispatchQueue.global().asyncAfter(deadline: .now() + gracePeriod) { exitNow(sig) }
     }
 
-    /// Releases every lock this process holds, writes `--metrics-file` (if given) and exits
-    /// with 128 + `sig`, without running anything else (other threads may be blocked on a pipe).
+    /// Releases every lock this process holds, writes `--metrics-file` and runs the notify
+    /// command (if given) and exits with 128 + `sig`, without running anything else (other
+    /// threads may be blocked on a pipe).
     static func exitNow(_ sig: Int32) -> Never {
         RepositoryLock.releaseAll()
         CommandMetrics.shared.finish(exitCode: 128 + sig)
+        CommandNotification.shared.finish(exitCode: 128 + sig, error: RepoError(.interrupted(signal: sig), "interrupted by signal \(sig)"))
         _exit(128 + sig)
     }
 }

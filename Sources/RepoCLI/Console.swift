@@ -78,6 +78,10 @@ final class ProgressLine: @unchecked Sendable {
     private let interactive: Bool
     private let lock = NSLock()
     nonisolated(unsafe) private static var shown = false
+    /// Seconds between redraws on a terminal: 0.2. Test seam: `REPO_TEST_PROGRESS_INTERVAL_MS`
+    /// shortens it, so that a test's short commands draw a line at all. Not for production use.
+    private static let interval: TimeInterval = ProcessInfo.processInfo.environment["REPO_TEST_PROGRESS_INTERVAL_MS"]
+        .flatMap(Double.init).map { $0 / 1000 } ?? 0.2
 
     private init(verb: String, interactive: Bool) {
         self.verb = verb; self.interactive = interactive
@@ -93,7 +97,7 @@ final class ProgressLine: @unchecked Sendable {
     func update(_ r: ProgressReport) {
         lock.lock(); defer { lock.unlock() }
         let now = Date()
-        guard now.timeIntervalSince(last) >= (interactive ? 0.2 : 2) else { return }
+        guard now.timeIntervalSince(last) >= (interactive ? Self.interval : 2) else { return }
         last = now
         let elapsed = now.timeIntervalSince(started)
         var parts = ["\(verb) \(Format.bytes(r.bytes))", Format.rate(r.bytes, elapsed)]

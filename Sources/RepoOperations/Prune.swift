@@ -306,8 +306,13 @@ public struct Prune {
             }
         }
         try repository.verifyLock()
-        for p in (delete + repack.map(\.0)).sorted(by: { $0.name < $1.name }) {
+        let doomed = (delete + repack.map(\.0)).sorted(by: { $0.name < $1.name })
+        let doomedBytes = doomed.reduce(0) { $0 + $1.size }
+        var freed = 0
+        for (i, p) in doomed.enumerated() {
             try backend.delete(p.objectName)
+            freed += p.size
+            progress?(ProgressReport(bytes: freed, totalBytes: doomedBytes, items: "deleted \(i + 1)/\(doomed.count) packs"))
             afterStep?("pack deleted")
         }
 

@@ -23,6 +23,12 @@ public final class SnapshotCopy {
     public let source: Repository
     public let destination: Repository
     public var workers = defaultWorkerCount
+    /// Content bytes of the snapshots being copied that are done (copied, or found in the
+    /// destination), out of their total, and the bytes newly stored; throttled by the handler.
+    public var progress: ProgressHandler?
+    /// Content bytes done and the total of the snapshots to copy (for `progress`).
+    let bytesDone = Mutex(0)
+    var bytesTotal = 0
     /// Shared blob-id key: ids need no translation.
     public let sameIDs: Bool
 
@@ -72,6 +78,8 @@ public final class SnapshotCopy {
             present.insert(entry.snapshot.original ?? entry.id.hex)
         }
         let pins = try source.pins().map(\.pin)
+        bytesTotal = snapshots.filter { !present.contains($0.snapshot.original ?? $0.id.hex) }.reduce(0) { $0 + $1.snapshot.stats.totalBytes }
+        var newStored = 0
         for entry in snapshots.sorted(by: { $0.date < $1.date }) {
             let origin = entry.snapshot.original ?? entry.id.hex
             if present.contains(origin) {
@@ -80,7 +88,7 @@ public final class SnapshotCopy {
             }
             progress?("copying snapshot \(entry.id.shortHex) (\(entry.snapshot.name ?? entry.snapshot.paths?.joined(separator: " ") ?? ""))")
             let session = try WriteSession(repository: destination)
-            let walk = Walk(copy: self, session: session)
+            let walk = Walk(copy: self, session: session, storedBefore: newStored)
             let root: BlobID
             do {
                 root = try walk.tree(entry.snapshot.tree)
@@ -96,6 +104,7 @@ public final class SnapshotCopy {
             let id = try destination.saveObject(try snapshot.encoded(), kind: .snapshot)
             present.insert(origin)
             let stats = session.stats
+            newStored += stats.newStoredBytes
             report.newBlobs += stats.newBlobs
             report.newRawBytes += stats.newRawBytes
             report.newStoredBytes += stats.newStoredBytes
@@ -126,13 +135,24 @@ public final class SnapshotCopy {
         var pending: [BlobID] = []
         var queued = Set<BlobID>()
         var chunkIDs: [BlobID: BlobID] = [:]
+        /// Plaintext sizes of the queued chunks (for progress).
+        var sizes: [BlobID: Int] = [:]
         private(set) var blobsRead = 0
+        /// Bytes stored by the snapshots copied before this one (for progress).
+        let storedBefore: Int
 
-        init(copy: SnapshotCopy, session: WriteSession) {
+        init(copy: SnapshotCopy, session: WriteSession, storedBefore: Int) {
             self.copy = copy
             self.session = session
+            self.storedBefore = storedBefore
             reader = PackReader(master: copy.source.key)
             context = session.makeContext()
+        }
+
+        /// Adds `bytes` of content done and reports progress.
+        func advance(_ bytes: Int) {
+            let done = copy.bytesDone.withLock { d -> Int in d += bytes; return d }
+            copy.progress?(ProgressReport(bytes: done, totalBytes: copy.bytesTotal, newBytes: storedBefore + session.stats.newStoredBytes))
         }
 
         func load(_ id: BlobID) throws -> [UInt8] {
@@ -160,7 +180,7 @@ public final class SnapshotCopy {
                 if let sub = t.nodes[i].subtree { t.nodes[i].subtree = try tree(sub) }
                 switch t.nodes[i].content {
                 case .chunks(let refs)?:
-                    t.nodes[i].content = .chunks(try refs.map { ChunkRef(id: try chunk($0.id), size: $0.size) })
+                    t.nodes[i].content = .chunks(try refs.map { ChunkRef(id: try chunk($0.id, size: Int($0.size)), size: $0.size) })
                 case .lists(let refs)?:
                     t.nodes[i].content = .lists(try refs.map { ListRef(id: try list($0.id), size: $0.size, count: $0.count) })
                 case nil:
@@ -177,7 +197,7 @@ public final class SnapshotCopy {
             if let done = mapped[id] { return done }
             if copy.sameIDs, try destinationHas(id, .tree) { mapped[id] = id; return id }
             let plain = try load(id)
-            let refs = try ContentList.decode(plain).map { ChunkRef(id: try chunk($0.id), size: $0.size) }
+            let refs = try ContentList.decode(plain).map { ChunkRef(id: try chunk($0.id, size: Int($0.size)), size: $0.size) }
             let saved = copy.sameIDs ? try session.save(plain, id: id, type: .tree, context: context)
                                      : try session.save(ContentList.encode(refs), type: .tree, context: context)
             mapped[id] = saved.id
@@ -186,15 +206,21 @@ public final class SnapshotCopy {
 
         /// With shared ids: queues the chunk (copied by `drain`) and returns its id. Otherwise
         /// reads and stores it now, returning the destination's id.
-        func chunk(_ id: BlobID) throws -> BlobID {
+        func chunk(_ id: BlobID, size: Int) throws -> BlobID {
             if copy.sameIDs {
-                if queued.insert(id).inserted { pending.append(id) }
+                if queued.insert(id).inserted {
+                    pending.append(id)
+                    sizes[id] = size
+                } else {
+                    advance(size)
+                }
                 if pending.count >= 4096 { try drain() }
                 return id
             }
-            if let done = chunkIDs[id] { return done }
+            if let done = chunkIDs[id] { advance(size); return done }
             let saved = try session.save(try load(id), type: .data, context: context)
             chunkIDs[id] = saved.id
+            advance(size)
             return saved.id
         }
 
@@ -204,7 +230,11 @@ public final class SnapshotCopy {
             let batch = pending
             pending.removeAll(keepingCapacity: true)
             var needed: [(BlobID, BlobLocation)] = []
-            for id in batch where !(try destinationHas(id, .data)) {
+            for id in batch {
+                if try destinationHas(id, .data) {
+                    advance(sizes.removeValue(forKey: id) ?? 0)
+                    continue
+                }
                 guard let loc = try copy.source.locate(id) else {
                     throw RepoError(.integrity, "chunk \(id.hex) is not in the source repository's index",
                                     hint: "run `repo check` on the source")
@@ -216,6 +246,7 @@ public final class SnapshotCopy {
             let failure = Mutex<Error?>(nil)
             let reads = Mutex(0)
             nonisolated(unsafe) let work = needed
+            nonisolated(unsafe) let walk = self   // advance() only touches locked state
             let source = copy.source, session = self.session
             nonisolated(unsafe) let contexts = (0..<threads).map { _ in session.makeContext() }   // one per thread
             DispatchQueue.concurrentPerform(iterations: threads) { t in
@@ -226,6 +257,7 @@ public final class SnapshotCopy {
                         let plain = try source.loadBlob(at: work[i].1, reader: reader)
                         _ = try session.save(plain, id: work[i].0, type: .data, context: contexts[t])
                         reads.withLock { $0 += 1 }
+                        walk.advance(plain.count)
                     } catch { failure.withLock { $0 = $0 ?? error } }
                     i += threads
                 }

@@ -35,6 +35,43 @@ final class ProgressTests: XCTestCase {
         XCTAssertEqual(piped.out.trimmingCharacters(in: .whitespacesAndNewlines).count, 64)
     }
 
+    /// Every long command draws its line on a terminal: backup, restore, check --read-data,
+    /// copy, drill and forget --prune. (The first line is drawn after 1 ms here, not 0.2 s, so
+    /// that these short runs draw one at all: REPO_TEST_PROGRESS_INTERVAL_MS.)
+    func testEveryLongCommandShowsProgressOnATerminal() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        let src = fx.dir + "/src"
+        try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
+        for i in 0..<3 { _ = fx.file("src/f\(i)", TestData.random(10_000_000)) }
+        let bin = "REPO_TEST_PROGRESS_INTERVAL_MS=1 '\(Fixture.binary)'"
+        let other = Fixture()
+        try other.initRepo()
+        var commands: [(String, String)] = [
+            ("backup", "\(bin) backup '\(src)' > /dev/null"),
+            ("restore", "\(bin) restore latest --target '\(fx.dir)/restored' > /dev/null"),
+            ("check --read-data", "\(bin) check --read-data > /dev/null"),
+            ("copy", "REPO_FROM_PASSWORD='\(fx.password)' \(bin) copy --from-repo '\(fx.repo)' --repo '\(other.repo)' > /dev/null"),
+            ("drill", "\(bin) drill latest > /dev/null"),
+        ]
+        for (name, line) in commands {
+            let shown = try onTerminal(fx, line)
+            XCTAssertTrue(shown.contains("\u{1B}[K"), "\(name): no progress line was drawn: \(shown.prefix(300))")
+            XCTAssertTrue(shown.contains("/s"), "\(name): the line shows a rate: \(shown.prefix(300))")
+        }
+        // A second backup of new data, so forget --prune has packs to delete.
+        for i in 0..<3 { _ = fx.file("src/f\(i)", TestData.random(10_000_000)) }
+        try fx.ok(["backup", src])
+        commands = [("forget --prune", "\(bin) forget --keep-last 1 --keep-hot 0 --keep-warm 0 --keep-cold 0 --prune --safety-margin 0 > /dev/null")]
+        for (name, line) in commands {
+            let shown = try onTerminal(fx, line)
+            XCTAssertTrue(shown.contains("\u{1B}[K"), "\(name): no progress line was drawn: \(shown.prefix(300))")
+        }
+        // Without a terminal, none of them draws anything.
+        let piped = try fx.run(["check", "--read-data"], env: ["REPO_TEST_PROGRESS_INTERVAL_MS": "1"])
+        XCTAssertFalse(piped.stderr.contains("\u{1B}[K"), piped.stderr)
+    }
+
     func testStoreRefusesATerminalAsInput() throws {
         let fx = Fixture()
         try fx.initRepo()

@@ -59,6 +59,7 @@ extension RepoCommand {
             let line = global.progressLine("copying")
             defer { line?.finish() }
             let copy = SnapshotCopy(source: from, destination: to)
+            if let line { copy.progress = { line.update($0) } }
             let report = try copy.run(chosen, progress: global.verbose && !global.quiet ? { Console.line("repo: \($0)") } : nil)
             if global.json {
                 try Console.printJSON(report)

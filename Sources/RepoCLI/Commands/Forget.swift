@@ -85,7 +85,7 @@ extension RepoCommand {
                 var p = RepoOperations.Prune(repository: repo)
                 if let m = maxUnused { p.maxUnused = try PruneCommandSupport.parsePercent(m) }
                 try PruneCommandSupport.configure(&p, safetyMargin: safetyMargin, lock: lock, global: global)
-                let line = global.progressLine("repacked")
+                let line = global.progressLine("pruned")
                 if let line { p.progress = { line.update($0) } }
                 PruneCommandSupport.installCrashHook(&p)
                 pruneReport = try p.run()

@@ -42,7 +42,7 @@ extension RepoCommand {
             op.maxUnused = try PruneCommandSupport.parsePercent(maxUnused)
             op.dryRun = dryRun
             try PruneCommandSupport.configure(&op, safetyMargin: safetyMargin, lock: lock, global: global)
-            let line = global.progressLine("repacked")
+            let line = global.progressLine("pruned")
             if let line { op.progress = { line.update($0) } }
             PruneCommandSupport.installCrashHook(&op)
             let report = try op.run()

@@ -196,6 +196,31 @@ final class StatusTests: XCTestCase {
         XCTAssertTrue(try fx.ok(["status"]).out.contains("ERRORS"))
     }
 
+    /// A host that may not delete keeps its new record and leaves the trimming to the next
+    /// writer: an immutable record (chattr +i, so even root cannot delete it) stands in for an
+    /// append-only host; the check still passes, and the next check that may delete trims.
+    func testCheckRecordWhoseTrimmingFailsIsKept() throws {
+        try fx.store("db.sql", from: fx.file("a", TestData.random(1000)))
+        for _ in 0..<10 { try fx.ok(["check"]) }
+        XCTAssertEqual(records().count, 10)
+        let oldest = try XCTUnwrap(records().min { a, b in
+            let ta = (try? FileManager.default.attributesOfItem(atPath: fx.repo + "/checks/" + a)[.modificationDate] as? Date) ?? nil
+            let tb = (try? FileManager.default.attributesOfItem(atPath: fx.repo + "/checks/" + b)[.modificationDate] as? Date) ?? nil
+            return (ta ?? .distantFuture) < (tb ?? .distantFuture)
+        })
+        let path = fx.repo + "/checks/" + oldest
+        XCTAssertEqual(sh("chattr +i '\(path)'"), 0, "this test needs chattr on an ext4 (or similar) /tmp")
+        addTeardownBlock { self.sh("chattr -i '\(path)'") }
+        let r = try fx.run(["check", "-v"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("recorded the check") && r.stderr.contains("left for another host"), r.stderr)
+        XCTAssertEqual(records().count, 11, "the new record is kept, the oldest could not go")
+        XCTAssertEqual(sh("chattr -i '\(path)'"), 0)
+        try fx.ok(["check"])
+        XCTAssertEqual(records().count, 10)
+        XCTAssertFalse(records().contains(oldest))
+    }
+
     /// `--read-data-subset` checks add up: each records the packs it read, and the coverage
     /// status reports is the union over the passing records, never more than what was read.
     func testSubsetChecksAddUp() throws {

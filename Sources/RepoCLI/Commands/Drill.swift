@@ -113,7 +113,11 @@ extension RepoCommand {
             }
             if !locked && !global.noLock { return skipped("it cannot be written") }
             do {
-                return try repo.saveDrillRecord(record)
+                let saved = try repo.saveDrillRecord(record)
+                if let why = saved.trimFailure, global.verbose && !global.quiet {
+                    Console.line("repo: older drill records were left for another host to remove: \(why)")
+                }
+                return saved.name
             } catch let error as StorageError {
                 switch error {
                 case .readOnly, .noSpace: return skipped("\(error)")

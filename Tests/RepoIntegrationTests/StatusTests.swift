@@ -363,6 +363,7 @@ final class StatusTests: XCTestCase {
         XCTAssertEqual(value("repo_store_bytes_total", ["name": "db.sql"]), 200_000)
         XCTAssertEqual(value("repo_store_added_bytes_total", ["name": "db.sql"]), Double(out["new_bytes"] as! Int))
         XCTAssertEqual(samples.first { $0.name == "repo_store_bytes_total" }?.type, "counter")
+        XCTAssertTrue(samples.allSatisfy { $0.labels["metrics_file"] == "repo" }, "every sample names its file: \(samples)")
 
         // A failing store: the file says so, and still knows when the store last succeeded.
         Thread.sleep(forTimeInterval: 1.1)

@@ -203,6 +203,17 @@ extension CommandMetrics {
         }
     }
 
+    /// `drill`: the outcome, as `status` shows a group's newest drill.
+    func drillFinished(_ d: DrillRecord) {
+        let labels = Self.groupLabels(host: d.snapshotHost, name: d.snapshotName, paths: d.snapshotPaths)
+        record { m in
+            m.add("repo_drill_last_timestamp_seconds", "When the group's newest restore drill ended (Unix time).", labels: labels,
+                  Timestamp.parse(d.time)?.timeIntervalSince1970)
+            m.add("repo_drill_last_success", "1 if the group's newest restore drill passed, else 0.", labels: labels, d.ok ? 1 : 0)
+            m.add("repo_drill_last_restore_seconds", "Restore time (RTO) measured by the group's newest drill.", labels: labels, d.restoreSeconds)
+        }
+    }
+
     /// `forget`: snapshots kept and forgotten.
     func forgetFinished(kept: Int, forgotten: Int, dryRun: Bool) {
         guard !dryRun else { return }

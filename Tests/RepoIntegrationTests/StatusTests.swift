@@ -221,6 +221,32 @@ final class StatusTests: XCTestCase {
         XCTAssertFalse(records().contains(oldest))
     }
 
+    /// A drill's record (FORMAT.md §30) is its group's `last_drill`, in text, JSON and metrics;
+    /// the drill's own metrics file has it too. Other groups still say never.
+    func testDrillIsShownForItsGroup() throws {
+        let src = fx.dir + "/src"
+        try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
+        _ = fx.file("src/a", TestData.random(20_000))
+        try fx.ok(["backup", src])
+        try fx.store("db.sql", from: fx.file("d", TestData.random(1000)))
+        let path = fx.dir + "/drill.prom"
+        try fx.ok(["drill", "latest", "--name", "db.sql", "--metrics-file", path])
+        let s = try json(["status"])
+        let drilled = try XCTUnwrap((s["groups"] as? [[String: Any]])?.first { $0["name"] as? String == "db.sql" })
+        let drill = try XCTUnwrap(drilled["last_drill"] as? [String: Any], "\(drilled)")
+        XCTAssertEqual(drill["ok"] as? Bool, true)
+        XCTAssertEqual(drill["failed_checks"] as? Int, 0)
+        let tree = try XCTUnwrap((s["groups"] as? [[String: Any]])?.first { $0["kind"] as? String == "tree" })
+        XCTAssertTrue(tree["last_drill"] is NSNull)
+        XCTAssertTrue(try fx.ok(["status", "--name", "db.sql"]).out.contains("passed, "))
+
+        let own = try parsePrometheus(try String(contentsOfFile: path, encoding: .utf8))
+        XCTAssertEqual(own.first { $0.name == "repo_drill_last_success" && $0.labels["name"] == "db.sql" }?.value, 1)
+        let shown = try parsePrometheus(try fx.ok(["status", "--prometheus"]).out)
+        XCTAssertEqual(shown.first { $0.name == "repo_drill_last_success" && $0.labels["name"] == "db.sql" }?.value, 1)
+        XCTAssertNil(shown.first { $0.name == "repo_drill_last_success" && $0.labels["name"] == "" }, "the tree was never drilled")
+    }
+
     /// `--read-data-subset` checks add up: each records the packs it read, and the coverage
     /// status reports is the union over the passing records, never more than what was read.
     func testSubsetChecksAddUp() throws {

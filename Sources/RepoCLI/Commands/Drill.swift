@@ -83,6 +83,7 @@ extension RepoCommand {
             line?.finish()
             let recorded = record(outcome.record, in: repo, locked: lock != nil)
             let r = outcome.record
+            CommandMetrics.shared.drillFinished(r)
             if global.json {
                 try Console.printJSON(DrillJSON(snapshot: r.snapshot, kind: r.kind, ok: r.ok, restore_seconds: r.restoreSeconds,
                                                 setup_seconds: outcome.setupSeconds,

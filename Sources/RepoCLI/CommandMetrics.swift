@@ -43,7 +43,7 @@ final class CommandMetrics: @unchecked Sendable {
         let (target, text) = lock.withLock { () -> (String?, String) in
             guard let path = file, !written else { return (nil, "") }
             written = true
-            return (path, render(exitCode: exitCode, previous: try? String(contentsOfFile: path, encoding: .utf8)))
+            return (path, render(exitCode: exitCode, previous: try? String(contentsOfFile: path, encoding: .utf8), file: path))
         }
         guard let file = target else { return }
         do { try Self.writeAtomically(text, to: file) } catch {
@@ -51,8 +51,13 @@ final class CommandMetrics: @unchecked Sendable {
         }
     }
 
-    private func render(exitCode: Int32, previous: String?) -> String {
+    /// The file's text. Every sample carries `metrics_file`, the file's name without its
+    /// directory and `.prom`: node_exporter refuses a series that two files both expose, and
+    /// two jobs (two stores, or a store and `status`) would otherwise write the same ones.
+    private func render(exitCode: Int32, previous: String?, file: String) -> String {
         let now = Date()
+        var base = URL(fileURLWithPath: file).lastPathComponent
+        if base.hasSuffix(".prom") { base.removeLast(5) }
         let label = [("command", command)]
         var m = PrometheusText()
         m.add("repo_command_success", "1 if the last run of the command succeeded (exit code 0), else 0.",
@@ -61,11 +66,12 @@ final class CommandMetrics: @unchecked Sendable {
         m.add("repo_command_duration_seconds", "Wall time of the last run of the command.", labels: label, now.timeIntervalSince(started))
         m.add("repo_command_last_run_timestamp_seconds", "When the last run of the command ended (Unix time).",
               labels: label, now.timeIntervalSince1970.rounded(.down))
-        let lastSuccess = exitCode == 0 ? now.timeIntervalSince1970.rounded(.down) : previous.flatMap { Self.sample(in: $0, name: "repo_command_last_success_timestamp_seconds", labels: label) }
+        let lastSuccess = exitCode == 0 ? now.timeIntervalSince1970.rounded(.down)
+            : previous.flatMap { Self.sample(in: $0, name: "repo_command_last_success_timestamp_seconds", labels: [("metrics_file", base)] + label) }
         m.add("repo_command_last_success_timestamp_seconds", "When the command last ended successfully (Unix time); absent until it has.",
               labels: label, lastSuccess)
         m.append(extra)
-        return m.text
+        return m.labelled("metrics_file", base).text
     }
 
     /// The value of sample `name{labels}` in exposition text written by this class.
@@ -194,6 +200,17 @@ extension CommandMetrics {
             m.add("repo_prune_freed_bytes_total", "Pack bytes prune freed (deleted and repacked minus written).", Double(r.bytesFreed))
             m.add("repo_prune_packs_deleted_total", "Packs prune deleted.", Double(r.packsDeleted))
             m.add("repo_pack_bytes", "Bytes of packs in the repository after the command.", Double(r.packBytesAfter))
+        }
+    }
+
+    /// `drill`: the outcome, as `status` shows a group's newest drill.
+    func drillFinished(_ d: DrillRecord) {
+        let labels = Self.groupLabels(host: d.snapshotHost, name: d.snapshotName, paths: d.snapshotPaths)
+        record { m in
+            m.add("repo_drill_last_timestamp_seconds", "When the group's newest restore drill ended (Unix time).", labels: labels,
+                  Timestamp.parse(d.time)?.timeIntervalSince1970)
+            m.add("repo_drill_last_success", "1 if the group's newest restore drill passed, else 0.", labels: labels, d.ok ? 1 : 0)
+            m.add("repo_drill_last_restore_seconds", "Restore time (RTO) measured by the group's newest drill.", labels: labels, d.restoreSeconds)
         }
     }
 

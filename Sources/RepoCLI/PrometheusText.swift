@@ -38,6 +38,15 @@ struct PrometheusText {
         add(name, help, labels: labels, value)
     }
 
+    /// The same metrics with `name="value"` added in front of every sample's labels.
+    func labelled(_ name: String, _ value: String) -> PrometheusText {
+        var out = self
+        for f in out.families.indices {
+            for s in out.families[f].samples.indices { out.families[f].samples[s].labels.insert((name, value), at: 0) }
+        }
+        return out
+    }
+
     mutating func append(_ other: PrometheusText) {
         for f in other.families {
             for s in f.samples { add(f.name, f.help, labels: s.labels, s.value) }

@@ -22,24 +22,42 @@ extension Repository {
         try runRecords(kind: .drill, decode: DrillRecord.decode, time: \.time).map { (name: $0.0, record: $0.1) }
     }
 
-    /// Stores a check record and trims `checks/`; returns the object name written.
-    @discardableResult
-    public func saveCheckRecord(_ record: CheckRecord) throws -> String {
-        let id = try saveObject(try record.encoded(), kind: .check)
-        let all = try checkRecords()
-        let keep = Self.recordsToKeep(all.map { ($0.name, $0.record.host, $0.record.time, [$0.record.ok, $0.record.ok && $0.record.readAll]) })
-        for r in all where !keep.contains(r.name) { try backend.delete(r.name) }
-        return SealedObject.Kind.check.folder + "/" + id.hex
+    /// What saving a record did: the object written, and why older records could not be
+    /// trimmed (nil when they were: a host that may not delete leaves that to the next writer).
+    public struct SavedRecord: Sendable {
+        public var name: String
+        public var trimFailure: String?
     }
 
-    /// Stores a drill record and trims `drills/`; returns the object name written.
+    /// Stores a check record, then trims `checks/` as far as it can.
+    ///
+    /// - Throws: only when the record itself cannot be written.
     @discardableResult
-    public func saveDrillRecord(_ record: DrillRecord) throws -> String {
+    public func saveCheckRecord(_ record: CheckRecord) throws -> SavedRecord {
+        let id = try saveObject(try record.encoded(), kind: .check)
+        let trimmed = Result {
+            let all = try checkRecords()
+            let keep = Self.recordsToKeep(all.map { ($0.name, $0.record.host, $0.record.time, [$0.record.ok, $0.record.ok && $0.record.readAll]) })
+            for r in all where !keep.contains(r.name) { try backend.delete(r.name) }
+        }
+        return SavedRecord(name: SealedObject.Kind.check.folder + "/" + id.hex, trimFailure: Self.failure(trimmed))
+    }
+
+    /// Stores a drill record, then trims `drills/` as far as it can (as `saveCheckRecord`).
+    @discardableResult
+    public func saveDrillRecord(_ record: DrillRecord) throws -> SavedRecord {
         let id = try saveObject(try record.encoded(), kind: .drill)
-        let all = try drillRecords()
-        let keep = Self.recordsToKeep(all.map { ($0.name, $0.record.host, $0.record.time, [$0.record.ok]) })
-        for r in all where !keep.contains(r.name) { try backend.delete(r.name) }
-        return SealedObject.Kind.drill.folder + "/" + id.hex
+        let trimmed = Result {
+            let all = try drillRecords()
+            let keep = Self.recordsToKeep(all.map { ($0.name, $0.record.host, $0.record.time, [$0.record.ok]) })
+            for r in all where !keep.contains(r.name) { try backend.delete(r.name) }
+        }
+        return SavedRecord(name: SealedObject.Kind.drill.folder + "/" + id.hex, trimFailure: Self.failure(trimmed))
+    }
+
+    private static func failure(_ r: Result<Void, Error>) -> String? {
+        if case .failure(let e) = r { return "\(e)" }
+        return nil
     }
 
     /// The names the trimming rule keeps, of records given as (name, host, time, flags): per

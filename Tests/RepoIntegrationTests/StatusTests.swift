@@ -196,6 +196,57 @@ final class StatusTests: XCTestCase {
         XCTAssertTrue(try fx.ok(["status"]).out.contains("ERRORS"))
     }
 
+    /// A host that may not delete keeps its new record and leaves the trimming to the next
+    /// writer: an immutable record (chattr +i, so even root cannot delete it) stands in for an
+    /// append-only host; the check still passes, and the next check that may delete trims.
+    func testCheckRecordWhoseTrimmingFailsIsKept() throws {
+        try fx.store("db.sql", from: fx.file("a", TestData.random(1000)))
+        for _ in 0..<10 { try fx.ok(["check"]) }
+        XCTAssertEqual(records().count, 10)
+        let oldest = try XCTUnwrap(records().min { a, b in
+            let ta = (try? FileManager.default.attributesOfItem(atPath: fx.repo + "/checks/" + a)[.modificationDate] as? Date) ?? nil
+            let tb = (try? FileManager.default.attributesOfItem(atPath: fx.repo + "/checks/" + b)[.modificationDate] as? Date) ?? nil
+            return (ta ?? .distantFuture) < (tb ?? .distantFuture)
+        })
+        let path = fx.repo + "/checks/" + oldest
+        XCTAssertEqual(sh("chattr +i '\(path)'"), 0, "this test needs chattr on an ext4 (or similar) /tmp")
+        addTeardownBlock { self.sh("chattr -i '\(path)'") }
+        let r = try fx.run(["check", "-v"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("recorded the check") && r.stderr.contains("left for another host"), r.stderr)
+        XCTAssertEqual(records().count, 11, "the new record is kept, the oldest could not go")
+        XCTAssertEqual(sh("chattr -i '\(path)'"), 0)
+        try fx.ok(["check"])
+        XCTAssertEqual(records().count, 10)
+        XCTAssertFalse(records().contains(oldest))
+    }
+
+    /// A drill's record (FORMAT.md §30) is its group's `last_drill`, in text, JSON and metrics;
+    /// the drill's own metrics file has it too. Other groups still say never.
+    func testDrillIsShownForItsGroup() throws {
+        let src = fx.dir + "/src"
+        try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
+        _ = fx.file("src/a", TestData.random(20_000))
+        try fx.ok(["backup", src])
+        try fx.store("db.sql", from: fx.file("d", TestData.random(1000)))
+        let path = fx.dir + "/drill.prom"
+        try fx.ok(["drill", "latest", "--name", "db.sql", "--metrics-file", path])
+        let s = try json(["status"])
+        let drilled = try XCTUnwrap((s["groups"] as? [[String: Any]])?.first { $0["name"] as? String == "db.sql" })
+        let drill = try XCTUnwrap(drilled["last_drill"] as? [String: Any], "\(drilled)")
+        XCTAssertEqual(drill["ok"] as? Bool, true)
+        XCTAssertEqual(drill["failed_checks"] as? Int, 0)
+        let tree = try XCTUnwrap((s["groups"] as? [[String: Any]])?.first { $0["kind"] as? String == "tree" })
+        XCTAssertTrue(tree["last_drill"] is NSNull)
+        XCTAssertTrue(try fx.ok(["status", "--name", "db.sql"]).out.contains("passed, "))
+
+        let own = try parsePrometheus(try String(contentsOfFile: path, encoding: .utf8))
+        XCTAssertEqual(own.first { $0.name == "repo_drill_last_success" && $0.labels["name"] == "db.sql" }?.value, 1)
+        let shown = try parsePrometheus(try fx.ok(["status", "--prometheus"]).out)
+        XCTAssertEqual(shown.first { $0.name == "repo_drill_last_success" && $0.labels["name"] == "db.sql" }?.value, 1)
+        XCTAssertNil(shown.first { $0.name == "repo_drill_last_success" && $0.labels["name"] == "" }, "the tree was never drilled")
+    }
+
     /// `--read-data-subset` checks add up: each records the packs it read, and the coverage
     /// status reports is the union over the passing records, never more than what was read.
     func testSubsetChecksAddUp() throws {
@@ -338,6 +389,7 @@ final class StatusTests: XCTestCase {
         XCTAssertEqual(value("repo_store_bytes_total", ["name": "db.sql"]), 200_000)
         XCTAssertEqual(value("repo_store_added_bytes_total", ["name": "db.sql"]), Double(out["new_bytes"] as! Int))
         XCTAssertEqual(samples.first { $0.name == "repo_store_bytes_total" }?.type, "counter")
+        XCTAssertTrue(samples.allSatisfy { $0.labels["metrics_file"] == "repo" }, "every sample names its file: \(samples)")
 
         // A failing store: the file says so, and still knows when the store last succeeded.
         Thread.sleep(forTimeInterval: 1.1)

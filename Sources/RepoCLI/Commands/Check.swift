@@ -81,8 +81,11 @@ extension RepoCommand {
                                      packsRead: report.packsRead, bytesRead: report.bytesRead, walFilesRead: report.walFilesRead,
                                      packsReadPrefixes: subset ? CheckRecord.encodePrefixes(report.readPackNames.map(\.bytes)) : nil)
             do {
-                let name = try repo.saveCheckRecord(record)
-                if global.verbose && !global.quiet { Console.line("repo: recorded the check as \(name)") }
+                let saved = try repo.saveCheckRecord(record)
+                if global.verbose && !global.quiet {
+                    Console.line("repo: recorded the check as \(saved.name)")
+                    if let why = saved.trimFailure { Console.line("repo: older check records were left for another host to remove: \(why)") }
+                }
             } catch let error as StorageError {
                 switch error {
                 case .readOnly, .noSpace: skipped("\(error)")

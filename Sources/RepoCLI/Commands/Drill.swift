@@ -83,6 +83,7 @@ extension RepoCommand {
             line?.finish()
             let recorded = record(outcome.record, in: repo, locked: lock != nil)
             let r = outcome.record
+            CommandMetrics.shared.drillFinished(r)
             if global.json {
                 try Console.printJSON(DrillJSON(snapshot: r.snapshot, kind: r.kind, ok: r.ok, restore_seconds: r.restoreSeconds,
                                                 setup_seconds: outcome.setupSeconds,
@@ -113,7 +114,11 @@ extension RepoCommand {
             }
             if !locked && !global.noLock { return skipped("it cannot be written") }
             do {
-                return try repo.saveDrillRecord(record)
+                let saved = try repo.saveDrillRecord(record)
+                if let why = saved.trimFailure, global.verbose && !global.quiet {
+                    Console.line("repo: older drill records were left for another host to remove: \(why)")
+                }
+                return saved.name
             } catch let error as StorageError {
                 switch error {
                 case .readOnly, .noSpace: return skipped("\(error)")

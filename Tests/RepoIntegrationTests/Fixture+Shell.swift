@@ -54,3 +54,29 @@ extension Fixture {
         return try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: String] ?? [:]
     }
 }
+
+/// Runs `/bin/sh -c command` with its output thrown away; returns the exit status (for mount,
+/// umount, chattr and the like in tests that need root).
+@discardableResult
+func quietShell(_ command: String) -> Int32 {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/sh")
+    p.arguments = ["-c", command]
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try? p.run()
+    p.waitUntilExit()
+    return p.terminationStatus
+}
+
+extension XCTestCase {
+    /// Bind-mounts `source` read-only at `mountPoint` (created if missing; needs root) and
+    /// unmounts it when the test ends, even when it fails.
+    func mountReadOnly(_ source: String, at mountPoint: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        XCTAssertEqual(quietShell("mount --bind '\(source)' '\(mountPoint)'"), 0, "this test needs root to bind-mount", file: file, line: line)
+        addTeardownBlock { quietShell("umount '\(mountPoint)'") }
+        XCTAssertEqual(quietShell("mount -o remount,bind,ro '\(mountPoint)'"), 0, file: file, line: line)
+        XCTAssertNotEqual(quietShell("touch '\(mountPoint)/probe'"), 0, "the bind mount is not read-only", file: file, line: line)
+    }
+}

@@ -5,18 +5,6 @@ import Foundation
 /// disk does not stop `forget --prune` from freeing space. Both mount file systems, so they
 /// need root; every mount is undone in a teardown block, even when the test fails.
 final class ReadOnlyTests: XCTestCase {
-    @discardableResult
-    private func sh(_ command: String) -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", command]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try? p.run()
-        p.waitUntilExit()
-        return p.terminationStatus
-    }
-
     /// #12: on a read-only bind mount of the repository, every reading command (snapshots,
     /// stats, ls, diff, check, restore, dump, mount, unlock) works without a lock and writers
     /// fail with a clear message.
@@ -34,11 +22,7 @@ final class ReadOnlyTests: XCTestCase {
         let trees = try fx.snapshots().filter { $0["paths"] is [String] }.map { $0["id"] as! String }
 
         let ro = fx.dir + "/ro"
-        try FileManager.default.createDirectory(atPath: ro, withIntermediateDirectories: true)
-        XCTAssertEqual(sh("mount --bind '\(fx.repo)' '\(ro)'"), 0, "this test needs root to bind-mount")
-        addTeardownBlock { self.sh("umount '\(ro)'") }
-        XCTAssertEqual(sh("mount -o remount,bind,ro '\(ro)'"), 0)
-        XCTAssertNotEqual(sh("touch '\(ro)/probe'"), 0, "the bind mount is not read-only")
+        try mountReadOnly(fx.repo, at: ro)
 
         let env = ["REPO_REPOSITORY": ro]
         let reads: [[String]] = [["snapshots"], ["stats"], ["ls", trees[1]], ["diff", trees[0], trees[1]],
@@ -99,8 +83,8 @@ final class ReadOnlyTests: XCTestCase {
         let fx = Fixture()
         let mnt = fx.dir + "/tmpfs"
         try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
-        XCTAssertEqual(sh("mount -t tmpfs -o size=24m tmpfs '\(mnt)'"), 0, "this test needs root to mount a small tmpfs")
-        addTeardownBlock { self.sh("umount '\(mnt)'") }
+        XCTAssertEqual(quietShell("mount -t tmpfs -o size=24m tmpfs '\(mnt)'"), 0, "this test needs root to mount a small tmpfs")
+        addTeardownBlock { quietShell("umount '\(mnt)'") }
         let env = ["REPO_REPOSITORY": mnt + "/repo"]
         XCTAssertEqual(try fx.run(["init"], env: env).status, 0)
         var last = Data()
@@ -112,8 +96,8 @@ final class ReadOnlyTests: XCTestCase {
         let full = try fx.run(["store", "--name", "other"], stdinPath: fx.file("big", TestData.random(30 << 20)), env: env)
         XCTAssertEqual(full.status, 1, full.stderr)
         // Whatever room is left goes too.
-        sh("cat /dev/zero > '\(mnt)/filler'")
-        XCTAssertNotEqual(sh("echo x > '\(mnt)/probe'"), 0, "the disk should be full")
+        quietShell("cat /dev/zero > '\(mnt)/filler'")
+        XCTAssertNotEqual(quietShell("echo x > '\(mnt)/probe'"), 0, "the disk should be full")
 
         let r = try fx.run(["forget", "--keep-last", "1", "--keep-hot", "0", "--keep-warm", "0", "--keep-cold", "0",
                             "--prune", "--safety-margin", "0", "--json"], env: env)

@@ -209,13 +209,13 @@ final class StatusTests: XCTestCase {
             return (ta ?? .distantFuture) < (tb ?? .distantFuture)
         })
         let path = fx.repo + "/checks/" + oldest
-        XCTAssertEqual(sh("chattr +i '\(path)'"), 0, "this test needs chattr on an ext4 (or similar) /tmp")
-        addTeardownBlock { self.sh("chattr -i '\(path)'") }
+        XCTAssertEqual(quietShell("chattr +i '\(path)'"), 0, "this test needs chattr on an ext4 (or similar) /tmp")
+        addTeardownBlock { quietShell("chattr -i '\(path)'") }
         let r = try fx.run(["check", "-v"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("recorded the check") && r.stderr.contains("left for another host"), r.stderr)
         XCTAssertEqual(records().count, 11, "the new record is kept, the oldest could not go")
-        XCTAssertEqual(sh("chattr -i '\(path)'"), 0)
+        XCTAssertEqual(quietShell("chattr -i '\(path)'"), 0)
         try fx.ok(["check"])
         XCTAssertEqual(records().count, 10)
         XCTAssertFalse(records().contains(oldest))
@@ -289,18 +289,6 @@ final class StatusTests: XCTestCase {
         XCTAssertEqual(samples.first { $0.name == "repo_command_success" }?.labels["command"], "store")
     }
 
-    @discardableResult
-    private func sh(_ command: String) -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", command]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try? p.run()
-        p.waitUntilExit()
-        return p.terminationStatus
-    }
-
     /// From a host that can only read (a read-only bind mount, as in ReadOnlyTests; needs
     /// root): status works and its exit codes hold, and check passes without recording
     /// anything (saying so only with -v).
@@ -308,11 +296,7 @@ final class StatusTests: XCTestCase {
         try fx.store("db.sql", from: fx.file("a", TestData.random(100_000)), extra: ["--time", Self.rfc3339(Date().addingTimeInterval(-2 * 86400))])
         try fx.ok(["check"])
         let ro = fx.dir + "/ro"
-        try FileManager.default.createDirectory(atPath: ro, withIntermediateDirectories: true)
-        XCTAssertEqual(sh("mount --bind '\(fx.repo)' '\(ro)'"), 0, "this test needs root to bind-mount")
-        addTeardownBlock { self.sh("umount '\(ro)'") }
-        XCTAssertEqual(sh("mount -o remount,bind,ro '\(ro)'"), 0)
-        XCTAssertNotEqual(sh("touch '\(ro)/probe'"), 0, "the bind mount is not read-only")
+        try mountReadOnly(fx.repo, at: ro)
         let env = ["REPO_REPOSITORY": ro]
 
         let status = try fx.run(["status"], env: env)

@@ -37,9 +37,10 @@ final class CommandMetrics: @unchecked Sendable {
         lock.withLock { body(&extra) }
     }
 
-    /// Writes the file once, for `exitCode`; a second call does nothing. Failures are printed
-    /// as warnings (unless `quiet`).
-    func finish(exitCode: Int32, quiet: Bool = false) {
+    /// Writes the file once, for `exitCode`; a second call does nothing. A failure is printed
+    /// as a warning even with -q: cron jobs run with -q, and a monitor reading a stale file must
+    /// not be the only one to know.
+    func finish(exitCode: Int32) {
         let (target, text) = lock.withLock { () -> (String?, String) in
             guard let path = file, !written else { return (nil, "") }
             written = true
@@ -47,7 +48,7 @@ final class CommandMetrics: @unchecked Sendable {
         }
         guard let file = target else { return }
         do { try Self.writeAtomically(text, to: file) } catch {
-            if !quiet { Console.line("repo: warning: cannot write the metrics file \(file): \(error)") }
+            Console.line("repo: warning: cannot write the metrics file \(file): \(error)")
         }
     }
 

@@ -66,6 +66,26 @@ final class CommandNotification: @unchecked Sendable {
         }
     }
 
+    /// Arms the hook from the raw arguments and the environment, for a command line that did
+    /// not parse (a cron job with a broken command line must still reach its hook).
+    static func arm(arguments: [String]) {
+        let env = ProcessInfo.processInfo.environment
+        var hook = env["REPO_NOTIFY_COMMAND"], when = env["REPO_NOTIFY_ON"].flatMap { When(rawValue: $0.lowercased()) }
+        var name: String?
+        var i = 0
+        while i < arguments.count, arguments[i] != "--" {
+            let a = arguments[i]
+            for (flag, set) in [("--notify-command", { (v: String) in hook = v }), ("--notify-on", { (v: String) in when = When(rawValue: v) ?? when })] {
+                if a == flag, i + 1 < arguments.count { set(arguments[i + 1]); i += 1 }
+                if a.hasPrefix(flag + "=") { set(String(a.dropFirst(flag.count + 1))) }
+            }
+            if name == nil, !a.hasPrefix("-") { name = a }
+            i += 1
+        }
+        guard let name else { return }
+        shared.begin(command: name, hook: hook, when: when ?? .always, repository: env["REPO_REPOSITORY"], quiet: false)
+    }
+
     /// Arms the hook for `command` when it is one that notifies and a hook is set.
     func begin(command: String, hook: String?, when: When, repository: String?, quiet: Bool) {
         guard let hook, !hook.isEmpty, Self.commands.contains(command) else { return }
@@ -131,7 +151,9 @@ final class CommandNotification: @unchecked Sendable {
         do {
             try run(hook, event: event)
         } catch {
-            if !quiet { Console.line("repo: warning: the notify command failed: \(error)") }
+            // Printed even with -q: a cron job runs with -q, and a silent hook is what it
+            // must not have (the exit code stays the command's own).
+            Console.line("repo: warning: the notify command failed: \(error)")
         }
     }
 

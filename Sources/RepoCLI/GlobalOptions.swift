@@ -138,10 +138,10 @@ struct GlobalOptions: ParsableArguments {
                             hint: "drop all but one")
         }
         if let path = keyFile { return .keyFile(try KeyFile.read(path: path)) }
-        if kms { return .kms(kmsAccess()) }
+        if kms { return .kms(try kmsAccess()) }
         if passwordFile == nil && passwordCommand == nil {
             if let path = env["REPO_KEY_FILE"], !path.isEmpty { return .keyFile(try KeyFile.read(path: path)) }
-            if ["1", "true", "yes"].contains(env["REPO_KMS"]?.lowercased() ?? "") { return .kms(kmsAccess()) }
+            if ["1", "true", "yes"].contains(env["REPO_KMS"]?.lowercased() ?? "") { return .kms(try kmsAccess()) }
         }
         return .password(try password())
     }
@@ -150,8 +150,8 @@ struct GlobalOptions: ParsableArguments {
     /// from AWS_ENDPOINT_URL_KMS or AWS_ENDPOINT_URL as AWS's tools take it, else AWS's own)
     /// and, with --kms-command or REPO_KMS_COMMAND, the external program. REPO_KMS_KEY_ID pins
     /// the one key whose slots may open the repository.
-    func kmsAccess() -> KMSAccess {
-        var services: [any KeyManagementService] = [awsKMS()]
+    func kmsAccess() throws -> KMSAccess {
+        var services: [any KeyManagementService] = [try awsKMS()]
         if let command = kmsCommandLine { services.append(KMSCommand(command: command)) }
         return KMSAccess(services: services, pinnedKeyID: env["REPO_KMS_KEY_ID"].flatMap { $0.isEmpty ? nil : $0 })
     }
@@ -160,13 +160,23 @@ struct GlobalOptions: ParsableArguments {
     var kmsCommandLine: String? { (kmsCommand ?? env["REPO_KMS_COMMAND"]).flatMap { $0.isEmpty ? nil : $0 } }
 
     /// AWS KMS configured from the environment (missing credentials surface when it is asked).
-    func awsKMS() -> AWSKMS {
+    ///
+    /// - Throws: `RepoError` `.usage` for an endpoint that is not `http(s)://HOST[:PORT]`.
+    func awsKMS() throws -> AWSKMS {
         func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
         let credentials = value("AWS_ACCESS_KEY_ID").flatMap { id in
             value("AWS_SECRET_ACCESS_KEY").map { S3Credentials(accessKeyID: id, secretAccessKey: $0, sessionToken: value("AWS_SESSION_TOKEN")) }
         }
         let region = value("AWS_REGION") ?? value("AWS_DEFAULT_REGION") ?? "us-east-1"
-        let endpoint = (value("AWS_ENDPOINT_URL_KMS") ?? value("AWS_ENDPOINT_URL")).flatMap(URL.init(string:))
+        var endpoint: URL?
+        for name in ["AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL"] {
+            guard let text = value(name) else { continue }
+            guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
+                throw RepoError(.usage, "\(name)=\(text) is not an endpoint URL", hint: "write it as http(s)://HOST[:PORT], e.g. https://kms.eu-west-1.amazonaws.com")
+            }
+            endpoint = url
+            break
+        }
         return AWSKMS(credentials: credentials, region: region, endpoint: endpoint, caFile: s3CAFile ?? value("AWS_CA_BUNDLE"))
     }
 
@@ -180,7 +190,8 @@ struct GlobalOptions: ParsableArguments {
         if let cmd = env["REPO_PASSWORD_COMMAND"], !cmd.isEmpty { return try Self.passwordFromCommand(cmd) }
         guard let first = Console.prompt("enter password for \(promptName): ") else {
             throw RepoError(.usage, "no password given and no terminal to ask on",
-                            hint: "set REPO_PASSWORD, or pass --password-file FILE or --password-command CMD")
+                            hint: kmsCommandLine != nil ? "to open a KMS slot through --kms-command, add --kms (or set REPO_KMS=1)"
+                                : "set REPO_PASSWORD, or pass --password-file FILE or --password-command CMD (or --key-file, --kms)")
         }
         if confirm {
             guard Console.prompt("enter the password again: ") == first else {

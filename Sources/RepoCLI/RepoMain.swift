@@ -11,7 +11,8 @@ struct RepoCommand: ParsableCommand {
         abstract: "A content-addressed, deduplicating, encrypted backup repository.",
         discussion: """
             Exit codes: 0 success, 1 error, 2 usage, 3 some input unreadable, 10 no repository, \
-            11 repository locked, 12 wrong password or key file, 13 integrity errors, 130/143 interrupted.
+            11 repository locked, 12 wrong password or key file, or the KMS refused, 13 integrity errors, \
+            130/143/129 interrupted.
             """,
         version: "repo \(RepoOperationsVersion.string)",
         subcommands: [Init.self, Store.self, Backup.self, Snapshots.self, Ls.self, Dump.self, Restore.self, Diff.self,
@@ -53,9 +54,8 @@ public enum RepoMain {
             }
         }
         // `--metrics-file`: written as the command ends, whichever way (`finish`).
-        var metricsQuiet = false
         func finish(_ code: Int32, _ error: RepoError? = nil) -> Never {
-            CommandMetrics.shared.finish(exitCode: code, quiet: metricsQuiet)
+            CommandMetrics.shared.finish(exitCode: code)
             fflush(nil)
             CommandNotification.shared.finish(exitCode: code, error: error)
             exit(code)
@@ -63,7 +63,6 @@ public enum RepoMain {
         do {
             var command = try parse()
             let metrics = CommandMetrics.configuration(of: command)
-            metricsQuiet = metrics.quiet
             CommandMetrics.shared.begin(command: metrics.name, file: metrics.file)
             CommandNotification.arm(for: command)
             try command.run()
@@ -107,8 +106,9 @@ public enum RepoMain {
             // A command line that did not parse still reports to the monitor, if it named a file.
             let raw = CommandMetrics.configuration(arguments: Array(CommandLine.arguments.dropFirst()))
             CommandMetrics.shared.begin(command: raw.name, file: raw.file)
+            CommandNotification.arm(arguments: Array(CommandLine.arguments.dropFirst()))
             // ArgumentParser reports usage errors as EX_USAGE (64); the contract says 2.
-            finish(code == .validationFailure ? 2 : code.rawValue)
+            finish(code == .validationFailure ? 2 : code.rawValue, RepoError(.usage, message))
         }
     }
 

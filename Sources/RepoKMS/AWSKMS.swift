@@ -94,7 +94,7 @@ public final class AWSKMS: KeyManagementService, @unchecked Sendable {
     func call(_ action: String, region: String, keyID: String, body: [String: Any]) throws -> [String: Any] {
         guard credentials != nil else {
             throw RepoError(.keyService, "AWS KMS \(action) with key \(keyID): no AWS credentials",
-                            hint: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials), or use --kms-command")
+                            hint: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)")
         }
         let payload = [UInt8](try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]))
         let target = url(region)

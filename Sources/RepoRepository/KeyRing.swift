@@ -80,8 +80,10 @@ public struct KeyRing {
                             hint: ofKind == 0 ? "this repository has no password slots: open it with its key file (--key-file FILE or REPO_KEY_FILE)" : nil)
         case .kms(let access):
             if let first = serviceErrors.first {
-                let more = serviceErrors.dropFirst().map(\.message)
-                throw RepoError(.keyService, ([first.message] + more).joined(separator: "; "), hint: first.hint)
+                // One line per distinct reason (several slots of one key fail alike).
+                var seen = Set<String>()
+                let reasons = serviceErrors.map(\.message).filter { seen.insert($0).inserted }
+                throw RepoError(.keyService, reasons.joined(separator: "; "), hint: first.hint)
             }
             if ofKind == 0 {
                 throw RepoError(.wrongPassword, "the repository at \(backend.location) has no KMS key slots",
@@ -93,7 +95,7 @@ public struct KeyRing {
             }
             if let pin = access.pinnedKeyID, skippedByPin == ofKind {
                 throw RepoError(.wrongPassword, "no KMS key slot of \(backend.location) uses the pinned key \(pin)",
-                                hint: "REPO_KMS_KEY_ID / --kms-key-id must be the key id `repo key list` shows for the slot, exactly")
+                                hint: "REPO_KMS_KEY_ID must be the key id `repo key list` shows for the slot (an ARN for AWS KMS), exactly")
             }
             throw RepoError(.wrongPassword, "no KMS key slot of \(backend.location) opened: the service unwrapped a secret that does not open the slot (was the slot altered?)",
                             hint: "`repo key list` shows the slots; open with a password or key file and add a new KMS slot")

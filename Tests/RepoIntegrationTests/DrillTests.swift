@@ -45,6 +45,7 @@ final class DrillTests: XCTestCase {
         XCTAssertEqual(checks1.filter { ($0["name"] as? String)?.hasPrefix("query ") == true }.map { $0["ok"] as? Bool }, [true])
         XCTAssertGreaterThan(o1["restore_seconds"] as? Double ?? 0, 0)
         XCTAssertNotNil(o1["recorded"] as? String)
+        XCTAssertTrue(o1["message"] is NSNull, "every key is present, null when it does not apply: \(o1)")
         XCTAssertEqual(scratchLeft(scratch), [], "the scratch cluster is removed")
 
         // Custom format, detected; a failing --sql check makes the drill fail (exit 1), recorded too.
@@ -57,6 +58,25 @@ final class DrillTests: XCTestCase {
         XCTAssertEqual(checks2.first?["name"] as? String, "restore (pg_restore)")
         XCTAssertEqual(checks2.first { ($0["name"] as? String)?.hasSuffix("fail.sql") == true }?["detail"] as? String, "returned f")
         XCTAssertEqual(scratchLeft(scratch), [])
+
+        // A failing query reports PostgreSQL's own error line, not just the caret under it.
+        let broken = fx.file("broken.sql", Data("SELECT * FROM nosuchtable;\n".utf8))
+        let r3 = try fx.run(["drill", plain, "--postgres", "--sql", broken, "--scratch-dir", scratch])
+        XCTAssertEqual(r3.status, 1, r3.stderr)
+        XCTAssertTrue(r3.out.contains("relation \"nosuchtable\" does not exist"), r3.out)
+
+        // --dsn: into an existing empty database; a database that is not empty is refused
+        // before anything is restored, and nothing is recorded for it.
+        _ = server.sql("CREATE DATABASE drilltarget")
+        let dsn = "host=\(server.dir) port=\(server.port) user=postgres dbname=drilltarget"
+        let viaDSN = try fx.run(["drill", plain, "--postgres", "--dsn", dsn, "--sql", pass, "--json"])
+        XCTAssertEqual(viaDSN.status, 0, viaDSN.stderr)
+        XCTAssertEqual(server.sql("SELECT count(*) FROM accounts", database: "drilltarget"), "1000")
+        let drillsBefore = try FileManager.default.contentsOfDirectory(atPath: fx.repo + "/drills").count
+        let again = try fx.run(["drill", plain, "--postgres", "--dsn", dsn])
+        XCTAssertEqual(again.status, 2, again.stderr)
+        XCTAssertTrue(again.stderr.contains("not empty"), again.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fx.repo + "/drills").count, drillsBefore)
 
         // The text report names each check.
         let text = try fx.run(["drill", plain, "--postgres", "--scratch-dir", scratch])
@@ -89,6 +109,26 @@ final class DrillTests: XCTestCase {
         let status = try fx.run(["status", "--json"])
         let group = try XCTUnwrap(((try json(status))["groups"] as? [[String: Any]])?.first)
         XCTAssertEqual((group["last_drill"] as? [String: Any])?["ok"] as? Bool, false, status.out)
+    }
+
+    func testSnapshotOfSeveralStreamsIsDrilledByPath() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        try fx.ok(["store", "--name", "multi", "--stream", "a.txt=seq 1 1000", "--stream", "b.txt=seq 1 10"])
+        // Which stream is a usage error (exit 2), not a failed drill: nothing is recorded.
+        let ambiguous = try fx.run(["drill", "latest"])
+        XCTAssertEqual(ambiguous.status, 2, ambiguous.stderr)
+        XCTAssertTrue(ambiguous.stderr.contains("repo drill"), "the hint names the command to run: \(ambiguous.stderr)")
+        XCTAssertEqual(((try? FileManager.default.contentsOfDirectory(atPath: fx.repo + "/drills")) ?? []).count, 0, "nothing recorded")
+        let one = try fx.run(["drill", "latest", "b.txt", "--json"])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        XCTAssertEqual((try json(one))["kind"] as? String, "stream")
+        // --postgres on a tree is a usage error too.
+        let src = fx.dir + "/src"
+        try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
+        _ = fx.file("src/f", Data("x".utf8))
+        try fx.ok(["backup", src])
+        XCTAssertEqual(try fx.run(["drill", "latest", "--postgres"]).status, 2)
     }
 
     func testTreeDrillVerifiesEveryFile() throws {

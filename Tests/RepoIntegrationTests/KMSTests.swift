@@ -121,6 +121,11 @@ final class KMSTests: XCTestCase {
         XCTAssertEqual(noCredentials.status, 12, noCredentials.stderr)
         XCTAssertTrue(noCredentials.stderr.contains("no AWS credentials"), noCredentials.stderr)
 
+        // An endpoint that is not a URL is a usage error, not a silent fallback to AWS.
+        let noScheme = try fx.run(["snapshots"], env: kmsEnv.merging(["AWS_ENDPOINT_URL_KMS": "127.0.0.1:9"]) { $1 }, unset: ["REPO_PASSWORD"])
+        XCTAssertEqual(noScheme.status, 2, noScheme.stderr)
+        XCTAssertTrue(noScheme.stderr.contains("AWS_ENDPOINT_URL_KMS"), noScheme.stderr)
+
         // Removing the slot: --kms then finds no KMS slot at all.
         XCTAssertEqual(try fx.run(["key", "remove", String(slotID.prefix(8))]).status, 0)
         let none = try fx.run(["snapshots"], env: kmsEnv, unset: ["REPO_PASSWORD"])

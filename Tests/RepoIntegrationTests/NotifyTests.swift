@@ -58,9 +58,16 @@ final class NotifyTests: XCTestCase {
         // Commands that only read do not notify.
         XCTAssertEqual(try fx.run(["snapshots", "--notify-command", hook]).status, 0)
         XCTAssertEqual(try events(log).count, 3)
+        // A command line that does not parse (a broken cron entry) still reaches the hook.
+        let usage = try fx.run(["store", "--notify-command", hook], stdinPath: fx.file("in2", Data("x".utf8)))
+        XCTAssertEqual(usage.status, 2, usage.stderr)
+        e = try events(log)
+        XCTAssertEqual(e.count, 4)
+        XCTAssertEqual(e[3]["command"] as? String, "store")
+        XCTAssertEqual(e[3]["exit_code"] as? Int, 2)
         let lines = try String(contentsOfFile: envLog, encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.first, "store 1 0")
-        XCTAssertEqual(lines.last, "check 0 12")
+        XCTAssertEqual(lines.last, "store 0 2")
     }
 
     func testFailingHookDoesNotChangeTheResult() throws {
@@ -72,6 +79,10 @@ final class NotifyTests: XCTestCase {
         XCTAssertTrue(ok.stderr.contains("notify command failed") && ok.stderr.contains("status 7"), ok.stderr)
         XCTAssertTrue(ok.stderr.contains("slack is down"), "the hook's own stderr is shown: \(ok.stderr)")
         XCTAssertEqual(try fx.snapshots().count, 1)
+        // With -q too (cron runs with -q): the warning is the only trace of a broken hook.
+        let quiet = try fx.run(["check", "-q", "--notify-command", "exit 7"])
+        XCTAssertEqual(quiet.status, 0, quiet.stderr)
+        XCTAssertTrue(quiet.stderr.contains("notify command failed"), quiet.stderr)
         // A failing command stays a failure, with its own exit code, whatever the hook does.
         let bad = try fx.run(["check", "--notify-command", "exit 0"], env: ["REPO_PASSWORD": "wrong"])
         XCTAssertEqual(bad.status, 12)

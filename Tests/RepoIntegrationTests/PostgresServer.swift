@@ -96,8 +96,8 @@ final class PostgresServer {
     }
 
     /// The trimmed output of one SQL command (psql -At, stopping on the first error).
-    func sql(_ command: String, port: String? = nil, file: StaticString = #filePath, line: UInt = #line) -> String {
-        let r = client(["\(bin)/psql", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-At", "-c", command], port: port)
+    func sql(_ command: String, port: String? = nil, database: String = "postgres", file: StaticString = #filePath, line: UInt = #line) -> String {
+        let r = client(["\(bin)/psql", "-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", command], port: port)
         XCTAssertEqual(r.0, 0, "psql -c \(command): \(r.2)", file: file, line: line)
         return String(decoding: r.1, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }

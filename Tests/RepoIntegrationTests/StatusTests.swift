@@ -51,6 +51,17 @@ final class StatusTests: XCTestCase {
 
     /// A repository whose `db.sql` is two and three days old, `fresh.sql` and a tree are new:
     /// plain status exits 0; `--max-age 26h` exits 1 with exactly one line, for db.sql.
+    /// A limit on a group that has no snapshot (a typo in --name, a job that never ran) is
+    /// late too: a monitor must not read it as fine.
+    func testMaxAgeOnAGroupWithoutSnapshotsIsLate() throws {
+        try fx.store("db.sql", from: fx.file("a", TestData.random(1000)))
+        XCTAssertEqual(try fx.run(["status", "--name", "db.sql", "--max-age", "1h"]).status, 0)
+        let missing = try fx.run(["status", "--name", "db.sq", "--max-age", "1h"])
+        XCTAssertEqual(missing.status, 1, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("late: no snapshot matches name db.sq"), missing.stderr)
+        XCTAssertEqual(try fx.run(["status", "--name", "db.sq"]).status, 0, "without a limit nothing is late")
+    }
+
     func testMaxAgeNamesEachLateGroupAndExits1() throws {
         let old = Date().addingTimeInterval(-3 * 86400), older = Date().addingTimeInterval(-2 * 86400)
         try fx.store("db.sql", from: fx.file("a", TestData.random(100_000)), extra: ["--time", Self.rfc3339(old)])

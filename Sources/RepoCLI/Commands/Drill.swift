@@ -30,6 +30,9 @@ extension RepoCommand {
         @Argument(help: "Snapshot id (or unique prefix), or `latest`.")
         var snapshot: String
 
+        @Argument(help: "The stream to drill in a snapshot of several (`repo store --stream …`).")
+        var path: String?
+
         @Flag(help: "The snapshot is a pg_dump: restore it into PostgreSQL and check it there.")
         var postgres = false
 
@@ -65,6 +68,7 @@ extension RepoCommand {
             op.dsn = dsn
             op.sqlFiles = sqlFiles.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
             op.pgBin = pgBin
+            op.path = path.map(RawArguments.bytes(of:))
             if let scratchDir { op.scratchParent = scratchDir }
             op.cancellation = SignalTrap.cancellation
             let verbose = global.verbose && !global.quiet
@@ -147,4 +151,17 @@ struct DrillJSON: Encodable {
     var message: String?
     /// The drill record's object name; null when it could not be written.
     var recorded: String?
+
+    enum CodingKeys: String, CodingKey {
+        case snapshot, kind, ok, restore_seconds, setup_seconds, checks, failed_checks, message, recorded
+    }
+
+    /// Every key, `null` where there is no value (README, "JSON output").
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(snapshot, forKey: .snapshot); try c.encode(kind, forKey: .kind); try c.encode(ok, forKey: .ok)
+        try c.encode(restore_seconds, forKey: .restore_seconds); try c.encode(setup_seconds, forKey: .setup_seconds)
+        try c.encode(checks, forKey: .checks); try c.encode(failed_checks, forKey: .failed_checks)
+        try c.encode(message, forKey: .message); try c.encode(recorded, forKey: .recorded)
+    }
 }

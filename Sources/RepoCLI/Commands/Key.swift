@@ -88,7 +88,7 @@ extension RepoCommand {
             func run() throws {
                 let ring = try global.keyRing()
                 if let keyID = kmsKeyId {
-                    let service: any KeyManagementService = global.kmsCommandLine.map { KMSCommand(command: $0) } ?? global.awsKMS()
+                    let service: any KeyManagementService = try global.kmsCommandLine.map { KMSCommand(command: $0) } ?? global.awsKMS()
                     let (id, slot) = try ring.addKMS(service: service, keyID: keyID)
                     let kms = slot.kms!
                     if global.json {
@@ -257,8 +257,6 @@ struct KeyAddJSON: Encodable {
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(id, forKey: .id); try c.encode(kind, forKey: .kind); try c.encode(key_file, forKey: .key_file)
-        if kind == KeySlot.Kind.kms.rawValue {
-            try c.encode(kms_provider, forKey: .kms_provider); try c.encode(kms_key_id, forKey: .kms_key_id)
-        }
+        try c.encode(kms_provider, forKey: .kms_provider); try c.encode(kms_key_id, forKey: .kms_key_id)
     }
 }

@@ -72,6 +72,13 @@ extension RepoCommand {
                 for l in report.lateLines { Console.line("repo: " + SnapshotLabel.escapedForTable(l)) }
                 throw ExitCode(1)
             }
+            // A limit on a group that has no snapshot at all (a typo in --name, a job that never
+            // ran) is a late group too: a monitor must not read it as fine.
+            if let limit = maxAge, report.groups.isEmpty, filter.name != nil || filter.host != nil || !filter.tags.isEmpty {
+                let wanted = [filter.name.map { "name " + $0 }, filter.host.map { "host " + $0 }].compactMap { $0 } + filter.tags.map { "tag " + $0 }
+                Console.line("repo: late: no snapshot matches " + SnapshotLabel.escapedForTable(wanted.joined(separator: ", ")) + " (--max-age \(limit))")
+                throw ExitCode(1)
+            }
         }
 
         private func printText(_ r: RepoOperations.Status.Report) {

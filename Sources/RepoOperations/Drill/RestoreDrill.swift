@@ -29,6 +29,8 @@ public struct RestoreDrill {
     public var sqlFiles: [String] = []
     /// PostgreSQL's program directory (default: `ScratchPostgres.findBinaries()`).
     public var pgBin: String?
+    /// The stream to drill in a snapshot of several (`repo store --stream …`); nil: its only one.
+    public var path: [UInt8]?
     /// Where scratch directories go (default: the temporary directory).
     public var scratchParent: String = NSTemporaryDirectory()
     public var cancellation: Cancellation?
@@ -63,13 +65,35 @@ public struct RestoreDrill {
         public var damaged: Bool { checks.contains { $0.damage } }
     }
 
+    /// Checks that `entry` can be drilled as asked, before anything runs or is recorded.
+    ///
+    /// - Throws: `RepoError` `.usage` for a tree drilled with `postgres` or a path, a snapshot
+    ///   of several streams without a path (the hint names the command to run), a path that
+    ///   is not one of its streams.
+    public func validate(entry: SnapshotEntry) throws {
+        if entry.snapshot.paths != nil {
+            if postgres { throw RepoError(.usage, "snapshot \(entry.id.shortHex) is a backed-up tree, not a pg_dump: drill it without --postgres") }
+            if path != nil { throw RepoError(.usage, "a tree is drilled whole: drop the path") }
+            return
+        }
+        do {
+            _ = try repository.fileNode(in: entry, pathBytes: path)
+        } catch let error as RepoError where error.kind == .usage || error.kind == .failure {
+            let names = ((try? repository.loadTree(entry.snapshot.tree))?.nodes ?? []).map { PathText.display($0.nameBytes) }
+            throw RepoError(.usage, error.message,
+                            hint: names.isEmpty ? error.hint : "drill one stream: " + names.prefix(5).map { "`repo drill \(entry.id.shortHex) \($0)`" }.joined(separator: ", "))
+        }
+    }
+
     /// Runs the drill on `entry` (`program` names this program in the record; `time` gives the
     /// end time on the storage's clock). Failures of the restore or of a check end up in the outcome
     /// (`record.ok == false`), not as a thrown error, so that they can be recorded.
     ///
-    /// - Throws: only what makes the drill itself impossible: no PostgreSQL programs, a scratch
-    ///   cluster that does not start, an interruption.
+    /// - Throws: only what makes the drill itself impossible: what `validate` throws, no
+    ///   PostgreSQL programs, a scratch cluster that does not start, a `dsn` database that is
+    ///   not empty, an interruption.
     public func run(entry: SnapshotEntry, program: String, time: () -> String) throws -> Outcome {
+        try validate(entry: entry)
         let s = entry.snapshot
         let kind: String
         var checks: [Check] = []
@@ -106,7 +130,7 @@ public struct RestoreDrill {
 
     private func drillStream(_ entry: SnapshotEntry) -> ([Check], String?) {
         do {
-            let node = try repository.fileNode(in: entry, pathBytes: nil)
+            let node = try repository.fileNode(in: entry, pathBytes: path)
             let devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)
             defer { close(devNull) }
             var op = Dump(repository: repository)
@@ -144,7 +168,7 @@ public struct RestoreDrill {
 
     private func drillPostgres(_ entry: SnapshotEntry) throws -> ([Check], String?, Double, Date) {
         let node: Node
-        do { node = try repository.fileNode(in: entry, pathBytes: nil) } catch {
+        do { node = try repository.fileNode(in: entry, pathBytes: path) } catch {
             return ([Check(name: "find the dump", ok: false, detail: Self.reason(error), error: error)], Self.reason(error), 0, Date())
         }
         let setupStart = Date()
@@ -172,6 +196,15 @@ public struct RestoreDrill {
             }
         } else {
             connect = ["-d", dsn!]
+            // Restoring over an earlier drill's tables fails half-way: refuse up front.
+            let existing = try DrillProcess.run([bin + "/psql", "-X", "-At", "-v", "ON_ERROR_STOP=1"] + connect + ["-c", Self.userRelationCount])
+            guard existing.status == 0 else {
+                throw RepoError(.failure, "cannot connect to the --dsn database: " + Self.errorLines(existing.output))
+            }
+            if let n = Int(existing.output.trimmingCharacters(in: .whitespacesAndNewlines)), n > 0 {
+                throw RepoError(.usage, "the --dsn database is not empty (\(n) tables, views or sequences outside the system schemas)",
+                                hint: "a drill restores into an empty database: drop and create it again before each drill (`dropdb`, `createdb`), or drill into a scratch cluster without --dsn")
+            }
         }
 
         let started = Date()
@@ -197,7 +230,7 @@ public struct RestoreDrill {
             : try DrillProcess.run([bin + "/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"] + connect + ["-f", dumpFile])
         if let sig = cancellation?.requestedBy { throw RepoError(.interrupted(signal: sig), "interrupted during the drill's restore") }
         guard restore.status == 0 else {
-            let why = "\(custom ? "pg_restore" : "psql") failed (exit \(restore.status)): " + Self.lastLines(restore.output)
+            let why = "\(custom ? "pg_restore" : "psql") failed (exit \(restore.status)): " + Self.errorLines(restore.output)
             return ([Check(name: "restore", ok: false, detail: why)], why, setup, started)
         }
         var checks = [Check(name: "restore (\(custom ? "pg_restore" : "psql"))", ok: true, detail: "exit 0")]
@@ -209,20 +242,20 @@ public struct RestoreDrill {
               AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1
             """])
         if tables.status != 0 {
-            checks.append(Check(name: "list tables", ok: false, detail: Self.lastLines(tables.output)))
+            checks.append(Check(name: "list tables", ok: false, detail: Self.errorLines(tables.output)))
         } else {
             for table in tables.output.split(separator: "\n").map(String.init) where !table.isEmpty {
                 let count = try DrillProcess.run([bin + "/psql", "-X", "-At", "-v", "ON_ERROR_STOP=1"] + connect + ["-c", "SELECT count(*) FROM \(table)"])
                 let value = count.output.trimmingCharacters(in: .whitespacesAndNewlines)
                 checks.append(Check(name: "rows in \(table)", ok: count.status == 0 && Int(value) != nil,
-                                    detail: count.status == 0 ? value : Self.lastLines(count.output)))
+                                    detail: count.status == 0 ? value : Self.errorLines(count.output)))
             }
         }
         for file in sqlFiles {
             let r = try DrillProcess.run([bin + "/psql", "-X", "-At", "-v", "ON_ERROR_STOP=1"] + connect + ["-f", file])
             let last = r.output.split(separator: "\n").last.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
             checks.append(Check(name: "query \(file)", ok: r.status == 0 && last == "t",
-                                detail: r.status == 0 ? "returned \(last.isEmpty ? "nothing" : last)" : Self.lastLines(r.output)))
+                                detail: r.status == 0 ? "returned \(last.isEmpty ? "nothing" : last)" : Self.errorLines(r.output)))
         }
         return (checks, nil, setup, started)
     }
@@ -242,9 +275,20 @@ public struct RestoreDrill {
         return nil
     }
 
-    static func lastLines(_ text: String) -> String {
-        text.split(separator: "\n").suffix(2).joined(separator: " / ")
+    /// The lines of a client's output that say what went wrong: PostgreSQL's `ERROR:`/`FATAL:`
+    /// lines (with what follows on the same message) when there are any, else the last two.
+    static func errorLines(_ text: String) -> String {
+        let lines = text.split(separator: "\n").map(String.init)
+        let errors = lines.filter { $0.contains("ERROR:") || $0.contains("FATAL:") || $0.contains("error:") }
+        return (errors.isEmpty ? Array(lines.suffix(2)) : Array(errors.prefix(3))).joined(separator: " / ")
     }
+
+    /// Counts the tables, views, materialized views and sequences outside the system schemas.
+    static let userRelationCount = """
+        SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+        """
 
     static func reason(_ error: Error) -> String {
         (error as? RepoError)?.message ?? "\(error)"

@@ -91,6 +91,41 @@ final class DrillTests: XCTestCase {
         XCTAssertEqual((bySnapshotName["db.dump"]?["last_drill"] as? [String: Any])?["ok"] as? Bool, false, status.out)
     }
 
+    /// A drill killed with SIGKILL cannot stop its scratch PostgreSQL; the next drill with the
+    /// same scratch directory stops it and removes its files.
+    func testScratchClusterOfAKilledDrillIsRemovedByTheNext() throws {
+        _ = try PostgresServer.requireBinaries()
+        let fx = Fixture()
+        try fx.initRepo()
+        _ = try fx.store("tiny.sql", from: fx.file("tiny.sql", Data("CREATE TABLE t (a int);\nINSERT INTO t VALUES (1), (2);\n".utf8)))
+        let scratch = fx.dir + "/scratch"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        chmod(scratch, 0o755)
+        let slow = fx.file("slow.sql", Data("SELECT pg_sleep(120) IS NOT NULL;\n".utf8))
+        let started = try fx.start(["drill", "latest", "--postgres", "--sql", slow, "--scratch-dir", scratch])
+        let drill = started.0
+        // Wait until its server runs and the slow check has started.
+        var cluster: String?
+        for _ in 0..<300 where cluster == nil {
+            usleep(100_000)
+            cluster = scratchLeft(scratch).first.map { scratch + "/" + $0 }
+            if let c = cluster, !FileManager.default.fileExists(atPath: c + "/data/postmaster.pid") { cluster = nil }
+        }
+        let dir = try XCTUnwrap(cluster, "the drill started no scratch cluster")
+        usleep(1_500_000)
+        let pidLine = try String(contentsOfFile: dir + "/data/postmaster.pid", encoding: .utf8).split(separator: "\n").first ?? ""
+        let server = try XCTUnwrap(pid_t(pidLine), "postmaster.pid names the server")
+        kill(drill.processIdentifier, SIGKILL)
+        drill.waitUntilExit()
+        XCTAssertEqual(kill(server, 0), 0, "the killed drill's server is still running")
+
+        let next = try fx.run(["drill", "latest", "--postgres", "--scratch-dir", scratch, "-v"])
+        XCTAssertEqual(next.status, 0, next.stderr)
+        XCTAssertTrue(next.stderr.contains("stopped and removed \(dir)"), next.stderr)
+        XCTAssertEqual(scratchLeft(scratch), [], "the killed drill's cluster and dump file are gone")
+        XCTAssertTrue(kill(server, 0) != 0 && errno == ESRCH, "the server of the killed drill was stopped")
+    }
+
     func testDamagedSnapshotFailsItsDrillWith13() throws {
         let fx = Fixture()
         try fx.initRepo()

@@ -94,6 +94,9 @@ public struct RestoreDrill {
     ///   not empty, an interruption.
     public func run(entry: SnapshotEntry, program: String, time: () -> String) throws -> Outcome {
         try validate(entry: entry)
+        for path in ScratchPostgres.sweep(parent: scratchParent, bin: pgBin) {
+            log("stopped and removed \(path), left by a drill that was killed")
+        }
         let s = entry.snapshot
         let kind: String
         var checks: [Check] = []
@@ -144,7 +147,7 @@ public struct RestoreDrill {
     }
 
     private func drillTree(_ entry: SnapshotEntry) -> ([Check], String?) {
-        let target = scratchParent + "/repo-drill-tree-" + UUID().uuidString.prefix(8).lowercased()
+        let target = scratchParent + "/" + ScratchPostgres.scratchName("tree")
         defer { try? FileManager.default.removeItem(atPath: target) }
         do {
             var op = Restore(repository: repository)
@@ -208,7 +211,7 @@ public struct RestoreDrill {
         }
 
         let started = Date()
-        let dumpFile = scratchParent + "/repo-drill-dump-" + UUID().uuidString.prefix(8).lowercased()
+        let dumpFile = scratchParent + "/" + ScratchPostgres.scratchName("dump")
         defer { unlink(dumpFile) }
         log("reading the dump from the repository")
         do {

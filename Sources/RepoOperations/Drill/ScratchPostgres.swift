@@ -8,6 +8,11 @@ import Glibc
 /// new directory, a server on a Unix socket only (no TCP port is opened, so it never collides
 /// with a running server), stopped with `pg_ctl stop -m immediate` and removed afterwards.
 /// As root, the server runs as the `postgres` user (`runuser`), as PostgreSQL requires.
+///
+/// The directory holds `drill.pid`, the process id of the drill that made it. A drill that was
+/// killed outright (`kill -9`) cannot stop its server; the next drill with the same scratch
+/// parent does (`sweep`): every `repo-drill-*` cluster whose drill no longer runs is stopped and
+/// removed.
 public final class ScratchPostgres {
     /// The directory of PostgreSQL's programs (`initdb`, `pg_ctl`, `psql`, `pg_restore`).
     public let bin: String
@@ -43,11 +48,12 @@ public final class ScratchPostgres {
                             hint: "install PostgreSQL's server package (Debian: postgresql), give --pg-bin DIR, or drill into an existing database with --dsn")
         }
         self.bin = bin
-        directory = parent + "/repo-drill-" + UUID().uuidString.prefix(8).lowercased()
+        directory = parent + "/" + Self.scratchName("cluster")
         port = Int.random(in: 20000...60000)
         runAs = getuid() == 0 ? "postgres" : nil
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
+        try Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: directory + "/" + Self.ownerFile))
         if let runAs {
             guard let pw = getpwnam(runAs) else {
                 try? FileManager.default.removeItem(atPath: directory)
@@ -72,6 +78,45 @@ public final class ScratchPostgres {
     }
 
     deinit { stop() }
+
+    /// Names the drill process that owns a scratch cluster directory.
+    static let ownerFile = "drill.pid"
+
+    /// The name of a drill's scratch file or directory under its scratch parent:
+    /// `repo-drill-<kind>-<pid>-<random>`, so `sweep` can tell whose it is.
+    public static func scratchName(_ kind: String) -> String {
+        "repo-drill-\(kind)-\(getpid())-" + UUID().uuidString.prefix(8).lowercased()
+    }
+
+    /// Stops and removes what drills that no longer run (killed with SIGKILL, or on a machine
+    /// that lost power) left under `parent`: scratch clusters (their server stopped first),
+    /// dump files and restore directories; returns their paths. What belongs to drills still
+    /// running is left alone.
+    @discardableResult
+    public static func sweep(parent: String, bin: String?) -> [String] {
+        var removed: [String] = []
+        func ownerIsGone(_ owner: pid_t) -> Bool { kill(owner, 0) != 0 && errno == ESRCH }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where name.hasPrefix("repo-drill-") {
+            let path = parent + "/" + name
+            // Dump files and restore directories: the pid is in the name.
+            let parts = name.split(separator: "-")
+            if parts.count == 5, ["dump", "tree"].contains(parts[2]), let owner = pid_t(parts[3]) {
+                if ownerIsGone(owner), (try? FileManager.default.removeItem(atPath: path)) != nil { removed.append(path) }
+                continue
+            }
+            let dir = path
+            guard let text = try? String(contentsOfFile: dir + "/" + ownerFile, encoding: .utf8),
+                  let owner = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { continue }
+            guard ownerIsGone(owner) else { continue }   // its drill still runs
+            let data = dir + "/data"
+            if FileManager.default.fileExists(atPath: data + "/postmaster.pid"), let bin = bin ?? findBinaries() {
+                let stop = [bin + "/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"]
+                _ = try? DrillProcess.run(getuid() == 0 ? ["runuser", "-u", "postgres", "--", "/usr/bin/env", "-C", "/"] + stop : stop)
+            }
+            if (try? FileManager.default.removeItem(atPath: dir)) != nil { removed.append(dir) }
+        }
+        return removed
+    }
 
     public var dataDirectory: String { directory + "/data" }
     public var logFile: String { directory + "/server.log" }

@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
-swift build -c release --product repo
-BIN="$PWD/.build/release/repo"
+# The same release build the benchmarks use (static Swift runtime): a plain `swift build -c
+# release` would replace it at the same path with a dynamically linked binary that starts slower.
+BIN="$(./scripts/build-release.sh)"
 
 DEMO="$(mktemp -d /tmp/repo-demo.XXXXXX)"
 export REPO_REPOSITORY="$DEMO/repository" REPO_PASSWORD="demo password" REPO_CACHE_DIR="$DEMO/cache"

@@ -292,6 +292,38 @@ struct GlobalOptions: ParsableArguments {
         }
     }
 
+    /// Stores a run record of `what` (`check`, `drill`; FORMAT.md §30) through `save` and
+    /// returns its object name, never failing the command: a repository that cannot be written
+    /// (`locked` false: it was read without a lock because of that, unless --no-lock was asked
+    /// for; or a write refused now) is skipped, said with -v; any other failure is a warning.
+    @discardableResult
+    func saveRunRecord(_ what: String, locked: Bool, _ save: () throws -> Repository.SavedRecord) -> String? {
+        let verbose = self.verbose && !quiet
+        func skipped(_ why: String) -> String? {
+            if verbose { Console.line("repo: the \(what) was not recorded in the repository: \(why)") }
+            return nil
+        }
+        if !locked && !noLock { return skipped("it cannot be written") }
+        do {
+            let saved = try save()
+            if verbose {
+                Console.line("repo: recorded the \(what) as \(saved.name)")
+                if let why = saved.trimFailure { Console.line("repo: older \(what) records were left for another host to remove: \(why)") }
+            }
+            return saved.name
+        } catch let error as StorageError {
+            switch error {
+            case .readOnly, .noSpace: return skipped("\(error)")
+            default: break
+            }
+            warningPrinter("the \(what) was not recorded in the repository: \(error)")
+            return nil
+        } catch {
+            warningPrinter("the \(what) was not recorded in the repository: \(error)")
+            return nil
+        }
+    }
+
     /// Prints an operation's warnings on stderr (above the progress line) unless quiet.
     var warningPrinter: @Sendable (String) -> Void {
         let quiet = self.quiet

@@ -66,12 +66,6 @@ extension RepoCommand {
         /// the check: a repository that cannot be written (the reason it was read without a
         /// lock, or a write refused now) is skipped, said with -v; any other failure is a warning.
         private func record(_ report: RepoOperations.Check.Report, fraction: Double, started: Date, in repo: Repository, locked: Bool) {
-            func skipped(_ why: String) {
-                if global.verbose && !global.quiet { Console.line("repo: the check was not recorded in the repository: \(why)") }
-            }
-            if !locked && !global.noLock {
-                return skipped("it cannot be written")
-            }
             let now = (try? repo.backend.now()) ?? Date()
             let subset = fraction > 0 && fraction < 1
             let record = CheckRecord(started: Timestamp.format(started), time: Timestamp.format(now), host: HostInfo.hostname,
@@ -80,20 +74,7 @@ extension RepoCommand {
                                      snapshots: report.snapshots, packs: report.packs, readDataFraction: fraction,
                                      packsRead: report.packsRead, bytesRead: report.bytesRead, walFilesRead: report.walFilesRead,
                                      packsReadPrefixes: subset ? CheckRecord.encodePrefixes(report.readPackNames.map(\.bytes)) : nil)
-            do {
-                let saved = try repo.saveCheckRecord(record)
-                if global.verbose && !global.quiet {
-                    Console.line("repo: recorded the check as \(saved.name)")
-                    if let why = saved.trimFailure { Console.line("repo: older check records were left for another host to remove: \(why)") }
-                }
-            } catch let error as StorageError {
-                switch error {
-                case .readOnly, .noSpace: skipped("\(error)")
-                default: global.warningPrinter("the check was not recorded in the repository: \(error)")
-                }
-            } catch {
-                global.warningPrinter("the check was not recorded in the repository: \(error)")
-            }
+            global.saveRunRecord("check", locked: locked) { try repo.saveCheckRecord(record) }
         }
     }
 }

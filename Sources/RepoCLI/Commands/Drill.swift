@@ -85,7 +85,7 @@ extension RepoCommand {
                 throw error
             }
             line?.finish()
-            let recorded = record(outcome.record, in: repo, locked: lock != nil)
+            let recorded = global.saveRunRecord("drill", locked: lock != nil) { try repo.saveDrillRecord(outcome.record) }
             let r = outcome.record
             CommandMetrics.shared.drillFinished(r)
             if global.json {
@@ -106,33 +106,6 @@ extension RepoCommand {
             if !r.ok {
                 throw RepoError(outcome.damaged ? .integrity : .failure, "the drill failed: \(r.message ?? "a check failed")",
                                 hint: outcome.damaged ? "stored data is damaged: run `repo check --read-data`" : "the checks above say what; the outcome is recorded for `repo status`")
-            }
-        }
-
-        /// Stores the outcome for `repo status` (FORMAT.md §30); never changes the drill's
-        /// result. Returns the object name, or nil when it was not written.
-        private func record(_ record: DrillRecord, in repo: Repository, locked: Bool) -> String? {
-            func skipped(_ why: String) -> String? {
-                if global.verbose && !global.quiet { Console.line("repo: the drill was not recorded in the repository: \(why)") }
-                return nil
-            }
-            if !locked && !global.noLock { return skipped("it cannot be written") }
-            do {
-                let saved = try repo.saveDrillRecord(record)
-                if let why = saved.trimFailure, global.verbose && !global.quiet {
-                    Console.line("repo: older drill records were left for another host to remove: \(why)")
-                }
-                return saved.name
-            } catch let error as StorageError {
-                switch error {
-                case .readOnly, .noSpace: return skipped("\(error)")
-                default:
-                    global.warningPrinter("the drill was not recorded in the repository: \(error)")
-                    return nil
-                }
-            } catch {
-                global.warningPrinter("the drill was not recorded in the repository: \(error)")
-                return nil
             }
         }
     }

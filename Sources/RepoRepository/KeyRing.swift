@@ -45,10 +45,16 @@ public struct KeyRing {
         var ofKind = 0
         var serviceErrors: [RepoError] = []
         var providers: Set<String> = [], unservedProviders: Set<String> = [], skippedByPin = 0
-        for name in names {
+        // A rotation's transition slots (FORMAT.md §7.6) are tried first: while one exists the
+        // opener needs the retired roots it carries, which the final slot beside it lacks.
+        var decoded: [(name: String, slot: Result<KeySlot, Error>)] = names.map { name in
+            (name, Result { try KeySlot.decode(try backend.get(name)) })
+        }
+        decoded = decoded.filter { (try? $0.slot.get().transition) == true } + decoded.filter { (try? $0.slot.get().transition) != true }
+        for (name, decodedSlot) in decoded {
             // A damaged, planted or unknown slot must not lock out the others: note it and go on.
             do {
-                let slot = try KeySlot.decode(try backend.get(name))
+                let slot = try decodedSlot.get()
                 guard slot.kind == credential.slotKind else {
                     if slot.kind == nil { _ = try slot.checkedFields() }   // names the unknown kdf
                     continue
@@ -145,6 +151,7 @@ public struct KeyRing {
     /// password slot) and returns its id. Nothing else is written.
     @discardableResult
     public func add(_ credential: Credential, n: UInt64 = KeySlot.defaultN) throws -> String {
+        try refuseDuringRotation("add a key slot")
         let slot = try KeySlot.make(master: key, credential: credential, repositoryID: config.id, n: n,
                                     host: HostInfo.hostname, username: HostInfo.username)
         let bytes = try slot.encoded()
@@ -158,6 +165,7 @@ public struct KeyRing {
     ///
     /// - Throws: what the service throws (`RepoError` `.keyService`), or a storage error.
     public func addKMS(service: any KeyManagementService, keyID: String) throws -> (id: String, slot: KeySlot) {
+        try refuseDuringRotation("add a key slot")
         let slot = try KeySlot.make(master: key, service: service, keyID: keyID, repositoryID: config.id,
                                     host: HostInfo.hostname, username: HostInfo.username)
         let bytes = try slot.encoded()
@@ -166,12 +174,23 @@ public struct KeyRing {
         return (id, slot)
     }
 
+    /// Slots change only through the rotation while one runs (FORMAT.md §7.6): a slot added now
+    /// would wrap the transition key, and one removed could be the only way in.
+    ///
+    /// - Throws: `RepoError` `.failure` during a rotation.
+    func refuseDuringRotation(_ what: String) throws {
+        guard key.isRotating else { return }
+        throw RepoError(.failure, "cannot \(what) while a master-key rotation is under way in \(backend.location)",
+                        hint: "finish it first with `repo key rotate` (it resumes where it stopped)")
+    }
+
     /// Deletes slot `id`. The slot that opened this process is removed only with `force`, and
     /// never when no other readable slot would remain.
     ///
     /// - Throws: `RepoError` `.failure` when refused (the message says why and what to do), or
     ///   when `id` is not a slot.
     public func remove(_ id: String, force: Bool) throws {
+        try refuseDuringRotation("remove a key slot")
         let entries = try slots()
         guard entries.contains(where: { $0.id == id }) else {
             throw RepoError(.failure, "no key slot with id \(id) in \(backend.location)", hint: "list them with `repo key list`")

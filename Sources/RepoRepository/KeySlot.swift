@@ -35,6 +35,13 @@ public struct KeySlot: Codable, Sendable {
     public var username: String
     /// The service, key and ciphertext of a `kms` slot's secret (only in `kms` slots).
     public var kms: KMSEnvelope?
+    /// `MasterKey.fingerprint` of the encryption root the slot wraps (FORMAT.md §7.6):
+    /// informational, and how a rotation tells its own slots from the ones it replaces. Absent
+    /// in slots written before rotation existed.
+    public var master: String?
+    /// True in the *transition* slots of a rotation, which wrap the key with its retired roots
+    /// (FORMAT.md §7.6); openers try them first. Absent otherwise.
+    public var transition: Bool?
 
     /// Default scrypt cost: N = 2^15, r = 8, p = 1 (32 MiB, ~0.1 s).
     public static let defaultN: UInt64 = 1 << 15
@@ -88,9 +95,7 @@ public struct KeySlot: Codable, Sendable {
         }
         var slot = KeySlot(kdf: kmsKDF, salt: Hex.encode(salt), nonce: Hex.encode(nonce), wrapped: "",
                            created: Timestamp.format(Date()), host: host, username: username, kms: envelope)
-        slot.wrapped = Hex.encode(try AESGCM().seal(key: kmsKEK(secret: secret, salt: salt), nonce: nonce,
-                                                    associatedData: associatedData(kind: .kms, repositoryID: repositoryID),
-                                                    plaintext: master.serialized))
+        try slot.wrap(master, kek: kmsKEK(secret: secret, salt: salt), nonce: nonce, repositoryID: repositoryID)
         return slot
     }
 
@@ -113,10 +118,44 @@ public struct KeySlot: Codable, Sendable {
         case .kms:
             throw RepoError(.usage, "a KMS slot is made with a service and a key id (`repo key add --kms-key-id ID`)")
         }
-        slot.wrapped = Hex.encode(try AESGCM().seal(key: kek, nonce: nonce,
-                                                    associatedData: associatedData(kind: credential.slotKind, repositoryID: repositoryID),
-                                                    plaintext: master.serialized))
+        try slot.wrap(master, kek: kek, nonce: nonce, repositoryID: repositoryID)
         return slot
+    }
+
+    /// Sets `wrapped`, `master` and `transition` for `master` under `kek`.
+    private mutating func wrap(_ master: MasterKey, kek: [UInt8], nonce: [UInt8], repositoryID: Hash256) throws {
+        guard let kind else { throw RepoError(.integrity, "key slot has an unknown kdf \"\(kdf)\"") }
+        wrapped = Hex.encode(try AESGCM().seal(key: kek, nonce: nonce, associatedData: Self.associatedData(kind: kind, repositoryID: repositoryID),
+                                               plaintext: master.serialized))
+        self.master = master.fingerprint
+        transition = master.isRotating ? true : nil
+    }
+
+    /// New slots that the same credential opens, one wrapping each of `masters`: for a
+    /// rotation (FORMAT.md §7.6), which carries a slot over to the new key. Each has a fresh
+    /// salt and nonce (a password's scrypt runs again; a KMS slot's secret is unwrapped once and
+    /// kept, so its ciphertext and key id stay), and this slot's `created`, `host` and
+    /// `username`. Nil when `credential` does not open this slot.
+    ///
+    /// - Throws: as `open`.
+    public func rewrapped(masters: [MasterKey], credential: Credential, repositoryID: Hash256) throws -> [KeySlot]? {
+        guard let (root, _) = try unwrap(credential, repositoryID: repositoryID) else { return nil }
+        return try masters.map { master in
+            let salt = SecureRandom.bytes(32), nonce = SecureRandom.bytes(12)
+            var slot = self
+            slot.salt = Hex.encode(salt); slot.nonce = Hex.encode(nonce)
+            let kek: [UInt8]
+            switch credential {
+            case .password(let password):
+                kek = try Scrypt.derive(password: password, salt: salt, n: n ?? Self.defaultN, r: r ?? 8, p: p ?? 1, length: 32)
+            case .keyFile(let file):
+                kek = Self.keyFileKEK(secret: file.secret, salt: salt)
+            case .kms:
+                kek = Self.kmsKEK(secret: root, salt: salt)
+            }
+            try slot.wrap(master, kek: kek, nonce: nonce, repositoryID: repositoryID)
+            return slot
+        }
     }
 
     /// The slot's salt, nonce and wrapped key, after checking every field a reader relies on
@@ -152,8 +191,15 @@ public struct KeySlot: Codable, Sendable {
     /// - Throws: `RepoError` `.integrity` when the slot is malformed (`checkedFields`) or wraps
     ///   a malformed master key; `.keyService` when the KMS refuses or cannot be reached.
     public func open(_ credential: Credential, repositoryID: Hash256) throws -> MasterKey? {
+        try unwrap(credential, repositoryID: repositoryID)?.master
+    }
+
+    /// `open`, also returning the slot's root secret: the KMS secret of a `kms` slot (empty for
+    /// the other kinds, whose credential is the root).
+    func unwrap(_ credential: Credential, repositoryID: Hash256) throws -> (root: [UInt8], master: MasterKey)? {
         let (kind, salt, nonce, wrapped) = try checkedFields()
         let kek: [UInt8]
+        var root: [UInt8] = []
         switch credential {
         case .password(let password):
             guard kind == .password, let n, let r, let p else { return nil }
@@ -169,12 +215,13 @@ public struct KeySlot: Codable, Sendable {
                 throw RepoError(.integrity, "the \(kms.provider) service unwrapped \(secret.count) bytes for a KMS slot; the secret is 32")
             }
             kek = Self.kmsKEK(secret: secret, salt: salt)
+            root = secret
         }
         do {
             let plain = try AESGCM().open(key: kek, nonce: nonce,
                                           associatedData: Self.associatedData(kind: kind, repositoryID: repositoryID),
                                           sealed: wrapped)
-            return try MasterKey(serialized: plain)
+            return (root, try MasterKey(serialized: plain))
         } catch CryptoError.authenticationFailed {
             return nil
         }

@@ -7,8 +7,35 @@ public final class PackReader {
     private let master: MasterKey
     private let aes = AESGCM()
     private let zstd = ZstdDecompressor()
+    /// The pack key that last opened something, and the salt it belongs to: consecutive blobs
+    /// of one pack cost no key derivation, and during a rotation (FORMAT.md §7.6) a pack under
+    /// a retired root is not tried under the current one for every blob.
+    private var cachedSalt: [UInt8] = [], cachedKey: [UInt8] = []
 
     public init(master: MasterKey) { self.master = master }
+
+    /// Runs `attempt` with the pack key of `salt`: the cached one, else the current root's,
+    /// then each retired root's (FORMAT.md §7.6), until one authenticates.
+    ///
+    /// - Throws: `CryptoError.authenticationFailed` when none does; what `attempt` throws otherwise.
+    func withPackKey<T>(salt: [UInt8], _ attempt: ([UInt8]) throws -> T) throws -> T {
+        if salt == cachedSalt, let value = try? attempt(cachedKey) { return value }
+        var failure: Error = CryptoError.authenticationFailed
+        for key in master.readSubkeys(label: PackWriter.label, salt: salt) where !(salt == cachedSalt && key == cachedKey) {
+            do {
+                let value = try attempt(key)
+                cachedSalt = salt; cachedKey = key
+                return value
+            } catch { failure = error }
+        }
+        throw failure
+    }
+
+    /// Whether the pack with trailer salt `salt`, whose header this reader has just read, is
+    /// encrypted under the current root (false: a retired one, FORMAT.md §7.6).
+    public func isUnderCurrentRoot(salt: [UInt8]) -> Bool {
+        cachedSalt == salt && cachedKey == master.subkey(label: PackWriter.label, salt: salt)
+    }
 
     /// Parses a pack's header from its last bytes. `tail` must hold at least the sealed header
     /// and trailer; `packSize` is the whole object's size.
@@ -24,12 +51,13 @@ public final class PackReader {
             throw RepoError(.integrity, "\(label): header length \(hlen) does not fit the pack")
         }
         let start = t - PackWriter.trailerSize - hlen
-        let key = master.subkey(label: PackWriter.label, salt: salt)
         let plain: [UInt8]
         do {
-            plain = try tail.withUnsafeBytes {
-                try aes.open(key: key, nonce: PackWriter.headerNonce, associatedData: PackWriter.magic + salt,
-                             sealed: UnsafeRawBufferPointer(rebasing: $0[start..<(t - PackWriter.trailerSize)]))
+            plain = try withPackKey(salt: salt) { key in
+                try tail.withUnsafeBytes {
+                    try aes.open(key: key, nonce: PackWriter.headerNonce, associatedData: PackWriter.magic + salt,
+                                 sealed: UnsafeRawBufferPointer(rebasing: $0[start..<(t - PackWriter.trailerSize)]))
+                }
             }
         } catch {
             throw RepoError(.integrity, "\(label): header authentication failed (pack corrupted)")
@@ -73,12 +101,13 @@ public final class PackReader {
 
     /// Decrypts (and decompresses) one blob from its encrypted bytes.
     public func open(_ sealed: UnsafeRawBufferPointer, entry: PackBlobEntry, packSalt: [UInt8], pack: Hash256) throws -> [UInt8] {
-        let key = master.subkey(label: PackWriter.label, salt: packSalt)
         let stored: [UInt8]
         do {
-            stored = try aes.open(key: key, nonce: PackWriter.blobNonce(offset: entry.offset),
-                                  associatedData: PackWriter.blobAD(type: entry.type, flags: entry.flags, id: entry.id),
-                                  sealed: sealed)
+            stored = try withPackKey(salt: packSalt) { key in
+                try aes.open(key: key, nonce: PackWriter.blobNonce(offset: entry.offset),
+                             associatedData: PackWriter.blobAD(type: entry.type, flags: entry.flags, id: entry.id),
+                             sealed: sealed)
+            }
         } catch {
             throw RepoError(.integrity, "blob \(entry.id.shortHex) in pack \(pack.hex): authentication failed (data corrupted)",
                             hint: "run `repo check --read-data` to list every damaged pack")

@@ -158,6 +158,13 @@ public final class Repository: Sendable {
         }
     }
 
+    /// The same repository, catalog and backend with another master key: for a rotation, which
+    /// takes the key with the retired root in it once the slots carry it (FORMAT.md §7.6). It
+    /// holds no lock.
+    public func withKey(_ key: MasterKey) -> Repository {
+        Repository(backend: backend, config: config, key: key, catalog: catalog, warn: warn)
+    }
+
     /// `open(credential: .password(password), …)`.
     public static func open(backend: StorageBackend, password: [UInt8], cacheDirectory: String,
                             warn: @escaping @Sendable (String) -> Void = { _ in }) throws -> Repository {
@@ -311,15 +318,16 @@ public final class Repository: Sendable {
         try SealedObject.open(try backend.get(name), kind: kind, key: key, name: name)
     }
 
-    /// `transform` of every item, up to 16 at a time (objects fetched over a network are
+    /// `transform` of every item, up to `maximum` (16) at a time (objects fetched over a network are
     /// latency-bound: a cold open of 2,000 index segments on S3 took 19 s one by one), in order.
-    static func concurrentMap<T>(_ items: [String], _ transform: @escaping @Sendable (String) throws -> T) -> [Result<T, Error>] {
-        guard items.count > 1 else { return items.map { name in Result { try transform(name) } } }
+    public static func concurrentMap<T>(_ items: [String], threads maximum: Int = 16,
+                                        _ transform: @escaping @Sendable (String) throws -> T) -> [Result<T, Error>] {
+        guard items.count > 1, maximum > 1 else { return items.map { name in Result { try transform(name) } } }
         let results = UnsafeMutablePointer<Result<T, Error>?>.allocate(capacity: items.count)
         results.initialize(repeating: nil, count: items.count)
         defer { results.deinitialize(count: items.count); results.deallocate() }
         nonisolated(unsafe) let slots = results
-        let threads = min(16, items.count)
+        let threads = min(maximum, items.count)
         DispatchQueue.concurrentPerform(iterations: threads) { t in
             // Each thread writes only its own slots.
             for i in stride(from: t, to: items.count, by: threads) { slots[i] = Result { try transform(items[i]) } }

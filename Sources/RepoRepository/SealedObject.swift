@@ -93,22 +93,61 @@ public enum SealedObject {
     }
 
     /// Opens an object of the expected kind. Throws `RepoError(.integrity)` if it is not one,
-    /// was modified, or was sealed under another key.
+    /// was modified, or was sealed under another key. During a rotation an object still sealed
+    /// under a retired root opens too (FORMAT.md §7.6).
     public static func open(_ object: [UInt8], kind: Kind, key: MasterKey, name: String, context: [UInt8] = []) throws -> [UInt8] {
+        try openReportingRoot(object, kind: kind, key: key, name: name, context: context).body
+    }
+
+    /// `open`, also telling whether the object is sealed under the current encryption root
+    /// (false: under a retired one, so a rotation still has to re-seal it).
+    public static func openReportingRoot(_ object: [UInt8], kind: Kind, key: MasterKey, name: String,
+                                         context: [UInt8] = []) throws -> (body: [UInt8], current: Bool) {
         guard object.count >= 4 + 32 + 16 + 9, Array(object[0..<4]) == kind.magic else {
             throw RepoError(.integrity, "\(name): not a \(kind.folder) object (bad magic or truncated)")
         }
         let salt = Array(object[4..<36])
-        let k = key.subkey(label: label + kind.magic, salt: salt)
-        let inner: [UInt8]
-        do {
-            inner = try object.withUnsafeBytes {
+        var opened: [UInt8]?, current = true
+        for (i, k) in key.readSubkeys(label: label + kind.magic, salt: salt).enumerated() {
+            opened = try? object.withUnsafeBytes {
                 try AESGCM().open(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: kind.magic + salt + context,
                                   sealed: UnsafeRawBufferPointer(rebasing: $0[36...]))
             }
-        } catch {
+            if opened != nil { current = i == 0; break }
+        }
+        guard let inner = opened else {
             throw RepoError(.integrity, "\(name): authentication failed (the object is corrupted or was not written with this repository's key)")
         }
+        return (try body(inner, name: name), current)
+    }
+
+    /// The object sealed again under the current encryption root with a fresh salt, its inner
+    /// bytes (codec, length, possibly compressed body) unchanged: a rotation's re-encryption
+    /// (FORMAT.md §7.6), which never decompresses. Nil when it is sealed under the current root
+    /// already.
+    ///
+    /// - Throws: `RepoError(.integrity)` as `open` when no root opens it.
+    public static func resealed(_ object: [UInt8], kind: Kind, key: MasterKey, name: String, context: [UInt8] = []) throws -> [UInt8]? {
+        guard object.count >= 4 + 32 + 16 + 9, Array(object[0..<4]) == kind.magic else {
+            throw RepoError(.integrity, "\(name): not a \(kind.folder) object (bad magic or truncated)")
+        }
+        let salt = Array(object[4..<36])
+        for (i, k) in key.readSubkeys(label: label + kind.magic, salt: salt).enumerated() {
+            guard let inner = try? object.withUnsafeBytes({
+                try AESGCM().open(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: kind.magic + salt + context,
+                                  sealed: UnsafeRawBufferPointer(rebasing: $0[36...]))
+            }) else { continue }
+            if i == 0 { return nil }
+            _ = try body(inner, name: name)   // reseal only what a reader accepts
+            let newSalt = SecureRandom.bytes(32)
+            let sealed = try AESGCM().seal(key: key.subkey(label: label + kind.magic, salt: newSalt), nonce: [UInt8](repeating: 0, count: 12),
+                                           associatedData: kind.magic + newSalt + context, plaintext: inner)
+            return kind.magic + newSalt + sealed
+        }
+        throw RepoError(.integrity, "\(name): authentication failed (the object is corrupted or was not written with this repository's key)")
+    }
+
+    private static func body(_ inner: [UInt8], name: String) throws -> [UInt8] {
         var r = ByteReader(inner)
         let codec = try r.u8()
         guard let length = Int(exactly: try r.u64()) else { throw RepoError(.integrity, "\(name): impossible length") }

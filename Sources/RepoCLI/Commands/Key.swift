@@ -11,7 +11,7 @@ extension RepoCommand {
     struct Key: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List, add and remove the key slots (passwords, machine key files, KMS keys) that open the repository.",
-            subcommands: [List.self, Add.self, Remove.self, Passwd.self])
+            subcommands: [List.self, Add.self, Remove.self, Passwd.self, Rotate.self])
 
         struct List: ParsableCommand {
             static let configuration = CommandConfiguration(

@@ -211,7 +211,7 @@ final class KeyTests: XCTestCase {
         XCTAssertEqual(Set(list.compactMap { $0["kind"] as? String }), ["password", "keyfile"])
         for s in list {
             // kms_provider and kms_key_id are null except in KMS slots (KMSTests).
-            XCTAssertEqual(Set(s.keys), ["id", "kind", "created", "host", "username", "current", "kms_provider", "kms_key_id"])
+            XCTAssertEqual(Set(s.keys), ["id", "kind", "created", "host", "username", "current", "kms_provider", "kms_key_id", "master", "transition"])
             XCTAssertTrue(s["kms_provider"] is NSNull && s["kms_key_id"] is NSNull)
             let id = try XCTUnwrap(s["id"] as? String)
             // The id is the object's name, the SHA-256 of its bytes (sha256sum, not repo's code).

@@ -225,15 +225,20 @@ struct KeySlotJSON: Encodable {
     /// For `kms` slots: `aws-kms` or `command`, and the key id; `null` otherwise.
     var kms_provider: String?
     var kms_key_id: String?
+    /// The fingerprint of the master key the slot wraps (FORMAT.md §7.6); `null` in slots
+    /// written before rotation existed. `transition`: true for a running rotation's transition slots.
+    var master: String?
+    var transition: Bool
 
     init(_ e: KeyRing.Entry, current: Bool) {
         id = e.id; kind = e.kind?.rawValue ?? "unreadable"
         created = e.slot?.created; host = e.slot?.host; username = e.slot?.username
         self.current = current
         kms_provider = e.slot?.kms?.provider; kms_key_id = e.slot?.kms?.keyID
+        master = e.slot?.master; transition = e.slot?.transition ?? false
     }
 
-    enum CodingKeys: String, CodingKey { case id, kind, created, host, username, current, kms_provider, kms_key_id }
+    enum CodingKeys: String, CodingKey { case id, kind, created, host, username, current, kms_provider, kms_key_id, master, transition }
 
     /// Every key, `null` when the slot could not be decoded.
     func encode(to encoder: Encoder) throws {
@@ -241,6 +246,7 @@ struct KeySlotJSON: Encodable {
         try c.encode(id, forKey: .id); try c.encode(kind, forKey: .kind); try c.encode(created, forKey: .created)
         try c.encode(host, forKey: .host); try c.encode(username, forKey: .username); try c.encode(current, forKey: .current)
         try c.encode(kms_provider, forKey: .kms_provider); try c.encode(kms_key_id, forKey: .kms_key_id)
+        try c.encode(master, forKey: .master); try c.encode(transition, forKey: .transition)
     }
 }
 

@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import RepoTestSupport
 
 /// `repo key rotate` through the real binary (README, "Keys"; FORMAT.md §7.6): slots carried or
 /// revoked, every object re-encrypted, kill -9 anywhere and resumed, and the old master key
@@ -241,5 +242,63 @@ final class KeyRotationTests: XCTestCase {
         let staleCheck = try fx.run(["check"], env: env)
         XCTAssertEqual(staleCheck.status, 13, staleCheck.stderr)
         XCTAssertEqual((try json(try fx.run(["snapshots", "--json"], env: env)) as? [Any])?.count, 0)
+    }
+}
+
+/// `repo key rotate` on a real S3 server (radosgw on loopback): WAL objects re-sealed in place,
+/// a kill mid-pass resumed.
+final class KeyRotationS3Tests: XCTestCase {
+    static let s3 = SharedS3Server()
+    override class func setUp() { super.setUp(); s3.start() }
+    override class func tearDown() { s3.stop(); super.tearDown() }
+
+    func testRotateOnS3KilledAndResumed() throws {
+        let server = try Self.s3.get()
+        let fx = Fixture()
+        fx.location = server.location(bucket: S3TestServer.uniqueBucket(), prefix: "repo")
+        fx.extraEnvironment = server.environment
+        try fx.initRepo()
+        let data = TestData.random(2_500_000), sql = TestData.sqlDump(bytes: 300_000)
+        _ = try fx.store("a", from: fx.file("a", data))
+        _ = try fx.store("db.sql", from: fx.file("db.sql", sql))
+        let walDir = fx.dir + "/pg_wal"
+        try FileManager.default.createDirectory(atPath: walDir, withIntermediateDirectories: true)
+        let segmentName = "000000010000000000000005"
+        let segment = Data(WALArchiveTests.segment(5))
+        FileManager.default.createFile(atPath: walDir + "/" + segmentName, contents: segment)
+        try fx.ok(["wal-push", walDir + "/" + segmentName])
+        let keyFile = fx.dir + "/host.key"
+        try fx.ok(["key", "add", "--new-key-file", keyFile])
+
+        let killed = try fx.run(["key", "rotate", "--settle-time", "0", "--carry-key-file", keyFile],
+                                env: ["REPO_TEST_ROTATE_KILL_AT": "2", "REPO_TEST_ROTATE_ROUND_BYTES": "1"])
+        XCTAssertEqual(killed.status, 128 + SIGKILL, killed.stderr)
+        // Mid-rotation the WAL host (key file) keeps archiving, under the new key.
+        let next = "000000010000000000000006"
+        FileManager.default.createFile(atPath: walDir + "/" + next, contents: Data(WALArchiveTests.segment(6)))
+        let pushed = try fx.run(["wal-push", walDir + "/" + next, "--key-file", keyFile], unset: ["REPO_PASSWORD"])
+        XCTAssertEqual(pushed.status, 0, pushed.stderr)
+
+        let resumed = try fx.run(["key", "rotate", "--settle-time", "0", "--carry-key-file", keyFile])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.out.contains("resuming"), resumed.out)
+        let checked = try fx.run(["check", "--read-data"])
+        XCTAssertEqual(checked.status, 0, checked.stderr + checked.out)
+        let snapshots = try fx.snapshots()
+        XCTAssertEqual(snapshots.count, 2)
+        for s in snapshots {
+            let id = try XCTUnwrap(s["id"] as? String)
+            XCTAssertTrue(try fx.run(["dump", id]).stdout == ((s["name"] as? String) == "a" ? data : sql))
+        }
+        for (name, bytes) in [(segmentName, segment), (next, Data(WALArchiveTests.segment(6)))] {
+            let out = fx.dir + "/fetched-" + name
+            let fetched = try fx.run(["wal-fetch", name, out, "--key-file", keyFile], unset: ["REPO_PASSWORD"])
+            XCTAssertEqual(fetched.status, 0, fetched.stderr)
+            XCTAssertTrue(FileManager.default.contents(atPath: out) == bytes, name)
+        }
+        let slots = try JSONSerialization.jsonObject(with: try fx.ok(["key", "list", "--json"]).stdout) as? [[String: Any]] ?? []
+        XCTAssertEqual(slots.count, 2)
+        XCTAssertEqual(Set(slots.compactMap { $0["master"] as? String }).count, 1)
+        XCTAssertTrue(slots.allSatisfy { $0["transition"] as? Bool == false })
     }
 }

@@ -55,6 +55,8 @@ public struct KeyRotation {
         public var waitedSeconds = 0.0
         public var seconds = 0.0
 
+        public init() {}
+
         enum CodingKeys: String, CodingKey {
             case packs, packBytes = "pack_bytes", segmentsWritten = "segments_written", segmentsDeleted = "segments_deleted"
             case snapshots, pins, objects, walObjects = "wal_objects", locks
@@ -96,8 +98,8 @@ public struct KeyRotation {
             }
         }
         try repository.verifyLock()
-        report.transitionSlotsDeleted = try RotationSlots.finish(backend: repository.backend, key: key)
-        afterStep?("transition slots deleted")
+        let afterStep = afterStep
+        report.transitionSlotsDeleted = try RotationSlots.finish(backend: repository.backend, key: key) { afterStep?("transition slot deleted") }
         try repository.synchronizeCatalog()
         report.seconds = Date().timeIntervalSince(started)
         return report

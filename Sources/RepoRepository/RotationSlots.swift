@@ -28,6 +28,9 @@ public enum RotationSlots {
         public var written = 0
         /// Objects under `keys/` no version of this format can read, left alone.
         public var unreadable: [String] = []
+        /// True when this call only finished an earlier rotation whose last step (dropping the
+        /// transition slots) was cut short: nothing else is left to do.
+        public var finishedEarlier = false
     }
 
     /// Begins a rotation, or resumes the slot step of one under way.
@@ -45,7 +48,7 @@ public enum RotationSlots {
     public static func begin(ring: KeyRing, opener: Credential, carry: [Credential], revokeOthers: Bool,
                              now: Date) throws -> Begun {
         let backend = ring.backend, id = ring.config.id
-        var entries = try ring.slots()
+        let entries = try ring.slots()
         var key = ring.key
         let resumed = key.isRotating
         if !resumed {
@@ -54,7 +57,9 @@ public enum RotationSlots {
                 // A finished rotation whose last step, dropping the transition slots, was cut
                 // short: this credential already opens the final key. Finish that step.
                 try finish(backend: backend, key: key)
-                entries = try ring.slots()
+                var done = Begun(key: key, resumed: true)
+                done.finishedEarlier = true
+                return done
             } else if !transitions.isEmpty {
                 throw RepoError(.failure, "a master-key rotation begun with another credential is under way in \(backend.location), and \(Self.describe(ring.openedKind)) \(ring.openedSlot.prefix(8)) is not carried by it",
                                 hint: "resume it with the credential that started it (`repo key rotate` with that password, key file or KMS key)")
@@ -128,13 +133,14 @@ public enum RotationSlots {
     /// which every opener gets the final key alone and the retired root opens nothing. Returns
     /// how many were deleted.
     @discardableResult
-    public static func finish(backend: StorageBackend, key: MasterKey) throws -> Int {
+    public static func finish(backend: StorageBackend, key: MasterKey, afterDelete: (() -> Void)? = nil) throws -> Int {
         let generation = key.withoutRetired.fingerprint
         var deleted = 0
         for name in try backend.listNames(prefix: "keys/").sorted() {
             guard let slot = try? KeySlot.decode(try backend.get(name)), slot.transition == true, slot.master == generation else { continue }
             try backend.delete(name)
             deleted += 1
+            afterDelete?()
         }
         return deleted
     }

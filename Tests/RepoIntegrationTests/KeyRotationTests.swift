@@ -173,6 +173,34 @@ final class KeyRotationTests: XCTestCase {
         XCTAssertEqual(try fx.snapshots().count, 1)
     }
 
+    /// Killed while dropping the transition slots: the next run only finishes that, and starts
+    /// no second rotation.
+    func testKilledWhileFinishingIsFinishedNotRestarted() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        let data = TestData.random(300_000)
+        _ = try fx.store("x", from: fx.file("x", data))
+        let second = passwordFile(fx, "second admin")
+        try fx.ok(["key", "add", "--new-password-file", second])
+        let killed = try fx.run(["key", "rotate", "--settle-time", "0", "--carry-password-file", second],
+                                env: ["REPO_TEST_ROTATE_KILL_AT_LABEL": "transition slot deleted"])
+        XCTAssertEqual(killed.status, 128 + SIGKILL, killed.stderr)
+        let midway = try slotList(fx)
+        XCTAssertEqual(midway.filter { $0["transition"] as? Bool == true }.count, 1, "\(midway)")
+        let master = try XCTUnwrap(midway.first?["master"] as? String)
+        XCTAssertEqual(try fx.run(["snapshots", "--password-file", second]).status, 0)
+
+        let again = try fx.run(["key", "rotate", "--settle-time", "0", "--password-file", second, "--carry-password-file", passwordFile(fx, fx.password)])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        // Whichever password's transition slot is left, the run finishes this rotation.
+        XCTAssertTrue(again.out.contains("only had its transition slots left") || again.out.contains("resuming the rotation"), again.out)
+        let after = try slotList(fx)
+        XCTAssertEqual(after.count, 2)
+        XCTAssertEqual(Set(after.compactMap { $0["master"] as? String }), [master], "no second rotation")
+        XCTAssertTrue(after.allSatisfy { $0["transition"] as? Bool == false })
+        XCTAssertEqual(try fx.run(["check", "--read-data"]).status, 0)
+    }
+
     /// kill -9 at random points of a rotation: after each, the repository checks clean and
     /// restores every snapshot; new data written meanwhile is kept; running it again finishes.
     func testKillNineAnywhereThenResume() throws {

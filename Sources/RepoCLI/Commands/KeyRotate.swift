@@ -68,6 +68,15 @@ extension RepoCommand.Key {
                 firstLock?.release()
                 throw error
             }
+            if begun.finishedEarlier {
+                firstLock?.release()
+                if global.json {
+                    try Console.printJSON(RotateJSON(master: begun.key.fingerprint, resumed: true, carried: [], revoked: [], report: KeyRotation.Report()))
+                } else if !quiet {
+                    print("rotation finished: the interrupted rotation to master key \(begun.key.fingerprint) only had its transition slots left to drop")
+                }
+                return
+            }
             Self.test(afterBegin: begun)
             // Hold the lock under the new key from here on: a lock object sealed under the old
             // root would be one more thing it opens.
@@ -90,6 +99,10 @@ extension RepoCommand.Key {
                 // Test hook: SIGKILL right after the N-th durable step (the fault tests; not for users).
                 let counter = PruneCommandSupport.StepCounter()
                 op.afterStep = { _ in if counter.next() == n { kill(getpid(), SIGKILL) } }
+            }
+            if let label = ProcessInfo.processInfo.environment["REPO_TEST_ROTATE_KILL_AT_LABEL"] {
+                // Test hook: SIGKILL after the first durable step with this label.
+                op.afterStep = { if $0 == label { kill(getpid(), SIGKILL) } }
             }
             let line = global.progressLine("re-encrypted")
             if let line { op.progress = { line.update($0) } }

@@ -160,12 +160,14 @@ public struct KeyRotation {
             return (d, reader.isUnderCurrentRoot(salt: d.salt))
         }
         var old: [PackDescriptor] = []
+        var copies: [Hash256: PackDescriptor] = [:]
         for (hex, probe) in zip(unknown, probes) {
             let name = Hash256(hex: hex)!
             switch probe {
             case .success(let (d, current)):
                 if current { state.currentPacks.insert(name) } else { old.append(d) }
                 if packs[name] == nil { packs[name] = d }   // unindexed: adopted into the new index
+                if current { copies[Self.contents(d)] = d }
             case .failure(let error):
                 if packs[name] != nil { throw error }
                 repository.warn("pack \(hex) is not indexed and its header is unreadable (\(error)); the rotation leaves it alone")
@@ -183,6 +185,11 @@ public struct KeyRotation {
             if roundSize + p.size > roundBytes && !rounds[rounds.count - 1].isEmpty { rounds.append([]); roundSize = 0 }
             rounds[rounds.count - 1].append(p); roundSize += p.size
         }
+        // A run killed after writing a round's new packs (or its index, but before deleting the
+        // old packs) left their copies: same blobs in the same order under the current root.
+        // Those old packs need no second copy.
+        var copied: [Hash256: PackDescriptor] = [:]
+        for p in old { if let copy = copies[Self.contents(p)] { copied[p.name] = copy } }
         let totalBytes = old.reduce(0) { $0 + $1.size }
         var doneBytes = 0
         var changed = 0
@@ -190,9 +197,10 @@ public struct KeyRotation {
         for round in rounds {
             // New packs first.
             let repository = repository, afterStep = afterStep
+            let done = copied
             let results = Repository.concurrentMap(round.map(\.name.hex), threads: workers) { hex -> PackDescriptor in
                 let p = round.first { $0.name.hex == hex }!
-                return try Self.reencrypt(p, repository: repository, afterStep: afterStep)
+                return try done[p.name] ?? Self.reencrypt(p, repository: repository, afterStep: afterStep)
             }
             var replaced: [Hash256: PackDescriptor] = [:]
             for (p, result) in zip(round, results) {
@@ -233,6 +241,18 @@ public struct KeyRotation {
             changed += 1
         }
         return changed
+    }
+
+    /// The hash of what a pack holds, in order (id, type, flags, raw length of each blob): equal
+    /// for a pack and its re-encrypted copy, whatever the keys and salts.
+    static func contents(_ p: PackDescriptor) -> Hash256 {
+        var bytes: [UInt8] = [p.kind.rawValue]
+        for e in p.blobs.sorted(by: { $0.offset < $1.offset }) {
+            bytes += e.id.bytes
+            bytes += [e.type.rawValue, e.flags]
+            withUnsafeBytes(of: UInt32(e.rawLength).littleEndian) { bytes += $0 }
+        }
+        return SHA256Hasher.hash(bytes)
     }
 
     /// Writes a copy of pack `p` under the current root (every blob, in order) and returns it.

@@ -263,6 +263,11 @@ final class KeyRotationTests: XCTestCase {
         XCTAssertTrue(finished, "the rotation finishes within 60 interrupted runs")
         try verify("after the rotation")
         XCTAssertEqual(try fx.snapshots().count, expected.count, "no snapshot is listed twice once the rotation finished")
+        // A resumed run adopts the copies a killed one made instead of copying again: no pack
+        // is left over for prune.
+        let dry = try fx.run(["prune", "--dry-run", "--json", "--safety-margin", "0"])
+        let plan = try XCTUnwrap(try json(dry) as? [String: Any], dry.stderr)
+        XCTAssertEqual(plan["packs_deleted"] as? Int, 0, "\(plan)")
         XCTAssertEqual(try slotList(fx).filter { $0["transition"] as? Bool == true }.count, 0)
 
         let stale = try repositoryWithOldSlots(fx, oldKeys: oldKeys)

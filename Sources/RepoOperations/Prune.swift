@@ -84,6 +84,8 @@ public struct Prune {
         public var retainedSegmentsKept = 0
         public var retainedDeletesRefused = 0
         public var nextRetentionExpiry: Date?
+        /// Objects (`config`, key slots) whose retention was renewed to now + the period.
+        public var retentionsExtended = 0
         public var segmentsWritten = 0
         public var segmentsDeleted = 0
         public var temporaryFilesRemoved = 0
@@ -101,6 +103,7 @@ public struct Prune {
             case recentPacksKept = "recent_packs_kept"
             case retainedPacksKept = "retained_packs_kept", retainedSegmentsKept = "retained_segments_kept"
             case retainedDeletesRefused = "retained_deletes_refused", nextRetentionExpiry = "next_retention_expiry"
+            case retentionsExtended = "retentions_extended"
             case bytesFreed = "bytes_freed", packBytesAfter = "pack_bytes_after", seconds
         }
 
@@ -118,6 +121,7 @@ public struct Prune {
             try c.encode(retainedSegmentsKept, forKey: .retainedSegmentsKept)
             try c.encode(retainedDeletesRefused, forKey: .retainedDeletesRefused)
             try c.encode(nextRetentionExpiry.map(Timestamp.format), forKey: .nextRetentionExpiry)
+            try c.encode(retentionsExtended, forKey: .retentionsExtended)
             try c.encode(segmentsWritten, forKey: .segmentsWritten); try c.encode(segmentsDeleted, forKey: .segmentsDeleted)
             try c.encode(temporaryFilesRemoved, forKey: .temporaryFilesRemoved)
             try c.encode(bytesFreed, forKey: .bytesFreed); try c.encode(packBytesAfter, forKey: .packBytesAfter)
@@ -401,6 +405,19 @@ public struct Prune {
             freed += p.size
             progress?(ProgressReport(bytes: freed, totalBytes: doomedBytes, items: "deleted \(i + 1)/\(doomed.count) packs"))
             afterStep?("pack deleted")
+        }
+
+        // Object Lock: `config` and the key slots are written once but every backup needs
+        // them, so each prune renews their retention (FORMAT.md §31). A failure only warns.
+        if objectLock != nil, let retaining = backend as? RetainingBackend {
+            do {
+                for name in [RepositoryConfig.objectName] + (try backend.listNames(prefix: "keys/")) {
+                    try retaining.extendRetention(name)
+                    report.retentionsExtended += 1
+                }
+            } catch {
+                repository.warn("could not renew the Object Lock retention of config and key slots: \(error)")
+            }
         }
 
         // 7. Temporary files of writers killed mid-write.

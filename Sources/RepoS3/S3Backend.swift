@@ -48,6 +48,19 @@ public final class S3Backend: RetainingBackend, @unchecked Sendable {
 
     public func useRetention(_ retention: ObjectRetention?) { retentionLock.withLock { currentRetention = retention } }
 
+    /// PutObjectRetention (Amazon S3 API Reference) on the current version of `name`: retain
+    /// until the storage's now plus the period. A retention can be lengthened in both modes,
+    /// never shortened; the request needs `s3:PutObjectRetention`.
+    public func extendRetention(_ name: String) throws {
+        guard let r = retention, r.appliesTo(name) else { return }
+        let until = try now().addingTimeInterval(TimeInterval(r.period)).timeIntervalSince1970.rounded(.up)
+        let body = Array("<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>\(r.mode.headerValue)</Mode><RetainUntilDate>\(ObjectInfo.timestamp(Date(timeIntervalSince1970: until)))</RetainUntilDate></Retention>".utf8)
+        do {
+            _ = try client.send(.PUT, key: loc.key(name), query: [("retention", "")], headers: [("Content-MD5", MD5Hasher.contentMD5(body))],
+                                body: .bytes(body), action: "s3:PutObjectRetention")
+        } catch let e as S3Error { throw storageError(e, name: name, writing: true) }
+    }
+
     /// The Object Lock headers for an upload of `name` (Amazon S3 API Reference, PutObject:
     /// `x-amz-object-lock-mode`, `x-amz-object-lock-retain-until-date`), or none when `name`
     /// is not retained. The date is the storage's clock (§29.3) plus the period, rounded up to

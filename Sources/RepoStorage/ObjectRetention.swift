@@ -37,4 +37,8 @@ public protocol RetainingBackend: StorageBackend {
     var retention: ObjectRetention? { get }
     /// Sets the retention applied from now on.
     func useRetention(_ retention: ObjectRetention?)
+    /// Moves the retain-until date of the current version of `name` to the storage's now plus
+    /// the period, if `retention` applies to it (retention can only be lengthened). For objects
+    /// that must outlive the period, such as key slots.
+    func extendRetention(_ name: String) throws
 }

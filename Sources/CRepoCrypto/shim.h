@@ -98,6 +98,23 @@ static inline int crepo_sha256_final(EVP_MD_CTX *ctx, uint8_t *out) {
 }
 static inline void crepo_sha256_free(EVP_MD_CTX *ctx) { EVP_MD_CTX_free(ctx); }
 
+/// MD5, only for S3's `Content-MD5` header (RFC 1864), which Object Lock uploads require; never
+/// for anything the format relies on. Same shape as the SHA-256 functions.
+static inline EVP_MD_CTX *crepo_md5_new(void) {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx) return NULL;
+    if (EVP_DigestInit_ex(ctx, EVP_md5(), NULL) != 1) { EVP_MD_CTX_free(ctx); return NULL; }
+    return ctx;
+}
+static inline int crepo_md5_update(EVP_MD_CTX *ctx, const void *data, size_t len) {
+    return EVP_DigestUpdate(ctx, data, len);
+}
+static inline int crepo_md5_final(EVP_MD_CTX *ctx, uint8_t *out) {
+    unsigned int n = 0;
+    return EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == 16;
+}
+static inline void crepo_md5_free(EVP_MD_CTX *ctx) { EVP_MD_CTX_free(ctx); }
+
 /// scrypt (RFC 7914). Returns 1 on success.
 static inline int crepo_scrypt(const uint8_t *pass, size_t passlen, const uint8_t *salt, size_t saltlen,
                                uint64_t n, uint64_t r, uint64_t p, uint8_t *out, size_t outlen) {

@@ -2,10 +2,17 @@ public import RepoPrimitives
 public import RepoRepository
 public import RepoSnapshot
 public import Foundation
+import RepoStorage
 
 /// `repo forget`: applies a resolved `RetentionPolicy` to the repository's snapshots and
 /// deletes the snapshot objects it forgets (their data is freed by `Prune`). Pins are read
 /// from the repository and always win. The caller holds the exclusive lock.
+///
+/// Object Lock (FORMAT.md §31): a snapshot (or WAL file) the policy would forget but whose
+/// object is still retained (its modification time plus the period, on the storage's clock,
+/// is ahead) is kept instead, with the reason "retained by S3 Object Lock until DATE"; so is
+/// one whose delete the storage refuses as retained. The next `forget` after that date
+/// forgets it, if the policy still says so.
 public struct Forget {
     public var repository: Repository
     /// A fully resolved policy (`RetentionPolicy.resolved`).
@@ -51,13 +58,21 @@ public struct Forget {
         }
         let decisions = policy.decide(candidates, now: now)
         var items = zip(entries, decisions).map { Item(entry: $0, decision: $1) }
+        let retention = try self.retention(prefix: "snapshots/")
+        for i in items.indices where !items[i].decision.keep {
+            if let until = retention.until(items[i].entry.id.hex) { Self.retain(&items[i].decision, until: until) }
+        }
         items.sort { a, b in
             a.decision.group != b.decision.group ? a.decision.group < b.decision.group
                 : (a.entry.date, a.entry.id) > (b.entry.date, b.entry.id)
         }
         if !dryRun {
-            for item in items where !item.decision.keep {
-                try repository.backend.delete("snapshots/" + item.entry.id.hex)
+            for i in items.indices where !items[i].decision.keep {
+                do {
+                    try repository.backend.delete("snapshots/" + items[i].entry.id.hex)
+                } catch StorageError.retained(_, let until) {
+                    Self.retain(&items[i].decision, until: until)
+                }
             }
         }
         return Result(items: items, wal: try walRetention(forgotten: Set(items.filter { !$0.decision.keep }.map { $0.entry.id.hex })))
@@ -72,9 +87,60 @@ public struct Forget {
         guard !files.isEmpty else { return [] }
         let remaining = try repository.baseBackups().filter { !forgotten.contains($0.id) }
         let hot = policy.resolved(localZone: "UTC").hot.map { now.addingTimeInterval(-$0.seconds) }
-        let decisions = WALRetention.plan(files: files.map(\.name), remaining: remaining, hotHorizon: hot)
-        if !dryRun { try archive.delete(decisions.filter { !$0.keep }.map(\.file)) }
+        var decisions = WALRetention.plan(files: files.map(\.name), remaining: remaining, hotHorizon: hot)
+        let retention = try self.retention(prefix: nil)
+        let archived = Dictionary(files.map { ($0.name, $0.archived) }, uniquingKeysWith: { a, _ in a })
+        for i in decisions.indices where !decisions[i].keep {
+            guard let until = retention.until(modified: archived[decisions[i].file] ?? nil) else { continue }
+            decisions[i].keep = true
+            decisions[i].reason = "retained by S3 Object Lock until \(Timestamp.format(until))"
+        }
+        if !dryRun {
+            for i in decisions.indices where !decisions[i].keep {
+                do {
+                    try archive.delete([decisions[i].file])
+                } catch StorageError.retained(_, let until) {
+                    decisions[i].keep = true
+                    decisions[i].reason = "retained by S3 Object Lock" + (until.map { " until " + Timestamp.format($0) } ?? "")
+                }
+            }
+        }
         return decisions
+    }
+
+    /// When objects still under retention become free, for a repository with Object Lock on
+    /// a backend that applies it (otherwise nothing is retained).
+    struct RetentionView {
+        var lock: ObjectLock?
+        var now: Date
+        var modified: [String: Date?] = [:]
+        /// The retention end of the object named `hex` in the listed folder, if still ahead.
+        func until(_ hex: String) -> Date? { modified[hex].flatMap { until(modified: $0) } }
+        func until(modified: Date?) -> Date? {
+            guard let lock else { return nil }
+            let end = lock.expiry(ofObjectModified: modified)
+            return end > now ? end : nil
+        }
+    }
+
+    /// Lists `prefix` (when given) for the objects' modification times.
+    private func retention(prefix: String?) throws -> RetentionView {
+        let backend = repository.backend
+        guard let lock = repository.config.objectLock, (backend as? RetainingBackend)?.retention != nil else {
+            return RetentionView(lock: nil, now: now)
+        }
+        var view = RetentionView(lock: lock, now: try backend.now())
+        if let prefix {
+            for obj in try backend.list(prefix: prefix) { view.modified[String(obj.name.dropFirst(prefix.count))] = obj.modified }
+        }
+        return view
+    }
+
+    /// Turns a forget into a keep for retention.
+    static func retain(_ decision: inout RetentionDecision, until: Date?) {
+        decision.keep = true
+        decision.reasons = ["retained by S3 Object Lock" + (until.map { " until " + Timestamp.format($0) } ?? "")
+                            + " (the policy would forget it: " + decision.reasons.joined(separator: "; ") + ")"]
     }
 
     private static func until(_ p: Pin) -> Date { p.until.flatMap(Timestamp.parse) ?? .distantFuture }

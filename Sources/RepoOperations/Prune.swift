@@ -22,6 +22,15 @@ public import Foundation
 /// lists. They may belong to a writer whose lock vanished (removed by hand, or taken for stale
 /// by another host); that writer notices before it commits, and its packs survive for a retry.
 ///
+/// Object Lock (FORMAT.md §31): on a repository whose `config` has `objectLock` and whose
+/// backend applies it, an object is *retained* until its modification time plus the period
+/// (plus `ObjectLock.slack`) on the storage's clock. Retained packs and index segments are
+/// handled like young ones: kept whole, indexed, never repacked; a retained segment (active or
+/// superseded) keeps every pack it lists, so no segment that cannot be deleted ever names a
+/// deleted pack. A delete the server still refuses (`StorageError.retained`) is counted and
+/// skipped, never a failure half-way; the packs of a segment whose delete was refused are not
+/// deleted either.
+///
 /// The caller holds the exclusive lock; prune checks it is still intact before it rewrites the
 /// index and before it deletes packs (`Repository.verifyLock`).
 public struct Prune {
@@ -67,6 +76,16 @@ public struct Prune {
         /// Packs left alone because they (or the segment listing them) are younger than the
         /// safety margin, though nothing references them yet.
         public var recentPacksKept = 0
+        /// Object Lock (FORMAT.md §31): packs nothing references, or that would have been
+        /// repacked, kept because they or a segment listing them are retained; index segments
+        /// kept for their retention; deletes the storage refused as retained; and the earliest
+        /// time a retained object that prune wanted gone becomes free (nil: none).
+        public var retainedPacksKept = 0
+        public var retainedSegmentsKept = 0
+        public var retainedDeletesRefused = 0
+        public var nextRetentionExpiry: Date?
+        /// Objects (`config`, key slots) whose retention was renewed to now + the period.
+        public var retentionsExtended = 0
         public var segmentsWritten = 0
         public var segmentsDeleted = 0
         public var temporaryFilesRemoved = 0
@@ -82,6 +101,9 @@ public struct Prune {
             case bytesWritten = "bytes_written", unusedBytesKept = "unused_bytes_kept", segmentsWritten = "segments_written"
             case segmentsDeleted = "segments_deleted", temporaryFilesRemoved = "temporary_files_removed"
             case recentPacksKept = "recent_packs_kept"
+            case retainedPacksKept = "retained_packs_kept", retainedSegmentsKept = "retained_segments_kept"
+            case retainedDeletesRefused = "retained_deletes_refused", nextRetentionExpiry = "next_retention_expiry"
+            case retentionsExtended = "retentions_extended"
             case bytesFreed = "bytes_freed", packBytesAfter = "pack_bytes_after", seconds
         }
 
@@ -95,6 +117,11 @@ public struct Prune {
             try c.encode(bytesCopied, forKey: .bytesCopied); try c.encode(packsWritten, forKey: .packsWritten)
             try c.encode(bytesWritten, forKey: .bytesWritten); try c.encode(unusedBytesKept, forKey: .unusedBytesKept)
             try c.encode(recentPacksKept, forKey: .recentPacksKept)
+            try c.encode(retainedPacksKept, forKey: .retainedPacksKept)
+            try c.encode(retainedSegmentsKept, forKey: .retainedSegmentsKept)
+            try c.encode(retainedDeletesRefused, forKey: .retainedDeletesRefused)
+            try c.encode(nextRetentionExpiry.map(Timestamp.format), forKey: .nextRetentionExpiry)
+            try c.encode(retentionsExtended, forKey: .retentionsExtended)
             try c.encode(segmentsWritten, forKey: .segmentsWritten); try c.encode(segmentsDeleted, forKey: .segmentsDeleted)
             try c.encode(temporaryFilesRemoved, forKey: .temporaryFilesRemoved)
             try c.encode(bytesFreed, forKey: .bytesFreed); try c.encode(packBytesAfter, forKey: .packBytesAfter)
@@ -116,12 +143,24 @@ public struct Prune {
         var segments: [(String, IndexSegment)] = []
         // Unknown age counts as young: never delete what might belong to a running writer.
         // The storage's clock, which wrote the objects' times (FORMAT.md §14).
-        let cutoff = try backend.now().addingTimeInterval(-safetyMargin)
+        let now = try backend.now()
+        let cutoff = now.addingTimeInterval(-safetyMargin)
         func isRecent(_ obj: ObjectInfo) -> Bool { safetyMargin > 0 && (obj.modified ?? .distantFuture) > cutoff }
+        // Object Lock: only where the backend applies it (a local copy of such a repository
+        // locks nothing).
+        let objectLock = (backend as? RetainingBackend)?.retention == nil ? nil : repository.config.objectLock
+        func retainedUntil(_ obj: ObjectInfo) -> Date? {
+            guard let objectLock else { return nil }
+            let until = objectLock.expiry(ofObjectModified: obj.modified)
+            return until > now ? until : nil
+        }
         var recentSegments = Set<String>()
+        var retainedSegments: [String: Date] = [:]
+        var youngSegments = Set<String>()
         for obj in try backend.list(prefix: "index/") {
             let name = String(obj.name.dropFirst("index/".count))
-            if isRecent(obj) { recentSegments.insert(name) }
+            if isRecent(obj) { recentSegments.insert(name); youngSegments.insert(name) }
+            if let until = retainedUntil(obj) { retainedSegments[name] = until; recentSegments.insert(name) }
             segmentObjects.append(name)
             let body = try repository.loadObject(obj.name, kind: .index)
             let seg: IndexSegment
@@ -139,18 +178,32 @@ public struct Prune {
         let keptSegments = Set(activeSegments.map(\.0)).intersection(recentSegments)
         var recentPacks = Set<Hash256>()
         for (name, seg) in activeSegments where keptSegments.contains(name) { for p in seg.packs { recentPacks.insert(p.name) } }
+        // Every pack a retained segment lists stays, superseded segment or not: the segment
+        // cannot be deleted, so it must never name a pack that is gone.
+        var retainedPacks: [Hash256: Date] = [:]
+        for (name, seg) in segments {
+            guard let until = retainedSegments[name] else { continue }
+            for p in seg.packs { recentPacks.insert(p.name); retainedPacks[p.name] = max(retainedPacks[p.name] ?? until, until) }
+        }
 
+        // Kept for the safety margin alone (reported as recent, not as retained).
+        var youngPacks = Set<Hash256>()
+        for (name, seg) in activeSegments where keptSegments.contains(name) && youngSegments.contains(name) {
+            for p in seg.packs { youngPacks.insert(p.name) }
+        }
         var present: [Hash256: Int] = [:]
         for obj in try backend.list(prefix: "data/") {
             guard let name = Hash256(hex: String(obj.name.split(separator: "/").last ?? "")),
                   obj.name == PackDescriptor.objectName(name) else { continue }
             present[name] = obj.size
-            if isRecent(obj) { recentPacks.insert(name) }
+            if isRecent(obj) { recentPacks.insert(name); youngPacks.insert(name) }
+            if let until = retainedUntil(obj) { recentPacks.insert(name); retainedPacks[name] = max(retainedPacks[name] ?? until, until) }
         }
         for name in packs.keys.sorted() where present[name] == nil {
             throw RepoError(.integrity, "pack \(name.hex) is indexed but missing; prune deletes nothing",
                             hint: "run `repo check` to see which snapshots are affected")
         }
+        func isRecentPack(_ name: Hash256) -> Bool { youngPacks.contains(name) }
         var unindexed = Set<Hash256>()
         let reader = PackReader(master: repository.key)
         for name in present.keys.sorted() where packs[name] == nil {
@@ -218,7 +271,13 @@ public struct Prune {
             }
             if recentPacks.contains(p.name) {
                 keep.append(p)
-                if mine.isEmpty { report.recentPacksKept += 1 }
+                let wanted = mine.isEmpty || (!deleteOnly && total > 0 && Double(total - used) / Double(total) > maxUnused)
+                if let until = retainedPacks[p.name], wanted, !(isRecentPack(p.name)) {
+                    report.retainedPacksKept += 1
+                    report.nextRetentionExpiry = min(report.nextRetentionExpiry ?? until, until)
+                } else if mine.isEmpty {
+                    report.recentPacksKept += 1
+                }
             } else if mine.isEmpty {
                 delete.append(p)
             } else if !deleteOnly && total > 0 && Double(total - used) / Double(total) > maxUnused {
@@ -227,6 +286,11 @@ public struct Prune {
                 keep.append(p)
                 report.unusedBytesKept += total - used
             }
+        }
+        // Segments kept only for their retention (not young by the safety margin).
+        for (name, until) in retainedSegments where !youngSegments.contains(name) {
+            report.retainedSegmentsKept += 1
+            report.nextRetentionExpiry = min(report.nextRetentionExpiry ?? until, until)
         }
         report.packsDeleted = delete.count
         report.bytesDeleted = delete.reduce(0) { $0 + $1.size }
@@ -285,6 +349,7 @@ public struct Prune {
         //    Nothing is superseded or deleted unless this process still holds its lock.
         try repository.verifyLock()
         let replacedSegments = segmentObjects.filter { !keptSegments.contains($0) }
+        var spared = Set<Hash256>()
         if rewriteIndex {
             let all = (keep + written).sorted { $0.name < $1.name }
             var chunks = stride(from: 0, to: all.count, by: Prune.packsPerSegment).map {
@@ -298,22 +363,61 @@ public struct Prune {
                 report.segmentsWritten += 1
                 afterStep?("index segment written")
             }
-            // 6. Old segments, then unused and repacked packs.
+            // 6. Old segments, then unused and repacked packs. A retained superseded segment
+            //    stays (superseded again by the new last segment) and so do its packs.
             for name in replacedSegments.sorted() {
-                try backend.delete("index/" + name)
+                if retainedSegments[name] != nil { continue }
+                do {
+                    try backend.delete("index/" + name)
+                } catch StorageError.retained(_, let until) {
+                    report.retainedDeletesRefused += 1
+                    if let until { report.nextRetentionExpiry = min(report.nextRetentionExpiry ?? until, until) }
+                    for (n, seg) in segments where n == name { for p in seg.packs { spared.insert(p.name) } }
+                    repository.warn("index segment \(name) is still retained by S3 Object Lock; it stays (superseded), and so do the packs it lists")
+                    continue
+                }
                 report.segmentsDeleted += 1
                 afterStep?("index segment deleted")
             }
         }
         try repository.verifyLock()
-        let doomed = (delete + repack.map(\.0)).sorted(by: { $0.name < $1.name })
+        let deleting = Set(delete.map(\.name))
+        // A pack that stays after all is not counted as freed.
+        func stays(_ p: PackDescriptor) {
+            if deleting.contains(p.name) { report.packsDeleted -= 1; report.bytesDeleted -= p.size }
+            else { report.packsRepacked -= 1; report.bytesRepackedFrom -= p.size }
+        }
+        for p in delete + repack.map(\.0) where spared.contains(p.name) { stays(p) }
+        let doomed = (delete + repack.map(\.0)).filter { !spared.contains($0.name) }.sorted(by: { $0.name < $1.name })
         let doomedBytes = doomed.reduce(0) { $0 + $1.size }
         var freed = 0
         for (i, p) in doomed.enumerated() {
-            try backend.delete(p.objectName)
+            do {
+                try backend.delete(p.objectName)
+            } catch StorageError.retained(_, let until) {
+                // Left unindexed; readers adopt it from its header and the next prune deletes it.
+                report.retainedDeletesRefused += 1
+                if let until { report.nextRetentionExpiry = min(report.nextRetentionExpiry ?? until, until) }
+                repository.warn("pack \(p.name.hex) is still retained by S3 Object Lock; the next prune after its retention deletes it")
+                stays(p)
+                continue
+            }
             freed += p.size
             progress?(ProgressReport(bytes: freed, totalBytes: doomedBytes, items: "deleted \(i + 1)/\(doomed.count) packs"))
             afterStep?("pack deleted")
+        }
+
+        // Object Lock: `config` and the key slots are written once but every backup needs
+        // them, so each prune renews their retention (FORMAT.md §31). A failure only warns.
+        if objectLock != nil, let retaining = backend as? RetainingBackend {
+            do {
+                for name in [RepositoryConfig.objectName] + (try backend.listNames(prefix: "keys/")) {
+                    try retaining.extendRetention(name)
+                    report.retentionsExtended += 1
+                }
+            } catch {
+                repository.warn("could not renew the Object Lock retention of config and key slots: \(error)")
+            }
         }
 
         // 7. Temporary files of writers killed mid-write.

@@ -12,13 +12,17 @@ public struct RepositoryConfig: Codable, Sendable, Equatable {
     public var compression: String
     /// Target pack size in bytes.
     public var packSize: Int
+    /// S3 Object Lock retention for what writers store (FORMAT.md §31); absent: none.
+    public var objectLock: ObjectLock?
 
     public static let currentVersion = 1
     public static let objectName = "config"
 
-    public init(id: Hash256, chunker: ChunkerParameters, compression: String, packSize: Int = 16 << 20) {
+    public init(id: Hash256, chunker: ChunkerParameters, compression: String, packSize: Int = 16 << 20,
+                objectLock: ObjectLock? = nil) {
         self.version = Self.currentVersion
         self.id = id; self.chunker = chunker; self.compression = compression; self.packSize = packSize
+        self.objectLock = objectLock
     }
 
     /// The legal `packSize` range: packs are read whole by `check --read-data` and `prune`, so
@@ -37,6 +41,7 @@ public struct RepositoryConfig: Codable, Sendable, Equatable {
         if !Self.packSizeRange.contains(packSize) {
             return "packSize \(packSize) is outside \(Self.packSizeRange.lowerBound)...\(Self.packSizeRange.upperBound) (1 MiB to 1 GiB)"
         }
+        if let reason = objectLock?.invalidReason { return reason }
         return nil
     }
 

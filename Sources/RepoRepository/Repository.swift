@@ -34,9 +34,19 @@ public final class Repository: Sendable {
     /// - Parameter sharingIDsWith: another repository's master key whose blob-id and chunker
     ///   keys the new one takes (its encryption key is new): `repo init
     ///   --copy-chunker-params-from`, so copies keep deduplicating (FORMAT.md §7.1).
+    ///   - objectLock: S3 Object Lock retention for everything written from the key slot on
+    ///     (FORMAT.md §31); the backend must be a `RetainingBackend` (S3), which `prepare`
+    ///     checks or creates the bucket with Object Lock. Throws `.usage` on another backend.
     public static func create(backend: StorageBackend, credential: Credential, chunker: ChunkerParameters,
                               compression: String, kdfN: UInt64 = KeySlot.defaultN,
-                              sharingIDsWith other: MasterKey? = nil) throws -> RepositoryConfig {
+                              sharingIDsWith other: MasterKey? = nil, objectLock: ObjectLock? = nil) throws -> RepositoryConfig {
+        if let objectLock {
+            guard let retaining = backend as? RetainingBackend else {
+                throw RepoError(.usage, "Object Lock needs an S3 repository; \(backend.location) is a local directory",
+                                hint: "use an s3: location, or leave out --object-lock")
+            }
+            retaining.useRetention(objectLock.retention)
+        }
         if let existing = try? backend.get(RepositoryConfig.objectName) {
             guard RepositoryProbe.looksLikeOurs(existing) else {
                 throw RepoError(.failure, "cannot create a repository at \(backend.location): \(RepositoryProbe.describe(backend, config: existing))",
@@ -49,7 +59,7 @@ public final class Repository: Sendable {
             throw RepoError(.failure, "cannot create a repository at \(backend.location): \(error)",
                             hint: "choose an empty or new directory you can write to")
         }
-        let config = RepositoryConfig(id: SecureRandom.hash(), chunker: chunker, compression: compression)
+        let config = RepositoryConfig(id: SecureRandom.hash(), chunker: chunker, compression: compression, objectLock: objectLock)
         var master = MasterKey.generate()
         if let other { master.blobID = other.blobID; master.chunker = other.chunker }
         let slot = try KeySlot.make(master: master, credential: credential, repositoryID: config.id, n: kdfN,
@@ -128,6 +138,9 @@ public final class Repository: Sendable {
             throw RepoError(.integrity, "the repository config at \(backend.location) is invalid: \(reason)",
                             hint: "FORMAT.md §6 lists the legal values; the config is not authenticated, so restore it from a copy")
         }
+        // Every writer locks what it stores (FORMAT.md §31); a local copy of such a repository
+        // has nothing to lock with and is written plainly.
+        (backend as? RetainingBackend)?.useRetention(config.objectLock?.retention)
         return config
     }
 

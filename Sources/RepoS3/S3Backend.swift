@@ -18,7 +18,11 @@ import Glibc
 /// - `stage` writes into an unlinked temporary file (nothing is left behind if the process
 ///   dies) while hashing, and `commit` uploads from it: a pack is never held in memory.
 /// - `list` is ListObjectsV2, 1000 keys a page; `modified` is the server's LastModified.
-public final class S3Backend: StorageBackend, @unchecked Sendable {
+/// - With `retention` set (a repository with Object Lock, FORMAT.md §31), the objects it names
+///   are uploaded with `x-amz-object-lock-mode`, `x-amz-object-lock-retain-until-date` and
+///   `Content-MD5`, and `delete` removes object versions (the bucket is versioned), which the
+///   server refuses while they are retained.
+public final class S3Backend: RetainingBackend, @unchecked Sendable {
     public let client: S3Client
     /// Where staged objects are written before upload.
     public let stagingDirectory: String
@@ -35,6 +39,39 @@ public final class S3Backend: StorageBackend, @unchecked Sendable {
 
     private var loc: S3Location { client.location }
 
+    private let retentionLock = NSLock()
+    private var currentRetention: ObjectRetention?
+
+    /// The Object Lock retention applied to uploads (nil: none; objects are written and deleted
+    /// plainly).
+    public var retention: ObjectRetention? { retentionLock.withLock { currentRetention } }
+
+    public func useRetention(_ retention: ObjectRetention?) { retentionLock.withLock { currentRetention = retention } }
+
+    /// PutObjectRetention (Amazon S3 API Reference) on the current version of `name`: retain
+    /// until the storage's now plus the period. A retention can be lengthened in both modes,
+    /// never shortened; the request needs `s3:PutObjectRetention`.
+    public func extendRetention(_ name: String) throws {
+        guard let r = retention, r.appliesTo(name) else { return }
+        let until = try now().addingTimeInterval(TimeInterval(r.period)).timeIntervalSince1970.rounded(.up)
+        let body = Array("<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>\(r.mode.headerValue)</Mode><RetainUntilDate>\(ObjectInfo.timestamp(Date(timeIntervalSince1970: until)))</RetainUntilDate></Retention>".utf8)
+        do {
+            _ = try client.send(.PUT, key: loc.key(name), query: [("retention", "")], headers: [("Content-MD5", MD5Hasher.contentMD5(body))],
+                                body: .bytes(body), action: "s3:PutObjectRetention")
+        } catch let e as S3Error { throw storageError(e, name: name, writing: true) }
+    }
+
+    /// The Object Lock headers for an upload of `name` (Amazon S3 API Reference, PutObject:
+    /// `x-amz-object-lock-mode`, `x-amz-object-lock-retain-until-date`), or none when `name`
+    /// is not retained. The date is the storage's clock (§29.3) plus the period, rounded up to
+    /// a whole second.
+    func lockHeaders(for name: String) throws -> [(String, String)] {
+        guard let r = retention, r.appliesTo(name) else { return [] }
+        let until = try now().addingTimeInterval(TimeInterval(r.period)).timeIntervalSince1970.rounded(.up)
+        return [("x-amz-object-lock-mode", r.mode.headerValue),
+                ("x-amz-object-lock-retain-until-date", ObjectInfo.timestamp(Date(timeIntervalSince1970: until)))]
+    }
+
     // MARK: StorageBackend
 
     /// Creates the bucket if it is missing (CreateBucket, with a LocationConstraint outside
@@ -46,11 +83,15 @@ public final class S3Backend: StorageBackend, @unchecked Sendable {
             let region = client.signer.region
             let body: S3Client.Body = region == "us-east-1" ? .none : .bytes(Array(
                 "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>\(region)</LocationConstraint></CreateBucketConfiguration>".utf8))
+            // Object Lock can be asked for only when the bucket is created (Amazon S3 API
+            // Reference, CreateBucket, `x-amz-bucket-object-lock-enabled`); it turns on versioning.
+            let headers = retention == nil ? [] : [("x-amz-bucket-object-lock-enabled", "true")]
             do {
-                _ = try client.send(.PUT, key: nil, body: body, accept: [200], action: "s3:CreateBucket")
+                _ = try client.send(.PUT, key: nil, headers: headers, body: body, accept: [200], action: "s3:CreateBucket")
             } catch S3Error.response(409, "BucketAlreadyOwnedByYou", _, _, _, _) {
             } catch let e as S3Error { throw storageError(e, name: loc.bucket) }
         } catch let e as S3Error { throw storageError(e, name: loc.bucket) }
+        if retention != nil { try checkObjectLockConfiguration() }
         let existing = try page(prefix: loc.prefix.isEmpty ? "" : loc.prefix + "/", token: nil, max: 1)
         if !existing.objects.isEmpty {
             throw StorageError.io(operation: "prepare", name: location, reason: "not empty: objects are already stored under this prefix")
@@ -63,6 +104,22 @@ public final class S3Backend: StorageBackend, @unchecked Sendable {
     /// ignore it; `repo init` warns then (README, "S3").
     public private(set) var conditionalWrites: Bool?
 
+    /// Refuses a bucket without Object Lock, or with a default retention rule (GetObjectLockConfiguration,
+    /// Amazon S3 API Reference): a default would also lock `locks/`, which must be deletable.
+    func checkObjectLockConfiguration() throws {
+        let r: S3Client.Response
+        do {
+            r = try client.send(.GET, key: nil, query: [("object-lock", "")], accept: [200, 404], action: "s3:GetBucketObjectLockConfiguration")
+        } catch let e as S3Error { throw storageError(e, name: loc.bucket) }
+        let xml = S3XML(r.body)
+        guard r.status == 200, xml.value("ObjectLockEnabled") == "Enabled" else {
+            throw StorageError.io(operation: "prepare", name: location, reason: "bucket \(loc.bucket) exists without Object Lock; Object Lock needs a bucket created with it (`repo init` creates a missing bucket so) or versioning plus `aws s3api put-object-lock-configuration` on an existing one (README, \"Object Lock\")")
+        }
+        if !xml.elements("DefaultRetention").isEmpty {
+            throw StorageError.io(operation: "prepare", name: location, reason: "bucket \(loc.bucket) has a default Object Lock retention rule, which would also lock repo's lock objects; remove the rule (`aws s3api put-object-lock-configuration --object-lock-configuration ObjectLockEnabled=Enabled`): repo sets retention on each object itself (README, \"Object Lock\")")
+        }
+    }
+
     /// Writes a probe object twice, the second time with `If-None-Match: *`, then deletes it.
     func probeConditionalWrites() throws -> Bool {
         let name = "probe-conditional-write-" + Hex.encode(SecureRandom.bytes(8))
@@ -72,16 +129,21 @@ public final class S3Backend: StorageBackend, @unchecked Sendable {
     }
 
     public func put(_ name: String, data: [UInt8]) throws {
+        var headers = try lockHeaders(for: name)
+        if !headers.isEmpty { headers.append(("Content-MD5", MD5Hasher.contentMD5(data))) }
         do {
-            _ = try client.send(.PUT, key: loc.key(name), body: .bytes(data), action: "s3:PutObject")
+            _ = try client.send(.PUT, key: loc.key(name), headers: headers, body: .bytes(data), action: "s3:PutObject")
         } catch let e as S3Error { throw storageError(e, name: name, writing: true) }
     }
 
     public func create(_ name: String, data: [UInt8]) throws -> Bool {
         var conflicts = 0
+        var headers = try lockHeaders(for: name)
+        if !headers.isEmpty { headers.append(("Content-MD5", MD5Hasher.contentMD5(data))) }
+        headers.append(("If-None-Match", "*"))
         while true {
             do {
-                let r = try client.send(.PUT, key: loc.key(name), headers: [("If-None-Match", "*")], body: .bytes(data),
+                let r = try client.send(.PUT, key: loc.key(name), headers: headers, body: .bytes(data),
                                         accept: [200, 412], action: "s3:PutObject")
                 return r.status == 200
             } catch S3Error.response(409, _, _, _, _, _) where conflicts < 10 {
@@ -136,10 +198,75 @@ public final class S3Backend: StorageBackend, @unchecked Sendable {
         return out
     }
 
+    /// Removes the object. With `retention` set the bucket is versioned, where a plain
+    /// DeleteObject only hides an object behind a delete marker and frees nothing, so every
+    /// version of the key (and any delete marker) is deleted by version id, newest first
+    /// (ListObjectVersions, DeleteObject `versionId`). The server refuses a version under
+    /// retention or legal hold with 403; that is `StorageError.retained`, and the versions not
+    /// yet deleted stay (an older version of a content-addressed name holds the same bytes).
     public func delete(_ name: String) throws {
+        let key = loc.key(name)
         do {
-            _ = try client.send(.DELETE, key: loc.key(name), accept: [200, 204, 404], action: "s3:DeleteObject")
+            guard retention != nil else {
+                _ = try client.send(.DELETE, key: key, accept: [200, 204, 404], action: "s3:DeleteObject")
+                return
+            }
+            let versions = try self.versions(ofKey: key)
+            if versions.isEmpty {
+                // Nothing stored: a plain delete, which still tells an append-only host that it
+                // may not delete (FORMAT.md §18, the delete probe). A delete marker it leaves on
+                // a versioned bucket is removed again.
+                let r = try client.send(.DELETE, key: key, accept: [200, 204, 404], action: "s3:DeleteObject")
+                if r.header("x-amz-delete-marker") == "true", let marker = r.header("x-amz-version-id") {
+                    _ = try? client.send(.DELETE, key: key, query: [("versionId", marker)], accept: [200, 204, 404], action: "s3:DeleteObjectVersion")
+                }
+                return
+            }
+            for version in versions {
+                do {
+                    _ = try client.send(.DELETE, key: key, query: [("versionId", version)], accept: [200, 204, 404], action: "s3:DeleteObjectVersion")
+                } catch S3Error.response(403, _, _, _, _, _) where !version.isEmpty {
+                    if let locked = try lockedUntil(key: key, version: version) { throw StorageError.retained(name: name, until: locked) }
+                    throw StorageError.retained(name: name, until: nil)
+                }
+            }
         } catch let e as S3Error { throw storageError(e, name: name, writing: true) }
+    }
+
+    /// Why a version delete was refused: the version's retain-until date when it is in the
+    /// future (HeadObject `versionId`: `x-amz-object-lock-retain-until-date`), nil under a
+    /// legal hold (`x-amz-object-lock-legal-hold: ON`, no date); otherwise the refusal was the
+    /// credentials' (IAM) and is rethrown as access denied.
+    func lockedUntil(key: String, version: String) throws -> Date? {
+        let r = try client.send(.HEAD, key: key, query: [("versionId", version)], action: "s3:GetObjectVersion")
+        if r.header("x-amz-object-lock-legal-hold")?.uppercased() == "ON" { return nil }
+        if let text = r.header("x-amz-object-lock-retain-until-date"), let until = Self.iso8601(text.hasSuffix("Z") ? text : text + "Z"),
+           until > (try now()) {
+            return until
+        }
+        throw S3Error.response(status: 403, code: "AccessDenied", message: "", operation: "s3:DeleteObjectVersion",
+                               key: "\(loc.bucket)/\(key)", region: nil)
+    }
+
+    /// The version ids (delete markers included) of exactly `key`, newest first
+    /// (ListObjectVersions, Amazon S3 API Reference; 1000 a page with `key-marker` and
+    /// `version-id-marker`).
+    func versions(ofKey key: String) throws -> [String] {
+        var out: [String] = []
+        var markers: (String, String)?
+        repeat {
+            var query = [("max-keys", "1000"), ("prefix", key), ("versions", "")]
+            if let (k, v) = markers { query += [("key-marker", k), ("version-id-marker", v)] }
+            let r = try client.send(.GET, key: nil, query: query, action: "s3:ListBucketVersions")
+            let xml = S3XML(r.body)
+            let entries = (xml.elements("Version") + xml.elements("DeleteMarker")).sorted { $0.lowerBound < $1.lowerBound }
+            for entry in entries where xml.value("Key", in: entry) == key {
+                if let id = xml.value("VersionId", in: entry) { out.append(id) }
+            }
+            markers = nil
+            if xml.value("IsTruncated") == "true", let k = xml.value("NextKeyMarker"), let v = xml.value("NextVersionIdMarker") { markers = (k, v) }
+        } while markers != nil
+        return out
     }
 
     public func stage() throws -> StagedObject { try S3StagedObject(backend: self) }
@@ -193,12 +320,16 @@ public final class S3Backend: StorageBackend, @unchecked Sendable {
     /// `multipartThreshold`.
     func upload(fd: Int32, length: Int, sha256: String, as name: String) throws {
         let key = loc.key(name)
+        let lock = try lockHeaders(for: name)
         do {
             if length <= multipartThreshold {
-                _ = try client.send(.PUT, key: key, body: .file(fd: fd, offset: 0, length: length, sha256: sha256), action: "s3:PutObject")
+                var headers = lock
+                if !lock.isEmpty { headers.append(("Content-MD5", try Self.digests(fd: fd, offset: 0, length: length).md5)) }
+                _ = try client.send(.PUT, key: key, headers: headers, body: .file(fd: fd, offset: 0, length: length, sha256: sha256), action: "s3:PutObject")
                 return
             }
-            let created = try client.send(.POST, key: key, query: [("uploads", "")], action: "s3:PutObject")
+            // Retention goes on CreateMultipartUpload, Content-MD5 on every UploadPart.
+            let created = try client.send(.POST, key: key, query: [("uploads", "")], headers: lock, action: "s3:PutObject")
             guard let uploadID = S3XML(created.body).value("UploadId") else {
                 throw StorageError.io(operation: "upload", name: name, reason: "CreateMultipartUpload answered without an UploadId")
             }
@@ -207,9 +338,10 @@ public final class S3Backend: StorageBackend, @unchecked Sendable {
                 var offset = 0
                 while offset < length {
                     let n = min(partSize, length - offset)
-                    let hash = try Self.sha256(fd: fd, offset: offset, length: n)
+                    let hash = try Self.digests(fd: fd, offset: offset, length: n)
                     let r = try client.send(.PUT, key: key, query: [("partNumber", String(etags.count + 1)), ("uploadId", uploadID)],
-                                            body: .file(fd: fd, offset: offset, length: n, sha256: hash), action: "s3:PutObject")
+                                            headers: lock.isEmpty ? [] : [("Content-MD5", hash.md5)],
+                                            body: .file(fd: fd, offset: offset, length: n, sha256: hash.sha256), action: "s3:PutObject")
                     etags.append(r.header("ETag") ?? "")
                     offset += n
                 }
@@ -228,18 +360,19 @@ public final class S3Backend: StorageBackend, @unchecked Sendable {
         } catch let e as S3Error { throw storageError(e, name: name, writing: true) }
     }
 
-    static func sha256(fd: Int32, offset: Int, length: Int) throws -> String {
-        let hasher = SHA256Hasher()
+    /// The hex SHA-256 (for the signature) and base64 MD5 (`Content-MD5`) of a stretch of `fd`.
+    static func digests(fd: Int32, offset: Int, length: Int) throws -> (sha256: String, md5: String) {
+        let hasher = SHA256Hasher(), md5 = MD5Hasher()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var done = 0
         while done < length {
             let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, min($0.count, length - done), off_t(offset + done)) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw StorageError.io(operation: "read", name: "staged object", reason: String(cString: strerror(errno))) }
-            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])); md5.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             done += n
         }
-        return Hex.encode(hasher.finalize().bytes)
+        return (Hex.encode(hasher.finalize().bytes), Data(md5.finalize()).base64EncodedString())
     }
 
     // MARK: errors

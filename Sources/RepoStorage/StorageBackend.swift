@@ -16,6 +16,13 @@ public struct ObjectInfo: Sendable, Equatable {
     /// Two infos describe the same object when name and size agree; `modified` is advisory
     /// (not every backend reports it).
     public static func == (a: ObjectInfo, b: ObjectInfo) -> Bool { a.name == b.name && a.size == b.size }
+
+    /// `2024-05-01T02:00:00Z` (UTC, whole seconds), for messages.
+    public static func timestamp(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: date)
+    }
 }
 
 /// Errors every backend reports in the same shape, so callers can tell "not there" apart from
@@ -31,6 +38,10 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
     case noSpace(name: String)
     /// The location cannot be written: a read-only file system, or no write permission.
     case readOnly(operation: String, name: String, reason: String)
+    /// The storage refused to delete or overwrite the object because it is locked (S3 Object
+    /// Lock retention, or a legal hold): `until` is the retain-until date when the storage told
+    /// it. Nothing was changed; the object can be deleted once the date has passed.
+    case retained(name: String, until: Date?)
 
     public var description: String {
         switch self {
@@ -39,6 +50,9 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
         case .badRange(let n, let s, let r): return "object \(n) has \(s) bytes; bytes \(r.lowerBound)..<\(r.upperBound) requested (truncated object?)"
         case .noSpace(let n): return "no space left on device while writing \(n); free some space and retry"
         case .readOnly(let op, let n, let r): return "\(op) \(n): \(r)"
+        case .retained(let n, let until):
+            let when = until.map { " until \(ObjectInfo.timestamp($0))" } ?? " (retention or legal hold)"
+            return "\(n) is locked by S3 Object Lock\(when): it cannot be deleted before then (FORMAT.md §31)"
         }
     }
 }

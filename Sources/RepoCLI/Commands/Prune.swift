@@ -103,6 +103,14 @@ enum PruneCommandSupport {
         print("  \(r.packsRepacked) packs \(would)repacked (\(Format.bytes(r.bytesRepackedFrom))): \(Format.bytes(r.bytesCopied)) live data copied into \(r.dryRun ? "new packs" : "\(r.packsWritten) new packs")")
         if r.unusedBytesKept > 0 { print("  \(Format.bytes(r.unusedBytesKept)) unused left in packs under the repack threshold") }
         if r.recentPacksKept > 0 { print("  \(r.recentPacksKept) unused packs kept: younger than the safety margin (--safety-margin)") }
+        if r.retainedPacksKept > 0 || r.retainedSegmentsKept > 0 || r.retainedDeletesRefused > 0 {
+            var parts: [String] = []
+            if r.retainedPacksKept > 0 { parts.append("\(r.retainedPacksKept) packs kept whole") }
+            if r.retainedSegmentsKept > 0 { parts.append("\(r.retainedSegmentsKept) index segments kept") }
+            if r.retainedDeletesRefused > 0 { parts.append("\(r.retainedDeletesRefused) deletes refused by the storage") }
+            let until = r.nextRetentionExpiry.map { "; the first is free after \(Timestamp.format($0)), for a later prune" } ?? ""
+            print("  S3 Object Lock: \(parts.joined(separator: ", ")) under retention\(until)")
+        }
         if !r.dryRun {
             print("  index: \(r.segmentsWritten) segments written, \(r.segmentsDeleted) replaced")
             if r.temporaryFilesRemoved > 0 { print("  \(r.temporaryFilesRemoved) leftover temporary files removed") }

@@ -64,9 +64,14 @@ extension RepoCommand {
             if prometheus {
                 print(metrics.text, terminator: "")
             } else if global.json {
-                try Console.printJSON(StatusJSON(report))
+                var json = StatusJSON(report)
+                json.object_lock = repo.config.objectLock.map { StatusJSON.ObjectLockJSON(mode: $0.mode.rawValue, period: ObjectLock.format($0.period), period_seconds: $0.period) }
+                try Console.printJSON(json)
             } else if !global.quiet {
                 printText(report)
+                if let lock = repo.config.objectLock {
+                    print("object lock  \(lock.mode.rawValue) mode, \(ObjectLock.format(lock.period)): every backup object is retained for that long after it is stored (S3 Object Lock)")
+                }
             }
             if !report.lateLines.isEmpty {
                 for l in report.lateLines { Console.line("repo: " + SnapshotLabel.escapedForTable(l)) }
@@ -221,6 +226,9 @@ struct StatusJSON: Encodable {
     var check: Checks
     var damaged_snapshots: Int
     var late: [String]
+    /// The repository's S3 Object Lock setting (FORMAT.md §31), null without one.
+    struct ObjectLockJSON: Encodable { var mode: String; var period: String; var period_seconds: Int }
+    @JSONNullable var object_lock: ObjectLockJSON? = nil
 
     /// The newest size against the one before, as a fraction (0.05 = 5 % larger); nil for one
     /// snapshot or a previous size of 0.

@@ -58,6 +58,7 @@ public struct Forget {
         }
         let decisions = policy.decide(candidates, now: now)
         var items = zip(entries, decisions).map { Item(entry: $0, decision: $1) }
+        let keptByPolicy = Set(items.filter(\.decision.keep).map(\.entry.id.hex))
         let retention = try self.retention(prefix: "snapshots/")
         for i in items.indices where !items[i].decision.keep {
             if let until = retention.until(items[i].entry.id.hex) { Self.retain(&items[i].decision, until: until) }
@@ -75,7 +76,26 @@ public struct Forget {
                 }
             }
         }
+        if !dryRun { renew(keptByPolicy, retention: retention) }
         return Result(items: items, wal: try walRetention(forgotten: Set(items.filter { !$0.decision.keep }.map { $0.entry.id.hex })))
+    }
+
+    /// Object Lock (FORMAT.md §31): renews the retention of every snapshot the policy keeps
+    /// whose lock could end within half a period, so that what the policy keeps stays locked
+    /// as long as it is kept (prune does the same for the packs they need). Snapshots kept only
+    /// because they are still retained are not renewed: they go once it ends. A failure warns.
+    private func renew(_ ids: Set<String>, retention: RetentionView) {
+        guard let lock = retention.lock, let retaining = repository.backend as? RetainingBackend else { return }
+        let soon = retention.now.addingTimeInterval(TimeInterval(lock.period) / 2)
+        let names = ids.sorted().filter { id in
+            guard let modified = retention.modified[id] else { return false }
+            return modified.map { lock.expiry(ofObjectModified: $0) < soon } ?? true
+        }.map { "snapshots/" + $0 }
+        for (name, result) in zip(names, Repository.concurrentMap(names) { try retaining.extendRetention($0) }) {
+            if case .failure(let error) = result {
+                repository.warn("could not renew the Object Lock retention of \(name): \(error); run forget again before half the lock period has passed")
+            }
+        }
     }
 
     /// Applies §27.5 to the WAL archive: every remaining base backup (whatever `filter`

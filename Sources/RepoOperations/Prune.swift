@@ -192,10 +192,12 @@ public struct Prune {
             for p in seg.packs { youngPacks.insert(p.name) }
         }
         var present: [Hash256: Int] = [:]
+        var packModified: [Hash256: Date] = [:]
         for obj in try backend.list(prefix: "data/") {
             guard let name = Hash256(hex: String(obj.name.split(separator: "/").last ?? "")),
                   obj.name == PackDescriptor.objectName(name) else { continue }
             present[name] = obj.size
+            packModified[name] = obj.modified
             if isRecent(obj) { recentPacks.insert(name); youngPacks.insert(name) }
             if let until = retainedUntil(obj) { recentPacks.insert(name); retainedPacks[name] = max(retainedPacks[name] ?? until, until) }
         }
@@ -260,6 +262,7 @@ public struct Prune {
         let ordered = packs.values.map { ($0, liveShare($0)) }
             .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0.name < $1.0.name }
         var owned = Set<BlobKey>()
+        var livePacks = Set<Hash256>()
         var keep: [PackDescriptor] = [], delete: [PackDescriptor] = [], repack: [(PackDescriptor, [PackBlobEntry])] = []
         for (p, _) in ordered {
             var mine: [PackBlobEntry] = []
@@ -269,6 +272,7 @@ public struct Prune {
                 let k = BlobKey(id: b.id, type: b.type)
                 if live.contains(k), owned.insert(k).inserted { mine.append(b); used += b.length }
             }
+            if !mine.isEmpty { livePacks.insert(p.name) }
             if recentPacks.contains(p.name) {
                 keep.append(p)
                 let wanted = mine.isEmpty || (!deleteOnly && total > 0 && Double(total - used) / Double(total) > maxUnused)
@@ -286,6 +290,24 @@ public struct Prune {
                 keep.append(p)
                 report.unusedBytesKept += total - used
             }
+        }
+        // Object Lock: a pack's retention may reach past its upload plus the period (every prune
+        // extends the live packs'), so the storage is asked before one is deleted or repacked.
+        if objectLock != nil, let retaining = backend as? RetainingBackend, !(delete.isEmpty && repack.isEmpty) {
+            let names = delete.map(\.objectName) + repack.map(\.0.objectName)
+            var held: [String: Date] = [:]
+            for (name, result) in zip(names, Repository.concurrentMap(names) { try retaining.retainedUntil($0) }) {
+                if let until = try result.get() { held[name] = until }
+            }
+            func hold(_ p: PackDescriptor) -> Bool {
+                guard let until = held[p.objectName] else { return false }
+                keep.append(p)
+                report.retainedPacksKept += 1
+                report.nextRetentionExpiry = min(report.nextRetentionExpiry ?? until, until)
+                return true
+            }
+            delete.removeAll(where: hold)
+            repack.removeAll { hold($0.0) }
         }
         // Segments kept only for their retention (not young by the safety margin).
         for (name, until) in retainedSegments where !youngSegments.contains(name) {
@@ -408,15 +430,22 @@ public struct Prune {
         }
 
         // Object Lock: `config` and the key slots are written once but every backup needs
-        // them, so each prune renews their retention (FORMAT.md §31). A failure only warns.
-        if objectLock != nil, let retaining = backend as? RetainingBackend {
+        // them, so each prune renews their retention (FORMAT.md §31). So it does for every
+        // live pack whose retention could end within half a period: newer snapshots reuse old
+        // packs through deduplication, and those must stay locked as long as a snapshot needs
+        // them (`forget` renews the snapshots its policy keeps). A failure only warns.
+        if let objectLock, let retaining = backend as? RetainingBackend {
             do {
-                for name in [RepositoryConfig.objectName] + (try backend.listNames(prefix: "keys/")) {
-                    try retaining.extendRetention(name)
+                let soon = now.addingTimeInterval(TimeInterval(objectLock.period) / 2)
+                func due(_ modified: Date?) -> Bool { objectLock.expiry(ofObjectModified: modified) < soon || modified == nil }
+                var names = [RepositoryConfig.objectName] + (try backend.listNames(prefix: "keys/"))
+                names += keep.filter { livePacks.contains($0.name) && due(packModified[$0.name]) }.map(\.objectName)
+                for result in Repository.concurrentMap(names, { try retaining.extendRetention($0) }) {
+                    try result.get()
                     report.retentionsExtended += 1
                 }
             } catch {
-                repository.warn("could not renew the Object Lock retention of config and key slots: \(error)")
+                repository.warn("could not renew the Object Lock retention of every object a backup needs: \(error); run prune again before half the lock period has passed")
             }
         }
 

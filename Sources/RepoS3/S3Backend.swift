@@ -61,6 +61,19 @@ public final class S3Backend: RetainingBackend, @unchecked Sendable {
         } catch let e as S3Error { throw storageError(e, name: name, writing: true) }
     }
 
+    /// HeadObject on the current version: `x-amz-object-lock-retain-until-date` while ahead of
+    /// the storage's clock, `.distantFuture` under `x-amz-object-lock-legal-hold: ON`, else nil.
+    public func retainedUntil(_ name: String) throws -> Date? {
+        let r: S3Client.Response
+        do { r = try client.send(.HEAD, key: loc.key(name), action: "s3:GetObjectRetention") } catch let e as S3Error {
+            throw storageError(e, name: name)
+        }
+        if r.header("x-amz-object-lock-legal-hold")?.uppercased() == "ON" { return .distantFuture }
+        guard let text = r.header("x-amz-object-lock-retain-until-date"),
+              let until = Self.iso8601(text.hasSuffix("Z") ? text : text + "Z"), until > (try now()) else { return nil }
+        return until
+    }
+
     /// The Object Lock headers for an upload of `name` (Amazon S3 API Reference, PutObject:
     /// `x-amz-object-lock-mode`, `x-amz-object-lock-retain-until-date`), or none when `name`
     /// is not retained. The date is the storage's clock (§29.3) plus the period, rounded up to

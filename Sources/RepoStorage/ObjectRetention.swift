@@ -41,4 +41,8 @@ public protocol RetainingBackend: StorageBackend {
     /// the period, if `retention` applies to it (retention can only be lengthened). For objects
     /// that must outlive the period, such as key slots.
     func extendRetention(_ name: String) throws
+    /// When the current version of `name` is free to delete: its retain-until date while that is
+    /// ahead of the storage's clock, `.distantFuture` under a legal hold, nil when nothing holds
+    /// it. Asks the storage (its date may have been extended past the upload's).
+    func retainedUntil(_ name: String) throws -> Date?
 }

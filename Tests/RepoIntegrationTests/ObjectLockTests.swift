@@ -160,6 +160,55 @@ final class ObjectLockTests: XCTestCase {
         XCTAssertEqual(FileManager.default.contents(atPath: fx.dir + "/out" + src + "/b.bin"), second)
     }
 
+    /// Deduplication makes a new snapshot reuse old packs: their lock must outlast their own
+    /// period while the snapshot needs them. prune renews the live packs and forget the snapshots
+    /// its policy keeps, once half a period has passed, so nobody can delete them early.
+    func testLiveDataStaysLockedWhileNewerSnapshotsNeedIt() throws {
+        let (fx, bucket) = try s3Fixture()
+        try fx.ok(["init", "--object-lock", "governance:20s"])
+        let data = TestData.random(1_500_000)
+        let first = try XCTUnwrap(try fx.store("db", from: fx.file("a", data))["id"] as? String)
+        let written = Date()
+        // Past half the period, a second snapshot reuses the first one's pack.
+        Thread.sleep(forTimeInterval: max(0, written.addingTimeInterval(16).timeIntervalSinceNow))
+        let again = try fx.store("db", from: fx.file("b", data + TestData.random(10_000)))
+        XCTAssertLessThan(again["new_chunks"] as? Int ?? .max, again["chunks"] as? Int ?? 0, "deduplicated: \(again)")
+        let forget = try fx.ok(["forget", "--keep-last", "5"])
+        XCTAssertTrue(forget.out.contains("2 kept"), forget.out)
+        let pruned = try json(try fx.ok(["prune", "--safety-margin", "0", "--json"]))
+        // config, the key slot and at least the first snapshot's pack.
+        XCTAssertGreaterThanOrEqual(pruned["retentions_extended"] as? Int ?? 0, 3, "\(pruned)")
+
+        // After the first objects' own period: still locked, their versions undeletable.
+        Thread.sleep(forTimeInterval: max(0, written.addingTimeInterval(Self.period + 6).timeIntervalSinceNow))
+        let probe = try admin(fx, bucket, """
+        now = datetime.datetime.now(datetime.timezone.utc)
+        first = "snapshots/\(first)"
+        oldest = min(m for kind, k, v, m in versions("data/"))
+        for kind, key, vid, modified in versions():
+            if not (key == first or (key.startswith("data/") and modified == oldest)):
+                continue
+            until = s3.head_object(Bucket=bucket, Key=key, VersionId=vid)["ObjectLockRetainUntilDate"]
+            try:
+                s3.delete_object(Bucket=bucket, Key=key, VersionId=vid)
+                print(key.split("/")[0], "deleted", until > now)
+            except ClientError as e:
+                print(key.split("/")[0], "refused", until > now)
+        """)
+        // The first store's packs (data and tree) and its snapshot.
+        XCTAssertEqual(Set(probe.split(separator: "\n").map(String.init)), ["data refused True", "snapshots refused True"], probe)
+        let check = try fx.run(["check", "--read-data"])
+        XCTAssertEqual(check.status, 0, check.out + check.stderr)
+        XCTAssertTrue(try fx.run(["dump", first]).stdout == data)
+
+        // A master-key rotation could never delete the old slots and objects: refused at once.
+        let slots = try admin(fx, bucket, "print(sorted(k for kind, k, v, m in versions('keys/')))")
+        let rotate = try fx.run(["key", "rotate", "--settle-time", "0"])
+        XCTAssertEqual(rotate.status, 1, rotate.stderr)
+        XCTAssertTrue(rotate.stderr.contains("S3 Object Lock") && rotate.stderr.contains("repo copy"), rotate.stderr)
+        XCTAssertEqual(try admin(fx, bucket, "print(sorted(k for kind, k, v, m in versions('keys/')))"), slots, "nothing changed")
+    }
+
     /// Object Lock is asked for at init only on S3, in a valid form, and on a bucket that can
     /// lock; mistakes are usage errors (exit 2) or a clear refusal that writes nothing.
     func testInitRefusesWhatCannotLock() throws {

@@ -58,6 +58,12 @@ extension RepoCommand.Key {
 
             // The exclusive lock first, so a repository in use is refused before any slot changes.
             let first = try Repository.open(backend: backend, credential: credential, cacheDirectory: global.cacheDirectory, warn: warn)
+            if let lock = first.config.objectLock {
+                // Retained objects and key slots (renewed by every prune) cannot be deleted, so
+                // the old key could never be retired (FORMAT.md §31).
+                throw RepoError(.failure, "\(backend.location) is under S3 Object Lock (\(lock.summary)): its key slots and objects cannot be deleted while locked, so a rotation could never retire the old master key; nothing was changed",
+                                hint: "to change the master key of a locked repository, `repo init --object-lock …` a new one and `repo copy` every snapshot into it")
+            }
             let firstLock = try global.lock(first, exclusive: true, command: "key rotate")
             let ring = try KeyRing.open(backend: backend, config: first.config, credential: credential)
             let begun: RotationSlots.Begun

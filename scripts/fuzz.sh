@@ -38,6 +38,10 @@ all=(config keyslot pack-header pack-header-sealed blob sealed sealed-inner inde
 
 bin=Fuzz/.build/release/repo-fuzz
 if [ "$build" = 1 ]; then
+    # SwiftPM reuses its cached build plan of the `..` path dependency and then misses source
+    # files added to the main package since ("cannot find type … in scope"); dropping the
+    # plan makes it plan again (compiled objects are kept, so the build stays incremental).
+    rm -f Fuzz/.build/release/description.json Fuzz/.build/release.yaml
     swift build -c release --package-path Fuzz --product repo-fuzz \
         --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library >Fuzz/.build-log 2>&1 || {
         tail -40 Fuzz/.build-log; echo "fuzz: build failed (full log in Fuzz/.build-log)" >&2; exit 1; }

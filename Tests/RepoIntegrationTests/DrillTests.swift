@@ -123,7 +123,21 @@ final class DrillTests: XCTestCase {
         XCTAssertEqual(next.status, 0, next.stderr)
         XCTAssertTrue(next.stderr.contains("stopped and removed \(dir)"), next.stderr)
         XCTAssertEqual(scratchLeft(scratch), [], "the killed drill's cluster and dump file are gone")
-        XCTAssertTrue(kill(server, 0) != 0 && errno == ESRCH, "the server of the killed drill was stopped")
+        XCTAssertTrue(Self.hasExited(server), "the server of the killed drill was stopped")
+    }
+
+    /// True once `pid` no longer runs: gone, or a zombie (the killed drill's server was
+    /// reparented to pid 1, which reaps it in its own time), waiting up to 5 s for either.
+    static func hasExited(_ pid: pid_t) -> Bool {
+        for _ in 0..<50 {
+            if kill(pid, 0) != 0 && errno == ESRCH { return true }
+            if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+               let close = stat.lastIndex(of: ")"), stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z") {
+                return true
+            }
+            usleep(100_000)
+        }
+        return false
     }
 
     func testDamagedSnapshotFailsItsDrillWith13() throws {

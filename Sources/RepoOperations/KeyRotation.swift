@@ -42,6 +42,12 @@ public struct KeyRotation {
     public var afterStep: (@Sendable (String) -> Void)?
     /// Called with the seconds left while the pass waits for `settleTime`.
     public var waiting: ((TimeInterval) -> Void)?
+    /// Called before the wait for `settleTime` and after it: the CLI gives up the exclusive
+    /// lock for the wait (nothing needs it then, and restores and backups should not wait with
+    /// it) and takes it again for the last sweep; a failure to take it ends the run (exit 11),
+    /// and the next run finishes.
+    public var releaseLock: (() -> Void)?
+    public var retakeLock: (() throws -> Void)?
 
     public init(repository: Repository) { self.repository = repository }
 
@@ -81,13 +87,17 @@ public struct KeyRotation {
         _ = try sweep(&report, state: state)
         // Wait out processes that opened with the old slots before they were replaced.
         let until = began.addingTimeInterval(settleTime)
-        while true {
-            let left = until.timeIntervalSince(try repository.backend.now())
-            guard left > 0 else { break }
-            waiting?(left)
-            let step = min(left, 5)
-            Thread.sleep(forTimeInterval: step)
-            report.waitedSeconds += step
+        if until > (try repository.backend.now()) {
+            releaseLock?()
+            while true {
+                let left = until.timeIntervalSince(try repository.backend.now())
+                guard left > 0 else { break }
+                waiting?(left)
+                let step = min(left, 5)
+                Thread.sleep(forTimeInterval: step)
+                report.waitedSeconds += step
+            }
+            try retakeLock?()
         }
         var rounds = 0
         while try sweep(&report, state: state) > 0 {

@@ -179,7 +179,12 @@ public struct KeyRing {
     ///
     /// - Throws: `RepoError` `.failure` during a rotation.
     func refuseDuringRotation(_ what: String) throws {
-        guard key.isRotating else { return }
+        // A transition slot anywhere means a rotation, even when this process opened an old
+        // slot that the rotation has not deleted yet (or that someone put back).
+        let rotating = try key.isRotating || backend.listNames(prefix: "keys/").contains { name in
+            (try? KeySlot.decode(try backend.get(name)))?.transition == true
+        }
+        guard rotating else { return }
         throw RepoError(.failure, "cannot \(what) while a master-key rotation is under way in \(backend.location)",
                         hint: "finish it first with `repo key rotate` (it resumes where it stopped)")
     }

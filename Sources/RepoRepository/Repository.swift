@@ -57,7 +57,8 @@ public final class Repository: Sendable {
         }
         do { try backend.prepare() } catch {
             throw RepoError(.failure, "cannot create a repository at \(backend.location): \(error)",
-                            hint: "choose an empty or new directory you can write to")
+                            hint: backend is LocalBackend ? "choose an empty or new directory you can write to"
+                                : "see README \"S3\" for the bucket, and \"Object Lock\" with --object-lock; or choose a prefix nothing is stored under yet")
         }
         let config = RepositoryConfig(id: SecureRandom.hash(), chunker: chunker, compression: compression, objectLock: objectLock)
         var master = MasterKey.generate()

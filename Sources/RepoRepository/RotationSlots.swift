@@ -79,15 +79,26 @@ public enum RotationSlots {
         // Plan everything before writing anything: a refusal must leave the slots as they were.
         var writes: [KeySlot] = []
         var carried = Set<String>()
+        var unreachable: [String: String] = [:]   // KMS slot id → the service's reason
         for credential in [opener] + carry {
             if case .kms = credential {
-                // A KMS slot is known by its envelope, which its carried slots keep.
+                // A KMS slot is known by its envelope, which its carried slots keep. One whose
+                // service refuses (a deleted key) is not carried, like a slot without a
+                // credential: it is left for --revoke-others, with the service's reason.
                 for entry in old where entry.kind == .kms {
                     guard let slot = entry.slot, !carried.contains(entry.id) else { continue }
                     if newGeneration.contains(where: { $0.slot?.kms == slot.kms }) { carried.insert(entry.id); continue }
-                    guard let made = try slot.rewrapped(masters: [key, final], credential: credential, repositoryID: id) else { continue }
+                    let made: [KeySlot]?
+                    do {
+                        made = try slot.rewrapped(masters: [key, final], credential: credential, repositoryID: id)
+                    } catch let error as RepoError where error.kind == .keyService {
+                        unreachable[entry.id] = error.message
+                        continue
+                    }
+                    guard let made else { continue }
                     writes += made
                     carried.insert(entry.id)
+                    unreachable[entry.id] = nil
                 }
                 continue
             }
@@ -101,7 +112,7 @@ public enum RotationSlots {
                 if let slot = entry.slot, try slot.open(credential, repositoryID: id) != nil { opened.append(entry) }
             }
             if opened.isEmpty && !alreadyCarried {
-                throw RepoError(.usage, "a \(describe(kind)) given to carry opens no key slot of \(backend.location)",
+                throw RepoError(.wrongPassword, "a \(describe(kind)) given to carry opens no key slot of \(backend.location); nothing was changed",
                                 hint: "`repo key list` shows the slots; give only credentials that open one")
             }
             carried.formUnion(opened.map(\.id))
@@ -112,7 +123,9 @@ public enum RotationSlots {
         }
         let leftovers = old.filter { !carried.contains($0.id) }
         if !leftovers.isEmpty && !revokeOthers {
-            let list = leftovers.map { "\($0.id.prefix(8)) (\(describe($0.kind!)), \($0.slot?.username ?? "?")@\($0.slot?.host ?? "?"))" }
+            let list = leftovers.map { e in
+                "\(e.id.prefix(8)) (\(describe(e.kind!)), \(e.slot?.username ?? "?")@\(e.slot?.host ?? "?")\(unreachable[e.id].map { ": " + $0 } ?? ""))"
+            }
             throw RepoError(.failure, "\(leftovers.count) key slot(s) would stop working after the rotation, and no credential for them was given: \(list.joined(separator: ", ")); nothing was changed",
                             hint: "carry them with --carry-password-file FILE, --carry-key-file FILE or --carry-kms, or revoke them with --revoke-others")
         }

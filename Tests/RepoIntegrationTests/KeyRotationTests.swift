@@ -156,21 +156,59 @@ final class KeyRotationTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fx.repo + "/keys").sorted(), keys, "nothing changed")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fx.repo + "/locks"), [], "its lock was released")
 
-        // A carry credential that opens nothing is a usage error, again before any change.
+        // A password to carry that opens nothing is a wrong password (exit 12), again before
+        // any change.
         let wrong = try fx.run(["key", "rotate", "--settle-time", "0", "--carry-password-file", passwordFile(fx, "nobody")])
-        XCTAssertEqual(wrong.status, 2, wrong.stderr)
+        XCTAssertEqual(wrong.status, 12, wrong.stderr)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fx.repo + "/keys").sorted(), keys)
 
-        // It waits out --settle-time (here 3 s) after the start before it retires the old key.
+        // It waits out --settle-time (here 6 s) after the start before it retires the old key,
+        // without holding the lock: other commands work meanwhile.
         let started = Date()
-        let revoked = try fx.run(["key", "rotate", "--settle-time", "0.05", "--revoke-others"])
+        let rotation = try fx.start(["key", "rotate", "--settle-time", "0.1", "--revoke-others"])
+        var waiting = false
+        for _ in 0..<200 where !waiting {
+            usleep(50_000)
+            waiting = (try? String(contentsOfFile: rotation.2, encoding: .utf8))?.contains("waiting") == true
+        }
+        XCTAssertTrue(waiting, "the rotation says it waits")
+        let during = try fx.run(["dump", "latest"])
+        XCTAssertEqual(during.status, 0, "a restore does not wait for the rotation's settle time: " + during.stderr)
+        XCTAssertTrue(during.stdout == data)
+        let revoked = fx.collect(rotation)
         XCTAssertEqual(revoked.status, 0, revoked.stderr)
         XCTAssertTrue(revoked.out.contains("revoked key slot"), revoked.out)
-        XCTAssertTrue(revoked.stderr.contains("waiting"), revoked.stderr)
-        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 2.5)
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 5.5)
         let old = try fx.run(["snapshots", "--password-file", second])
         XCTAssertEqual(old.status, 12, old.stderr)
         XCTAssertEqual(try fx.snapshots().count, 1)
+    }
+
+    /// A KMS slot whose key is gone cannot be carried: like a slot without a credential it is
+    /// named (with the service's reason) and revoked only with --revoke-others; the others carry.
+    func testDeadKMSKeyIsRevokedNotFatal() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        _ = try fx.store("x", from: fx.file("x", TestData.random(200_000)))
+        let kmsKeys = fx.dir + "/kms-keys"
+        try FileManager.default.createDirectory(atPath: kmsKeys, withIntermediateDirectories: true)
+        for k in ["k1", "k2"] { _ = fx.file("kms-keys/\(k).key", Data(TestData.random(32).base64EncodedString().utf8)) }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/kms-command-example.sh").path
+        let env = ["REPO_EXAMPLE_KMS_DIR": kmsKeys, "REPO_KMS_COMMAND": "sh \(script)"]
+        for k in ["k1", "k2"] { XCTAssertEqual(try fx.run(["key", "add", "--kms-key-id", k], env: env).status, 0) }
+        try FileManager.default.removeItem(atPath: kmsKeys + "/k2.key")
+
+        let refused = try fx.run(["key", "rotate", "--settle-time", "0", "--carry-kms"], env: env)
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("would stop working") && refused.stderr.contains("no key \"k2\""), refused.stderr)
+        let rotated = try fx.run(["key", "rotate", "--settle-time", "0", "--carry-kms", "--revoke-others", "--json"], env: env)
+        XCTAssertEqual(rotated.status, 0, rotated.stderr)
+        let report = try XCTUnwrap(try json(rotated) as? [String: Any])
+        XCTAssertEqual((report["carried"] as? [String])?.count, 2, "the password's and k1's: \(report)")
+        XCTAssertEqual((report["revoked"] as? [String])?.count, 1, "k2's: \(report)")
+        let viaKMS = try fx.run(["snapshots", "--kms"], env: env, unset: ["REPO_PASSWORD"])
+        XCTAssertEqual(viaKMS.status, 0, viaKMS.stderr)
     }
 
     /// Killed while dropping the transition slots: the next run only finishes that, and starts
@@ -244,6 +282,17 @@ final class KeyRotationTests: XCTestCase {
         let add = try fx.run(["key", "add", "--new-password-file", passwordFile(fx, "late")])
         XCTAssertEqual(add.status, 1, add.stderr)
         XCTAssertTrue(add.stderr.contains("rotation"), add.stderr)
+        // Opened with an old slot put back (or not yet deleted), slots may not change either.
+        let planted = try FileManager.default.contentsOfDirectory(atPath: oldKeys)[0]
+        try FileManager.default.copyItem(atPath: oldKeys + "/" + planted, toPath: fx.repo + "/keys/" + planted)
+        let viaOld = try fx.run(["key", "add", "--new-password-file", passwordFile(fx, "late")],
+                                env: ["REPO_REPOSITORY": fx.repo])
+        XCTAssertEqual(viaOld.status, 1, viaOld.stderr)
+        XCTAssertTrue(viaOld.stderr.contains("rotation"), viaOld.stderr)
+        try FileManager.default.removeItem(atPath: fx.repo + "/keys/" + planted)
+        let status = try fx.run(["status", "--json"])
+        XCTAssertNotNil((try json(status) as? [String: Any])?["key_rotation_started"] as? String, status.out)
+        XCTAssertTrue(try fx.run(["status"]).out.contains("key rotation under way"))
         let late = TestData.random(800_000)
         _ = try fx.store("late", from: fx.file("late", late))
         expected["late"] = late
@@ -269,6 +318,7 @@ final class KeyRotationTests: XCTestCase {
         let plan = try XCTUnwrap(try json(dry) as? [String: Any], dry.stderr)
         XCTAssertEqual(plan["packs_deleted"] as? Int, 0, "\(plan)")
         XCTAssertEqual(try slotList(fx).filter { $0["transition"] as? Bool == true }.count, 0)
+        XCTAssertTrue((try json(try fx.run(["status", "--json"])) as? [String: Any])?["key_rotation_started"] is NSNull)
 
         let stale = try repositoryWithOldSlots(fx, oldKeys: oldKeys)
         let env = ["REPO_REPOSITORY": stale, "REPO_CACHE_DIR": fx.dir + "/stale-cache"]

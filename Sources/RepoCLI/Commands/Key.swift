@@ -27,16 +27,18 @@ extension RepoCommand {
                 }
                 let local = DateFormatter()
                 local.dateFormat = "yyyy-MM-dd HH:mm:ss"
-                var rows = [["ID", "Kind", "Created", "Host", "User", "KMS key"]]
+                var rows = [["ID", "Kind", "Created", "Host", "User", "KMS key", "Master"]]
                 for e in entries {
                     // Slot metadata is not authenticated (FORMAT.md §22): escaped, one line each.
                     let created = e.slot.map { Timestamp.parse($0.created).map(local.string) ?? SnapshotLabel.escapedForTable($0.created) } ?? ""
                     rows.append([String(e.id.prefix(8)), e.kind?.rawValue ?? "unreadable", created,
                                  e.slot.map { SnapshotLabel.escapedForTable($0.host) } ?? "",
                                  e.slot.map { SnapshotLabel.escapedForTable($0.username) } ?? "",
-                                 e.slot?.kms.map { SnapshotLabel.escapedForTable("\($0.provider) \($0.keyID)") } ?? ""])
+                                 e.slot?.kms.map { SnapshotLabel.escapedForTable("\($0.provider) \($0.keyID)") } ?? "",
+                                 // Which master key it wraps (FORMAT.md §7.6), as a fingerprint.
+                                 e.slot?.master.map { SnapshotLabel.escapedForTable(String($0.prefix(8))) + (e.slot?.transition == true ? " (rotation)" : "") } ?? ""])
                 }
-                let widths = (0..<6).map { c in rows.map { $0[c].count }.max() ?? 0 }
+                let widths = (0..<7).map { c in rows.map { $0[c].count }.max() ?? 0 }
                 for (i, r) in rows.enumerated() {
                     // The first column marks the slot that opened this command.
                     let mark = i > 0 && entries[i - 1].id == ring.openedSlot ? "* " : "  "

@@ -88,14 +88,16 @@ extension RepoCommand.Key {
             // root would be one more thing it opens.
             let repo = first.withKey(begun.key)
             firstLock?.release()
-            let lock = try global.lock(repo, exclusive: true, command: "key rotate")
-            defer { lock?.release() }
+            let held = HeldLock(try global.lock(repo, exclusive: true, command: "key rotate"))
+            defer { held.lock?.release() }
             if !global.json && !quiet {
                 let fp = begun.key.fingerprint
                 print(begun.resumed ? "resuming the rotation to master key \(fp)" : "rotation begun: new master key \(fp)")
                 for s in begun.carried { print("  carried key slot \(s.id.prefix(8)) (\(s.kind.rawValue), \(s.host))") }
                 for s in begun.revoked { print("  revoked key slot \(s.id.prefix(8)) (\(s.kind.rawValue), \(s.host))") }
                 for id in begun.unreadable { print("  left unreadable key slot \(id.prefix(8)) as it is") }
+                print("re-encrypting every object under the new key; if interrupted, run `repo key rotate` again to resume")
+                fflush(nil)
             }
 
             var op = KeyRotation(repository: repo)
@@ -117,16 +119,20 @@ extension RepoCommand.Key {
                 op.waiting = { left in
                     guard !told else { return }
                     told = true
-                    Console.line(String(format: "repo: waiting %.0f s before retiring the old key (--settle-time), for processes that opened the repository with it", left))
+                    Console.line(String(format: "repo: waiting %.0f s before retiring the old key (--settle-time), for processes that opened the repository with it; the repository is not locked meanwhile", left))
                 }
             }
+            let global = self.global
+            op.releaseLock = { held.lock?.release(); held.lock = nil }
+            op.retakeLock = { held.lock = try global.lock(repo, exclusive: true, command: "key rotate") }
             let report = try op.run()
             line?.finish()
             if global.json {
                 try Console.printJSON(RotateJSON(master: begun.key.fingerprint, resumed: begun.resumed,
                                                  carried: begun.carried.map(\.id), revoked: begun.revoked.map(\.id), report: report))
             } else if !quiet {
-                print("re-encrypted \(report.packs) packs (\(Format.bytes(report.packBytes))), \(report.snapshots) snapshots (their ids changed; `repo snapshots` lists the new ones), \(report.pins) pins, \(report.objects) other objects and \(report.walObjects) WAL objects; index: \(report.segmentsWritten) segments written")
+                let ids = report.snapshots > 0 ? " (their ids changed; `repo snapshots` lists the new ones)" : ""
+                print("re-encrypted \(report.packs) packs (\(Format.bytes(report.packBytes))), \(report.snapshots) snapshots\(ids), \(report.pins) pins, \(report.objects) other objects and \(report.walObjects) WAL objects; index: \(report.segmentsWritten) segments written")
                 if !report.unreadable.isEmpty {
                     print("left \(report.unreadable.count) unreadable object(s) as they were: \(report.unreadable.prefix(5).joined(separator: ", ")); see `repo check`")
                 }
@@ -140,6 +146,12 @@ extension RepoCommand.Key {
             if ProcessInfo.processInfo.environment["REPO_TEST_ROTATE_KILL_AFTER_BEGIN"] == "1" { kill(getpid(), SIGKILL) }
         }
     }
+}
+
+/// The rotation's lock, given up for the settle wait and taken again.
+final class HeldLock: @unchecked Sendable {
+    var lock: RepositoryLock?
+    init(_ lock: RepositoryLock?) { self.lock = lock }
 }
 
 /// `repo key rotate --json` output.

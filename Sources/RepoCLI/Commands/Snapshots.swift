@@ -59,15 +59,19 @@ struct SnapshotJSON: Encodable {
     var new_bytes: Int
     var partial: Bool
     var program: String
+    /// The id of the snapshot this one copies (`repo copy`) or re-seals (`repo key rotate`),
+    /// FORMAT.md §13; null otherwise.
+    var original: String?
 
     init(_ e: SnapshotEntry) {
         let s = e.snapshot
         id = e.id.hex; short_id = e.id.shortHex; time = s.time; host = s.host; username = s.username
         name = s.name; paths = s.paths; tags = s.tags; tree = s.tree.hex; size = s.stats.totalBytes
         chunks = s.stats.chunks; new_bytes = s.stats.newBytes; partial = s.partial ?? false; program = s.program
+        original = s.original
     }
 
-    enum CodingKeys: String, CodingKey { case id, short_id, time, host, username, name, paths, tags, tree, size, chunks, new_bytes, partial, program }
+    enum CodingKeys: String, CodingKey { case id, short_id, time, host, username, name, paths, tags, tree, size, chunks, new_bytes, partial, program, original }
 
     /// Every key, `null` when absent (`name` of a tree snapshot, `paths` of a stream snapshot).
     func encode(to encoder: Encoder) throws {
@@ -77,5 +81,6 @@ struct SnapshotJSON: Encodable {
         try c.encode(paths, forKey: .paths); try c.encode(tags, forKey: .tags); try c.encode(tree, forKey: .tree)
         try c.encode(size, forKey: .size); try c.encode(chunks, forKey: .chunks); try c.encode(new_bytes, forKey: .new_bytes)
         try c.encode(partial, forKey: .partial); try c.encode(program, forKey: .program)
+        try c.encode(original, forKey: .original)
     }
 }

@@ -66,11 +66,15 @@ extension RepoCommand {
             } else if global.json {
                 var json = StatusJSON(report)
                 json.object_lock = repo.config.objectLock.map { StatusJSON.ObjectLockJSON(mode: $0.mode.rawValue, period: ObjectLock.format($0.period), period_seconds: $0.period) }
+                json.key_rotation_started = repo.key.rotationStarted.map(Timestamp.format)
                 try Console.printJSON(json)
             } else if !global.quiet {
                 printText(report)
                 if let lock = repo.config.objectLock {
                     print("object lock  \(lock.mode.rawValue) mode, \(ObjectLock.format(lock.period)): every backup object is retained for that long after it is stored (S3 Object Lock)")
+                }
+                if let started = repo.key.rotationStarted {
+                    print("key rotation under way since \(Timestamp.format(started)): run `repo key rotate` to finish it (README, \"Keys\")")
                 }
             }
             if !report.lateLines.isEmpty {
@@ -229,6 +233,8 @@ struct StatusJSON: Encodable {
     /// The repository's S3 Object Lock setting (FORMAT.md §31), null without one.
     struct ObjectLockJSON: Encodable { var mode: String; var period: String; var period_seconds: Int }
     @JSONNullable var object_lock: ObjectLockJSON? = nil
+    /// When a master-key rotation still under way began (FORMAT.md §7.6), null without one.
+    @JSONNullable var key_rotation_started: String? = nil
 
     /// The newest size against the one before, as a fraction (0.05 = 5 % larger); nil for one
     /// snapshot or a previous size of 0.

@@ -224,17 +224,10 @@ public struct KeyRotation {
             for (oldName, d) in replaced { packs[oldName] = nil; packs[d.name] = d }
             // Then the index naming them, superseding every segment read.
             try repository.verifyLock()
-            let all = packs.values.sorted { $0.name < $1.name }
-            var chunks = stride(from: 0, to: all.count, by: Prune.packsPerSegment).map { Array(all[$0..<min($0 + Prune.packsPerSegment, all.count)]) }
-            if chunks.isEmpty { chunks = [[]] }
-            let supersede = liveSegments.compactMap { Hash256(hex: $0) }.sorted()
-            var written: [String] = []
-            for (i, chunk) in chunks.enumerated() {
-                let id = try repository.saveObject(IndexSegment(packs: chunk, superseded: i == chunks.count - 1 ? supersede : []).encoded(), kind: .index)
-                written.append(id.hex)
+            let written = try repository.writeIndex(of: Array(packs.values), superseding: liveSegments.compactMap { Hash256(hex: $0) }) {
                 report.segmentsWritten += 1
                 afterStep?("index segment written")
-            }
+            }.map(\.hex)
             for name in liveSegments.sorted() {
                 try backend.delete("index/" + name)
                 report.segmentsDeleted += 1

@@ -373,15 +373,7 @@ public struct Prune {
         let replacedSegments = segmentObjects.filter { !keptSegments.contains($0) }
         var spared = Set<Hash256>()
         if rewriteIndex {
-            let all = (keep + written).sorted { $0.name < $1.name }
-            var chunks = stride(from: 0, to: all.count, by: Prune.packsPerSegment).map {
-                Array(all[$0..<min($0 + Prune.packsPerSegment, all.count)])
-            }
-            if chunks.isEmpty { chunks = [[]] }
-            let old = replacedSegments.compactMap { Hash256(hex: $0) }.sorted()
-            for (i, chunk) in chunks.enumerated() {
-                let seg = IndexSegment(packs: chunk, superseded: i == chunks.count - 1 ? old : [])
-                try repository.saveObject(seg.encoded(), kind: .index)
+            _ = try repository.writeIndex(of: keep + written, superseding: replacedSegments.compactMap { Hash256(hex: $0) }) {
                 report.segmentsWritten += 1
                 afterStep?("index segment written")
             }

@@ -44,6 +44,9 @@ struct GlobalOptions: ParsableArguments {
     @Flag(help: "Address S3 buckets virtual-hosted style, BUCKET.HOST (env REPO_S3_VIRTUAL_HOSTED=1; default: path style, HOST/BUCKET).")
     var s3VirtualHosted = false
 
+    @Option(help: ArgumentHelp("Store new packs in this S3 storage class, e.g. STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR (env REPO_S3_STORAGE_CLASS; default: the bucket's, STANDARD). Index, snapshots and keys stay in the default class.", valueName: "CLASS"))
+    var s3StorageClass: String?
+
     @Flag(help: "Read without taking a lock (commands that only read; chosen automatically when the repository cannot be written).")
     var noLock = false
 
@@ -104,13 +107,33 @@ struct GlobalOptions: ParsableArguments {
             }
             let client = S3Client(location: s3, credentials: S3Credentials(accessKeyID: id, secretAccessKey: secret, sessionToken: token),
                                   region: region, caFile: ca)
-            return S3Backend(client: client)
+            let backend = S3Backend(client: client)
+            backend.packStorageClass = try Self.storageClass(s3StorageClass ?? env["REPO_S3_STORAGE_CLASS"].flatMap { $0.isEmpty ? nil : $0 })
+            return backend
         }
         if location.contains("://") {
             throw RepoError(.usage, "unsupported repository location \(location)",
                             hint: "a local path, file://PATH, or s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX]")
         }
         return LocalBackend(path: location)
+    }
+
+    /// Checks an S3 storage class name: upper-case letters, digits and `_` (AWS's names and
+    /// the custom ones of S3-compatible servers), and not an archive class that needs a restore
+    /// request before any read.
+    ///
+    /// - Throws: `RepoError` `.usage`.
+    static func storageClass(_ name: String?) throws -> String? {
+        guard let name else { return nil }
+        guard !name.isEmpty, name.count <= 64, name.utf8.allSatisfy({ (0x41...0x5A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5F }) else {
+            throw RepoError(.usage, "\"\(name)\" is not an S3 storage class",
+                            hint: "give its name in capitals, e.g. STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING or GLACIER_IR")
+        }
+        if S3Backend.archiveStorageClasses.contains(name) {
+            throw RepoError(.usage, "packs in \(name) cannot be read without restoring each object first, and every restore, check or prune reads packs directly",
+                            hint: "use GLACIER_IR (Glacier Instant Retrieval: archive prices, direct reads), or move old objects with a lifecycle rule and restore them before reading")
+        }
+        return name
     }
 
     var cacheDirectory: String {

@@ -113,8 +113,13 @@ public final class Repository: Sendable {
         } catch StorageError.notFound {
             throw RepoError(.noRepository, "no repository at \(backend.location): \(RepositoryProbe.describe(backend, config: nil))",
                             hint: "check --repo / REPO_REPOSITORY, or create one with `repo init --repo \(backend.location)`")
+        } catch let error as StorageError where "\(error)".contains("NoSuchBucket") {
+            throw RepoError(.noRepository, "no repository at \(backend.location): \(error)",
+                            hint: "check --repo / REPO_REPOSITORY, or create one with `repo init --repo \(backend.location)`")
         } catch {
-            throw RepoError(.noRepository, "cannot read the repository at \(backend.location): \(error)")
+            // Not "no repository" (exit 10): the repository may well be there, behind expired
+            // credentials, a refused permission or a network that failed (exit 1).
+            throw RepoError(.failure, "cannot read the repository at \(backend.location): \(error)")
         }
         // A `config` that is not ours (restic's is encrypted, borg's is INI) means another
         // tool's repository, not a damaged one of ours.

@@ -74,6 +74,21 @@ public final class S3Backend: RetainingBackend, @unchecked Sendable {
         return until
     }
 
+    /// The storage class of packs (`data/`): `x-amz-storage-class` on their PutObject and
+    /// CreateMultipartUpload (Amazon S3 API Reference, PutObject; User Guide, "Using Amazon S3
+    /// storage classes"). Nil: the bucket's default (STANDARD). Index segments, snapshots, keys
+    /// and locks are small and read often, and always go to the default class.
+    public var packStorageClass: String?
+
+    /// The storage class classes that cannot be read without a restore request first (User
+    /// Guide, "Restoring an archived object"): `repo` reads packs directly, so it refuses them.
+    public static let archiveStorageClasses: Set<String> = ["GLACIER", "DEEP_ARCHIVE"]
+
+    func storageClassHeaders(for name: String) -> [(String, String)] {
+        guard let packStorageClass, name.hasPrefix("data/") else { return [] }
+        return [("x-amz-storage-class", packStorageClass)]
+    }
+
     /// The Object Lock headers for an upload of `name` (Amazon S3 API Reference, PutObject:
     /// `x-amz-object-lock-mode`, `x-amz-object-lock-retain-until-date`), or none when `name`
     /// is not retained. The date is the storage's clock (§29.3) plus the period, rounded up to
@@ -334,15 +349,16 @@ public final class S3Backend: RetainingBackend, @unchecked Sendable {
     func upload(fd: Int32, length: Int, sha256: String, as name: String) throws {
         let key = loc.key(name)
         let lock = try lockHeaders(for: name)
+        let storage = storageClassHeaders(for: name)
         do {
             if length <= multipartThreshold {
-                var headers = lock
+                var headers = lock + storage
                 if !lock.isEmpty { headers.append(("Content-MD5", try Self.digests(fd: fd, offset: 0, length: length).md5)) }
                 _ = try client.send(.PUT, key: key, headers: headers, body: .file(fd: fd, offset: 0, length: length, sha256: sha256), action: "s3:PutObject")
                 return
             }
             // Retention goes on CreateMultipartUpload, Content-MD5 on every UploadPart.
-            let created = try client.send(.POST, key: key, query: [("uploads", "")], headers: lock, action: "s3:PutObject")
+            let created = try client.send(.POST, key: key, query: [("uploads", "")], headers: lock + storage, action: "s3:PutObject")
             guard let uploadID = S3XML(created.body).value("UploadId") else {
                 throw StorageError.io(operation: "upload", name: name, reason: "CreateMultipartUpload answered without an UploadId")
             }

@@ -113,6 +113,20 @@ final class S3Tests: XCTestCase {
         }
     }
 
+    /// A bucket that does not exist is "no repository" (exit 10, `init` creates it); a
+    /// repository that is there but cannot be read (a wrong secret) is not (exit 1).
+    func testMissingBucketIsNoRepositoryButAWrongSecretIsNot() throws {
+        let missing = try s3Fixture()
+        let r = try missing.run(["snapshots"])
+        XCTAssertEqual(r.status, 10, r.stderr)
+        XCTAssertTrue(r.stderr.contains("repo init"), r.stderr)
+        let fx = try s3Fixture()
+        try fx.initRepo()
+        fx.extraEnvironment["AWS_SECRET_ACCESS_KEY"] = "wrong"
+        let denied = try fx.run(["snapshots"])
+        XCTAssertEqual(denied.status, 1, denied.stderr)
+    }
+
     func testWrongSecretFailsWithAClearMessage() throws {
         let fx = try s3Fixture()
         try fx.initRepo()
@@ -184,6 +198,20 @@ final class S3FaultTests: XCTestCase {
         let stored = try fx.store("db.sql", from: input)
         XCTAssertEqual(try fx.ok(["dump", try XCTUnwrap(stored["id"] as? String)]).stdout, data)
         try fx.ok(["check", "--read-data"])
+    }
+
+    /// Temporary credentials that expired mid-run: not retried, the message says what to
+    /// refresh, no snapshot is written and the repository stays clean.
+    func testExpiredSessionTokenFailsClearly() throws {
+        try proxy.setFaults(["fail_next": 50, "status": 400, "code": "ExpiredToken", "message": "The provided token has expired."])
+        let r = try fx.run(["store", "--name", "db.sql"], stdinPath: fx.file("in", TestData.random(300_000)))
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("session token has expired") && r.stderr.contains("AWS_SESSION_TOKEN"), r.stderr)
+        let faults = try proxy.stats()["faults"] as? [String: Any]
+        XCTAssertLessThanOrEqual(faults?["fail"] as? Int ?? 99, 3, "an expired token is not retried: \(proxy.log)")
+        try proxy.setFaults([:])
+        XCTAssertEqual(try fx.snapshots().count, 0)
+        try fx.ok(["check"])
     }
 
     func testSlowServer() throws {

@@ -162,12 +162,12 @@ final class KeyRotationTests: XCTestCase {
         XCTAssertEqual(wrong.status, 12, wrong.stderr)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fx.repo + "/keys").sorted(), keys)
 
-        // It waits out --settle-time (here 6 s) after the start before it retires the old key,
+        // It waits out --settle-time (here 12 s) after the start before it retires the old key,
         // without holding the lock: other commands work meanwhile.
         let started = Date()
-        let rotation = try fx.start(["key", "rotate", "--settle-time", "0.1", "--revoke-others"])
+        let rotation = try fx.start(["key", "rotate", "--settle-time", "0.2", "--revoke-others"])
         var waiting = false
-        for _ in 0..<200 where !waiting {
+        for _ in 0..<400 where !waiting {
             usleep(50_000)
             waiting = (try? String(contentsOfFile: rotation.2, encoding: .utf8))?.contains("waiting") == true
         }
@@ -178,7 +178,7 @@ final class KeyRotationTests: XCTestCase {
         let revoked = fx.collect(rotation)
         XCTAssertEqual(revoked.status, 0, revoked.stderr)
         XCTAssertTrue(revoked.out.contains("revoked key slot"), revoked.out)
-        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 5.5)
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 11.5)
         let old = try fx.run(["snapshots", "--password-file", second])
         XCTAssertEqual(old.status, 12, old.stderr)
         XCTAssertEqual(try fx.snapshots().count, 1)

@@ -14,6 +14,11 @@ public struct KeyRing {
     public let openedSlot: String
     /// The kind of that slot: what this process was opened with.
     public let openedKind: KeySlot.Kind
+    /// Set when the key this slot wraps is not the one the repository's other slots wrap, and
+    /// no rotation is under way: most likely the slot of a master key a finished rotation
+    /// retired, kept by someone or put back (FORMAT.md §7.6), which opens no object. A text
+    /// for a warning; nil otherwise.
+    public var retiredKeyNotice: String? = nil
 
     /// One slot as stored.
     public struct Entry {
@@ -66,8 +71,17 @@ public struct KeyRing {
                     if let pin = access.pinnedKeyID, pin != kms.keyID { skippedByPin += 1 }
                 }
                 if let key = try slot.open(credential, repositoryID: config.id) {
-                    return KeyRing(backend: backend, config: config, key: key, openedSlot: String(name.dropFirst("keys/".count)),
-                                   openedKind: credential.slotKind)
+                    var ring = KeyRing(backend: backend, config: config, key: key, openedSlot: String(name.dropFirst("keys/".count)),
+                                       openedKind: credential.slotKind)
+                    // Slots of two master keys with no rotation under way: a retired key's
+                    // slots were kept or put back (legacy slots without `master` do not count).
+                    let all = decoded.compactMap { try? $0.slot.get() }
+                    let generations = Set(all.compactMap(\.master)).union([key.fingerprint])
+                    if !key.isRotating, !all.contains(where: { $0.transition == true }), generations.count > 1,
+                       all.contains(where: { $0.master != nil }) {
+                        ring.retiredKeyNotice = "the key slots of \(backend.location) wrap \(generations.count) different master keys (\(generations.sorted().joined(separator: ", "))) and no rotation is under way: slots of a key that `repo key rotate` retired were kept or put back. This command opened slot \(ring.openedSlot.prefix(8)), of master key \(key.fingerprint); if objects fail authentication, it is a retired key's slot: open with a current password, key file or KMS key, and `repo key remove` the retired slots (`repo key list` shows each slot's master key)"
+                    }
+                    return ring
                 }
             } catch let error as RepoError where error.kind == .keyService {
                 // The KMS said no or did not answer: another slot may still open; if none does,

@@ -157,7 +157,9 @@ public final class Repository: Sendable {
     ///   slot opens, `.integrity` for a malformed config.
     public static func open(backend: StorageBackend, credential: Credential, cacheDirectory: String,
                             warn: @escaping @Sendable (String) -> Void = { _ in }) throws -> Repository {
-        let (config, key) = try unlock(backend: backend, credential: credential)
+        let ring = try keyRing(backend: backend, credential: credential)
+        let (config, key) = (ring.config, ring.key)
+        if let notice = ring.retiredKeyNotice { warn(notice) }
         let dir = cacheDirectory + "/" + config.id.hex
         // The catalog is a cache (FORMAT.md §20): one that is damaged is rebuilt, and one that
         // cannot be written is replaced by a temporary one for this process. Either way the

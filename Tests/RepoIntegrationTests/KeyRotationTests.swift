@@ -128,6 +128,23 @@ final class KeyRotationTests: XCTestCase {
         let env = ["REPO_REPOSITORY": stale, "REPO_CACHE_DIR": fx.dir + "/stale-cache"]
         let listed = try fx.run(["snapshots", "--json"], env: env)
         XCTAssertEqual((try json(listed) as? [Any])?.count, 0, listed.stderr)
+        // The copy still has the new slots too: the opener is told its slot is a retired key's.
+        let mixed = fx.dir + "/mixed-slots"
+        try FileManager.default.copyItem(atPath: fx.repo, toPath: mixed)
+        for slot in try FileManager.default.contentsOfDirectory(atPath: oldKeys) {
+            try FileManager.default.copyItem(atPath: oldKeys + "/" + slot, toPath: mixed + "/keys/" + slot)
+        }
+        // Only the old slot of the second password is left for it to open.
+        let secondsSlots = try JSONSerialization.jsonObject(with: try fx.ok(["key", "list", "--json", "--password-file", second]).stdout) as? [[String: Any]] ?? []
+        let current = try XCTUnwrap(secondsSlots.first { $0["current"] as? Bool == true }?["id"] as? String)
+        try FileManager.default.removeItem(atPath: mixed + "/keys/" + current)
+        let warned = try fx.run(["snapshots", "--password-file", second],
+                                env: ["REPO_REPOSITORY": mixed, "REPO_CACHE_DIR": fx.dir + "/mixed-cache"])
+        XCTAssertTrue(warned.stderr.contains("`repo key rotate` retired"), warned.stderr)
+        let fine = try fx.run(["snapshots"], env: ["REPO_REPOSITORY": mixed, "REPO_CACHE_DIR": fx.dir + "/mixed-cache-2"])
+        XCTAssertEqual(fine.status, 0, fine.stderr)
+        XCTAssertTrue(fine.stderr.contains("different master keys"), "a current slot is told too: " + fine.stderr)
+        XCTAssertFalse(try fx.run(["snapshots"]).stderr.contains("master keys"), "no notice on the rotated repository itself")
         let staleCheck = try fx.run(["check"], env: env)
         XCTAssertEqual(staleCheck.status, 13, staleCheck.stderr)
         XCTAssertTrue(staleCheck.out.contains("authentication failed"), staleCheck.out)

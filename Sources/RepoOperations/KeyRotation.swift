@@ -63,6 +63,13 @@ public struct KeyRotation {
 
         public init() {}
 
+        /// Records an object no root opens; false when an earlier sweep already did.
+        mutating func noteUnreadable(_ name: String) -> Bool {
+            guard !unreadable.contains(name) else { return false }
+            unreadable.append(name)
+            return true
+        }
+
         enum CodingKeys: String, CodingKey {
             case packs, packBytes = "pack_bytes", segmentsWritten = "segments_written", segmentsDeleted = "segments_deleted"
             case snapshots, pins, objects, walObjects = "wal_objects", locks
@@ -180,8 +187,10 @@ public struct KeyRotation {
                 if current { copies[Self.contents(d)] = d }
             case .failure(let error):
                 if packs[name] != nil { throw error }
-                repository.warn("pack \(hex) is not indexed and its header is unreadable (\(error)); the rotation leaves it alone")
-                report.unreadable.append(PackDescriptor.objectName(name))
+                // Probed again by each sweep: warned about and counted once.
+                if report.noteUnreadable(PackDescriptor.objectName(name)) {
+                    repository.warn("pack \(hex) is not indexed and its header is unreadable (\(error)); the rotation leaves it alone")
+                }
             }
         }
         let indexIsCurrent = segments.allSatisfy { $0.current } && !segmentNames.contains(where: superseded.contains)
@@ -293,22 +302,20 @@ public struct KeyRotation {
                 let snapshot = try Snapshot.decode(opened.body)
                 if opened.current { current.append((id, snapshot)) } else { old.append((id, snapshot)) }
             } catch let error as RepoError where error.kind == .integrity {
-                if !report.unreadable.contains(obj.name) {
-                    repository.warn("\(obj.name) cannot be read (\(error.message)); the rotation leaves it as it is")
-                    report.unreadable.append(obj.name)
-                }
+                if report.noteUnreadable(obj.name) { repository.warn("\(obj.name) cannot be read (\(error.message)); the rotation leaves it as it is") }
             } catch is DecodingError {
-                report.unreadable.append(obj.name)
+                if report.noteUnreadable(obj.name) { repository.warn("\(obj.name) is not a valid snapshot; the rotation leaves it as it is") }
             }
         }
         // Old id → new id: from this run, and from an earlier run cut short (its re-sealed
         // snapshot names the old one in `original`).
         var renamed: [String: String] = [:]
         for c in current { if let o = c.snapshot.original { renamed[o] = c.id } }
+        let byOrigin = Dictionary(grouping: current) { $0.snapshot.original ?? $0.id }
         var changed = 0
         for (id, snapshot) in old {
             let origin = snapshot.original ?? id
-            if let twin = current.first(where: { ($0.snapshot.original ?? $0.id) == origin && $0.snapshot.time == snapshot.time && $0.snapshot.tree == snapshot.tree }) {
+            if let twin = byOrigin[origin]?.first(where: { $0.snapshot.time == snapshot.time && $0.snapshot.tree == snapshot.tree }) {
                 renamed[id] = twin.id
             } else {
                 var copy = snapshot
@@ -328,8 +335,7 @@ public struct KeyRotation {
                 opened = try SealedObject.openReportingRoot(try backend.get(obj.name), kind: .pin, key: key, name: obj.name)
                 pin = try JSONDecoder().decode(Pin.self, from: Data(opened.body))
             } catch {
-                report.unreadable.append(obj.name)
-                repository.warn("\(obj.name) cannot be read (\(error)); the rotation leaves it as it is")
+                if report.noteUnreadable(obj.name) { repository.warn("\(obj.name) cannot be read (\(error)); the rotation leaves it as it is") }
                 continue
             }
             var moved = false
@@ -353,7 +359,7 @@ public struct KeyRotation {
                 guard let s = try SealedObject.resealed(try backend.get(obj.name), kind: kind, key: repository.key, name: obj.name) else { continue }
                 sealed = s
             } catch let error as RepoError where error.kind == .integrity {
-                if !report.unreadable.contains(obj.name) { report.unreadable.append(obj.name) }
+                _ = report.noteUnreadable(obj.name)
                 continue
             }
             try backend.put(SealedObject.objectName(kind: kind, bytes: sealed).name, data: sealed)
@@ -382,7 +388,7 @@ public struct KeyRotation {
             case .success(let done):
                 if done { report.walObjects += 1; changed += 1; afterStep?("WAL object resealed") }
             case .failure(let error as RepoError) where error.kind == .integrity:
-                if !report.unreadable.contains(name) { report.unreadable.append(name) }
+                _ = report.noteUnreadable(name)
             case .failure(let error):
                 throw error
             }

@@ -239,24 +239,8 @@ public final class Repository: Sendable {
         }
         var superseded = Set<String>()
         var segments: [(String, IndexSegment)] = []
-        let missing = remote.subtracting(known).sorted()
-        for (name, loaded) in zip(missing, Self.concurrentMap(missing) { try self.loadSegment($0) }) {
-            switch loaded {
-            case .success(let seg):
-                segments.append((name, seg))
-                for s in seg.superseded { superseded.insert(s.hex) }
-            case .failure(let error):
-                warn("index segment \(name) is unreadable and was skipped: \(error); `repo check` will report it")
-            }
-        }
-        // A new segment that supersedes one already loaded (prune rewrote the index): the
-        // catalog holds stale entries, so it is rebuilt from the active segments: the new ones
-        // just read (a prune's new index is the whole index: they are not fetched twice) and
-        // the older ones still active, read again.
-        if !known.isEmpty && !superseded.isDisjoint(with: known) {
-            try catalog.clear()
-            let again = known.subtracting(superseded).sorted()
-            for (name, loaded) in zip(again, Self.concurrentMap(again) { try self.loadSegment($0) }) {
+        func load(_ names: [String]) {
+            for (name, loaded) in zip(names, Self.concurrentMap(names) { try self.loadSegment($0) }) {
                 switch loaded {
                 case .success(let seg):
                     segments.append((name, seg))
@@ -265,6 +249,15 @@ public final class Repository: Sendable {
                     warn("index segment \(name) is unreadable and was skipped: \(error); `repo check` will report it")
                 }
             }
+        }
+        load(remote.subtracting(known).sorted())
+        // A new segment that supersedes one already loaded (prune rewrote the index): the
+        // catalog holds stale entries, so it is rebuilt from the active segments: the new ones
+        // just read (a prune's new index is the whole index: they are not fetched twice) and
+        // the older ones still active, read again.
+        if !known.isEmpty && !superseded.isDisjoint(with: known) {
+            try catalog.clear()
+            load(known.subtracting(superseded).sorted())
         }
         for (name, seg) in segments where !superseded.contains(name) {
             try catalog.addSegment(name, packs: seg.packs)

@@ -201,6 +201,27 @@ final class KeyRotationTests: XCTestCase {
         XCTAssertEqual(try fx.snapshots().count, 1)
     }
 
+    /// A damaged snapshot opens under no key: the rotation finishes everything else, leaves it
+    /// as it was, and exits 13 naming it, as check does.
+    func testDamagedObjectIsLeftAndReportedWith13() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        let good = TestData.random(300_000)
+        _ = try fx.store("good", from: fx.file("g", good))
+        let bad = try XCTUnwrap(try fx.store("bad", from: fx.file("b", TestData.random(300_000)))["id"] as? String)
+        let path = fx.repo + "/snapshots/" + bad
+        var bytes = try XCTUnwrap(FileManager.default.contents(atPath: path))
+        bytes[60] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let r = try fx.run(["key", "rotate", "--settle-time", "0"])
+        XCTAssertEqual(r.status, 13, r.stderr)
+        XCTAssertTrue(r.stderr.contains(bad) && r.out.contains("rotation finished"), r.out + r.stderr)
+        let snapshots = try fx.snapshots()
+        XCTAssertEqual(snapshots.count, 1)
+        XCTAssertTrue(try fx.run(["dump", try XCTUnwrap(snapshots.first?["id"] as? String)]).stdout == good)
+        XCTAssertEqual(try slotList(fx).filter { $0["transition"] as? Bool == true }.count, 0, "the rotation itself finished")
+    }
+
     /// A KMS slot whose key is gone cannot be carried: like a slot without a credential it is
     /// named (with the service's reason) and revoked only with --revoke-others; the others carry.
     func testDeadKMSKeyIsRevokedNotFatal() throws {

@@ -138,6 +138,12 @@ extension RepoCommand.Key {
                 }
                 print(String(format: "rotation finished: the old master key opens nothing in this repository (%.1f s)", report.seconds))
             }
+            if !report.unreadable.isEmpty {
+                // The rotation is complete, but the repository holds damage it met (exit 13,
+                // as `check` and `dump` report damaged data).
+                throw RepoError(.integrity, "the rotation finished, but \(report.unreadable.count) object(s) open under no key and were left as they were: \(report.unreadable.prefix(5).joined(separator: ", "))",
+                                hint: "run `repo check --read-data` to see what is damaged and which snapshots it affects")
+            }
         }
 
         /// Test hook: REPO_TEST_ROTATE_KILL_AFTER_BEGIN=1 ends the process with SIGKILL right

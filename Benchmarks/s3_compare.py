@@ -34,7 +34,9 @@ a kept-alive connection wait about 40 ms on loopback (--rgw-nagle keeps it so, t
    directory (no network, a machine key file instead of the password KDF), and the finished
    repository is uploaded object by object into the bucket: the layout on S3 is the same as on
    disk (FORMAT.md §29), so repo opens it as if it had been written over S3. The local build is
-   kept in --work and reused by the next run with the same sizes.
+   kept in --work and reused by the next run with the same sizes. Last, another host (a fresh
+   cache) runs `forget --prune`, removing all but the newest --store-mib stream, and this host's
+   next `snapshots -v` shows what reading only the index segments that prune wrote costs.
 
   python3 Benchmarks/s3_compare.py --repo-bin .build/release/repo --mb 300 --rounds 3 --work /tmp/s3bench
   python3 Benchmarks/s3_compare.py --mb 20 --rounds 1 --scale-packs 400 --scale-segments 80 \\
@@ -625,12 +627,24 @@ def open_at_scale(a, server, work):
                     m = t.cmd("snapshots", "-v")
                 log("open at scale: %-5s %-14s round %d: %s" % (label, what, r + 1, describe(m)))
                 res[label].setdefault(what, []).append(m)
+    # Another host prunes (a fresh cache: it reads the whole index, as prune does from the
+    # backend anyway): forget all but the newest --store-mib stream, prune; then this host's next
+    # open, with its warm cache, reads only the index segments that prune wrote.
+    pruner = RepoS3(a, server, "scale", os.path.join(work, "scale-cache-pruner"), "x")
+    shutil.rmtree(os.path.join(work, "scale-cache-pruner"), ignore_errors=True)
+    m = pruner.cmd("forget", "-v", "--keep-hot", "0", "--keep-warm", "0", "--keep-cold", "0", "--keep-last", "1",
+                   "--prune", "--safety-margin", "0")
+    log("open at scale: scale forget --prune by another host: %s" % describe(m))
+    res["scale"]["prune_elsewhere"] = m
+    m = repos["scale"].cmd("snapshots", "-v")
+    log("open at scale: scale snapshots -v after that prune, warm cache: %s" % describe(m))
+    res["scale"]["snapshots_after_prune"] = m
     for label in res:
         for what in ("snapshots_warm", "store"):
             ms = sorted(res[label][what], key=lambda m: m["s"])
             mid = ms[(len(ms) - 1) // 2]
             res[label][what] = dict(mid, s=statistics.median(m["s"] for m in ms), all_s=[m["s"] for m in res[label][what]])
-    for d in ("scale-cache-scale", "scale-cache-empty"):
+    for d in ("scale-cache-scale", "scale-cache-empty", "scale-cache-pruner"):
         shutil.rmtree(os.path.join(work, d), ignore_errors=True)
     return {"target_packs": a.scale_packs, "target_segments": a.scale_segments, "built": info, "on_s3": on_s3,
             "uploaded_objects": n, "upload_s": upload_s, "store_mib": a.store_mib, "rounds": a.scale_rounds,
@@ -728,10 +742,16 @@ def text_report(d):
                 m = res[repo][what]
                 cells.append("%6.2f s, %d requests" % (m["s"], m.get("requests", -1)))
             L.append("   %-34s %-42s %s" % (label, cells[0], cells[1]))
+        for what, label in (("prune_elsewhere", "forget --prune, another host"), ("snapshots_after_prune", "snapshots -v, warm, after it")):
+            m = res["scale"].get(what)
+            if m:
+                L.append("   %-34s %6.2f s, %d requests" % (label, m["s"], m.get("requests", -1)))
         L += ["", "   requests, as repo counted them (-v):"]
-        for what in ("snapshots_cold", "snapshots_warm", "store"):
+        for what in ("snapshots_cold", "snapshots_warm", "store", "prune_elsewhere", "snapshots_after_prune"):
             for repo in ("scale", "empty"):
-                m = res[repo][what]
+                m = res[repo].get(what)
+                if not m:
+                    continue
                 L.append("     %-15s %-6s %s (client CPU %.2f s, radosgw+osd CPU %.2f s, radosgw logged %d)" % (
                     what, repo, ops_text(m.get("request_ops", {})), m["cpu_s"], m["server_cpu_s"], m["server_requests"]))
         if s["rounds"] > 1:

@@ -71,7 +71,10 @@ public final class Catalog: Sendable {
     /// 2: pack row ids never repeat (AUTOINCREMENT) and a `meta` table holds the catalog's epoch,
     /// so the persisted membership filter can be extended by pack row id.
     /// 3: cached snapshot bodies carry an XXH3-64 checksum, checked on every read.
-    static let schemaVersion = 3
+    /// 4: `listings` records every segment that lists a pack and `superseded` every segment
+    /// name a segment read supersedes, so the segments a prune writes replace exactly the ones
+    /// they supersede instead of forcing a rebuild from the whole index.
+    static let schemaVersion = 4
 
     private static func openPool(_ path: String) throws -> DatabasePool {
         var config = Configuration()
@@ -108,6 +111,9 @@ public final class Catalog: Sendable {
                     CREATE INDEX IF NOT EXISTS packs_unindexed ON packs(pid) WHERE segment IS NULL;
                     CREATE TABLE IF NOT EXISTS snapshots (name TEXT PRIMARY KEY, body BLOB NOT NULL, sum INTEGER NOT NULL);
                     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+                    CREATE TABLE IF NOT EXISTS listings (segment TEXT NOT NULL, pid INTEGER NOT NULL, PRIMARY KEY (segment, pid)) WITHOUT ROWID;
+                    CREATE INDEX IF NOT EXISTS listings_by_pack ON listings(pid);
+                    CREATE TABLE IF NOT EXISTS superseded (name TEXT PRIMARY KEY) WITHOUT ROWID;
                     PRAGMA user_version = \(schemaVersion);
                     """)
                 try newEpoch(db)
@@ -118,7 +124,8 @@ public final class Catalog: Sendable {
 
     // MARK: segments and packs
 
-    /// Names of the index segments already loaded.
+    /// Names of the index segments already read: active ones, and superseded ones still
+    /// stored (recorded so they are not fetched again).
     public func segmentNames() throws -> Set<String> {
         try pool.read { db in Set(try String.fetchAll(db, sql: "SELECT name FROM segments")) }
     }
@@ -171,12 +178,92 @@ public final class Catalog: Sendable {
                       length: row["length"], rawLength: row["raw"])
     }
 
-    /// Records an index segment and its packs in one transaction. Packs already present (from
-    /// another segment or a header scan) are attached to this segment if they had none.
+    /// One index segment as read from the repository (FORMAT.md §12).
+    public struct SegmentListing: Sendable {
+        public var name: String
+        public var packs: [PackDescriptor]
+        /// Names of the segments it supersedes.
+        public var superseded: [String]
+        public init(name: String, packs: [PackDescriptor], superseded: [String] = []) {
+            self.name = name; self.packs = packs; self.superseded = superseded
+        }
+    }
+
+    /// What `applySegments` changed.
+    public struct SegmentChange: Sendable, Equatable {
+        /// Segments whose listings were dropped: superseded by a segment read, or gone.
+        public var segmentsDropped = 0
+        /// Indexed packs that no remaining segment lists (removed with their blobs).
+        public var packsRemoved = 0
+        public init(segmentsDropped: Int = 0, packsRemoved: Int = 0) {
+            self.segmentsDropped = segmentsDropped; self.packsRemoved = packsRemoved
+        }
+    }
+
+    /// Records an index segment and its packs in one transaction (`applySegments`).
     public func addSegment(_ name: String, packs: [PackDescriptor]) throws {
+        _ = try applySegments([SegmentListing(name: name, packs: packs)], gone: [])
+    }
+
+    /// Brings the catalog to a new state of `index/` in one transaction: records `added`
+    /// (their superseded lists first, so a segment that any segment read supersedes contributes
+    /// no packs), drops the listings of every segment now superseded and of every segment in
+    /// `gone` (no longer stored), and removes the indexed packs that no remaining segment lists,
+    /// with their blobs. Packs known only from their headers are untouched.
+    ///
+    /// One transaction, because the catalog must never record a new segment while still
+    /// holding packs that a segment it supersedes listed: after a crash in between, the new
+    /// segment would count as read and never be read again, and the entries of packs a prune
+    /// deleted would stay.
+    public func applySegments(_ added: [SegmentListing], gone: Set<String>) throws -> SegmentChange {
         try pool.write { db in
-            for p in packs { try Self.insert(db, p, segment: name) }
-            try db.execute(sql: "INSERT OR IGNORE INTO segments(name) VALUES (?)", arguments: [name])
+            var change = SegmentChange()
+            for seg in added {
+                for name in seg.superseded {
+                    try db.execute(sql: "INSERT OR IGNORE INTO superseded(name) VALUES (?)", arguments: [name])
+                }
+            }
+            for seg in added {
+                try db.execute(sql: "INSERT OR IGNORE INTO segments(name) VALUES (?)", arguments: [seg.name])
+                guard try !Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM superseded WHERE name = ?)", arguments: [seg.name])! else { continue }
+                for p in seg.packs { try Self.insert(db, p, segment: seg.name) }
+            }
+            // Listings that go: those of superseded segments, and of segments no longer stored.
+            var dropped = Set(try String.fetchAll(db, sql: """
+                SELECT name FROM superseded s WHERE EXISTS (SELECT 1 FROM listings l WHERE l.segment = s.name)
+                """))
+            dropped.formUnion(gone)
+            for name in dropped {
+                try db.execute(sql: "DELETE FROM listings WHERE segment = ?", arguments: [name])
+            }
+            // Superseded names stay recorded after the segment is gone: segment names are hashes
+            // of sealed bytes and never recur, so one seen again is a lagging listing.
+            for name in gone {
+                try db.execute(sql: "DELETE FROM segments WHERE name = ?", arguments: [name])
+            }
+            change.segmentsDropped = dropped.count
+            guard !dropped.isEmpty else { return change }
+            let orphaned = try Int64.fetchAll(db, sql: """
+                SELECT pid FROM packs
+                WHERE segment IS NOT NULL AND NOT EXISTS (SELECT 1 FROM listings l WHERE l.pid = packs.pid)
+                """)
+            var removedBlobs = 0
+            for pid in orphaned {
+                try db.execute(sql: "DELETE FROM blobs WHERE pid = ?", arguments: [pid])
+                removedBlobs += db.changesCount
+                try db.execute(sql: "DELETE FROM packs WHERE pid = ?", arguments: [pid])
+            }
+            change.packsRemoved = orphaned.count
+            // A pack still listed by another segment names a segment that still lists it.
+            try db.execute(sql: """
+                UPDATE packs SET segment = (SELECT l.segment FROM listings l WHERE l.pid = packs.pid LIMIT 1)
+                WHERE segment IS NOT NULL AND NOT EXISTS (SELECT 1 FROM listings l WHERE l.pid = packs.pid AND l.segment = packs.segment)
+                """)
+            // The persisted filter keeps the removed ids (each costs a confirming query); when
+            // they are many, a new epoch has it rebuilt from what remains.
+            let remaining = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM blobs") ?? 0
+            if removedBlobs * 4 > remaining { try Self.newEpoch(db) }
+            return change
         }
     }
 
@@ -191,12 +278,16 @@ public final class Catalog: Sendable {
             if let segment {
                 try db.execute(sql: "UPDATE packs SET segment = ? WHERE pid = ? AND segment IS NULL",
                                arguments: [segment, pid])
+                try db.execute(sql: "INSERT OR IGNORE INTO listings(segment, pid) VALUES (?, ?)", arguments: [segment, pid])
             }
             return
         }
         try db.execute(sql: "INSERT INTO packs(name, salt, kind, location, size, segment) VALUES (?,?,?,?,?,?)",
                        arguments: [name, Data(p.salt), Int(p.kind.rawValue), Int(p.location), p.size, segment])
         let pid = db.lastInsertedRowID
+        if let segment {
+            try db.execute(sql: "INSERT INTO listings(segment, pid) VALUES (?, ?)", arguments: [segment, pid])
+        }
         let stmt = try db.cachedStatement(sql: "INSERT OR IGNORE INTO blobs(id, pid, type, flags, offset, length, raw) VALUES (?,?,?,?,?,?,?)")
         for b in p.blobs {
             try stmt.execute(arguments: [Data(b.id.bytes), pid, Int(b.type.rawValue), Int(b.flags), b.offset, b.length, b.rawLength])
@@ -210,6 +301,7 @@ public final class Catalog: Sendable {
             for name in names {
                 guard let pid = try Int64.fetchOne(db, sql: "SELECT pid FROM packs WHERE name = ?", arguments: [Data(name.bytes)]) else { continue }
                 try db.execute(sql: "DELETE FROM blobs WHERE pid = ?", arguments: [pid])
+                try db.execute(sql: "DELETE FROM listings WHERE pid = ?", arguments: [pid])
                 try db.execute(sql: "DELETE FROM packs WHERE pid = ?", arguments: [pid])
             }
         }
@@ -218,7 +310,7 @@ public final class Catalog: Sendable {
     /// Forgets everything (before a full rebuild).
     public func clear() throws {
         try pool.write { db in
-            try db.execute(sql: "DELETE FROM blobs; DELETE FROM packs; DELETE FROM segments; DELETE FROM snapshots;")
+            try db.execute(sql: "DELETE FROM blobs; DELETE FROM packs; DELETE FROM segments; DELETE FROM snapshots; DELETE FROM listings; DELETE FROM superseded;")
             try Self.newEpoch(db)
         }
         unlink(filterPath)

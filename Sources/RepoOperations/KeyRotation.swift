@@ -233,7 +233,7 @@ public struct KeyRotation {
             for (oldName, d) in replaced { packs[oldName] = nil; packs[d.name] = d }
             // Then the index naming them, superseding every segment read.
             try repository.verifyLock()
-            let written = try repository.writeIndex(of: Array(packs.values), superseding: liveSegments.compactMap { Hash256(hex: $0) }) {
+            let written = try repository.writeIndex(of: packs.values.sorted { $0.name < $1.name }, superseding: liveSegments.compactMap { Hash256(hex: $0) }) {
                 report.segmentsWritten += 1
                 afterStep?("index segment written")
             }.map(\.hex)

@@ -49,8 +49,12 @@ public struct Prune {
     public static let defaultSafetyMargin: TimeInterval = 60 * 60
     /// Only delete (no repacking, which writes new packs): for a disk that is full.
     public var deleteOnly = false
-    /// Packs per index segment written by prune.
-    public static let packsPerSegment = 8192
+    /// Packs per index segment written by prune (8192; the tests may lower it with
+    /// REPO_TEST_PACKS_PER_SEGMENT to stage large segments with few packs).
+    public static let packsPerSegment: Int = {
+        if let v = ProcessInfo.processInfo.environment["REPO_TEST_PACKS_PER_SEGMENT"].flatMap(Int.init), v >= 1 { return v }
+        return 8192
+    }()
 
     public init(repository: Repository) { self.repository = repository }
 
@@ -88,6 +92,9 @@ public struct Prune {
         public var retentionsExtended = 0
         public var segmentsWritten = 0
         public var segmentsDeleted = 0
+        /// Active index segments left as they were (young, retained, or listing only packs
+        /// that stay): other hosts need not read them again.
+        public var segmentsUnchanged = 0
         public var temporaryFilesRemoved = 0
         /// Net bytes freed: deleted and repacked packs minus new packs.
         public var bytesFreed: Int { bytesDeleted + bytesRepackedFrom - bytesWritten }
@@ -98,8 +105,8 @@ public struct Prune {
             case dryRun = "dry_run", snapshots, packs, packBytes = "pack_bytes", blobs, liveBlobs = "live_blobs"
             case packsDeleted = "packs_deleted", bytesDeleted = "bytes_deleted", packsRepacked = "packs_repacked"
             case bytesRepackedFrom = "bytes_repacked_from", bytesCopied = "bytes_copied", packsWritten = "packs_written"
-            case bytesWritten = "bytes_written", unusedBytesKept = "unused_bytes_kept", segmentsWritten = "segments_written"
-            case segmentsDeleted = "segments_deleted", temporaryFilesRemoved = "temporary_files_removed"
+            case bytesWritten = "bytes_written", unusedBytesKept = "unused_bytes_kept",  segmentsWritten = "segments_written"
+            case segmentsDeleted = "segments_deleted", segmentsUnchanged = "segments_unchanged", temporaryFilesRemoved = "temporary_files_removed"
             case recentPacksKept = "recent_packs_kept"
             case retainedPacksKept = "retained_packs_kept", retainedSegmentsKept = "retained_segments_kept"
             case retainedDeletesRefused = "retained_deletes_refused", nextRetentionExpiry = "next_retention_expiry"
@@ -123,6 +130,7 @@ public struct Prune {
             try c.encode(nextRetentionExpiry.map(Timestamp.format), forKey: .nextRetentionExpiry)
             try c.encode(retentionsExtended, forKey: .retentionsExtended)
             try c.encode(segmentsWritten, forKey: .segmentsWritten); try c.encode(segmentsDeleted, forKey: .segmentsDeleted)
+            try c.encode(segmentsUnchanged, forKey: .segmentsUnchanged)
             try c.encode(temporaryFilesRemoved, forKey: .temporaryFilesRemoved)
             try c.encode(bytesFreed, forKey: .bytesFreed); try c.encode(packBytesAfter, forKey: .packBytesAfter)
             try c.encode(seconds, forKey: .seconds)
@@ -155,6 +163,7 @@ public struct Prune {
             return until > now ? until : nil
         }
         var recentSegments = Set<String>()
+        var segmentModified: [String: Date] = [:]
         var retainedSegments: [String: Date] = [:]
         var youngSegments = Set<String>()
         for obj in try backend.list(prefix: "index/") {
@@ -162,6 +171,7 @@ public struct Prune {
             if isRecent(obj) { recentSegments.insert(name); youngSegments.insert(name) }
             if let until = retainedUntil(obj) { retainedSegments[name] = until; recentSegments.insert(name) }
             segmentObjects.append(name)
+            segmentModified[name] = obj.modified
             let body = try repository.loadObject(obj.name, kind: .index)
             let seg: IndexSegment
             do { seg = try IndexSegment.decode(body) } catch {
@@ -319,10 +329,10 @@ public struct Prune {
         report.packsRepacked = repack.count
         report.bytesRepackedFrom = repack.reduce(0) { $0 + $1.0.size }
         report.bytesCopied = repack.reduce(0) { $0 + $1.1.reduce(0) { $0 + $1.length } }
-        let changes = !repack.isEmpty || delete.contains { !unindexed.contains($0.name) } || keep.contains { unindexed.contains($0.name) }
-        let neededSegments = max(1, (keep.count + Prune.packsPerSegment - 1) / Prune.packsPerSegment)
-        let rewriteIndex = changes || activeSegments.count - keptSegments.count > neededSegments
-            || segments.count > activeSegments.count
+        let rewrite = Self.indexRewrite(segments: segments, active: activeSegments, kept: keptSegments,
+                                        modified: segmentModified, keep: keep, unindexed: unindexed)
+        let rewriteIndex = rewrite.isNeeded || !repack.isEmpty
+        report.segmentsUnchanged = activeSegments.count - rewrite.replaced.count
         if dryRun {
             report.bytesWritten = report.bytesCopied   // an estimate: new packs hold the copied blobs
             report.seconds = Date().timeIntervalSince(started)
@@ -366,33 +376,33 @@ public struct Prune {
             for kind in [BlobType.data, .tree] { try flush(kind) }
         }
 
-        // 5. The new index: surviving and new packs. The last segment supersedes every old one
-        //    (except young active ones), so until it exists the old index stays authoritative.
-        //    Nothing is superseded or deleted unless this process still holds its lock.
+        // 5. The new index: the kept packs of the segments replaced, and the new packs. The last
+        //    segment supersedes the replaced ones, so until it exists the old index stays
+        //    authoritative. Nothing is superseded or deleted unless this process still holds its lock.
         try repository.verifyLock()
-        let replacedSegments = segmentObjects.filter { !keptSegments.contains($0) }
+        let replacedSegments = rewriteIndex ? rewrite.replaced + rewrite.leftovers : rewrite.leftovers
         var spared = Set<Hash256>()
         if rewriteIndex {
-            _ = try repository.writeIndex(of: keep + written, superseding: replacedSegments.compactMap { Hash256(hex: $0) }) {
+            _ = try repository.writeIndex(of: rewrite.relisted + written, superseding: replacedSegments.compactMap { Hash256(hex: $0) }) {
                 report.segmentsWritten += 1
                 afterStep?("index segment written")
             }
-            // 6. Old segments, then unused and repacked packs. A retained superseded segment
-            //    stays (superseded again by the new last segment) and so do its packs.
-            for name in replacedSegments.sorted() {
-                if retainedSegments[name] != nil { continue }
-                do {
-                    try backend.delete("index/" + name)
-                } catch StorageError.retained(_, let until) {
-                    report.retainedDeletesRefused += 1
-                    if let until { report.nextRetentionExpiry = min(report.nextRetentionExpiry ?? until, until) }
-                    for (n, seg) in segments where n == name { for p in seg.packs { spared.insert(p.name) } }
-                    repository.warn("index segment \(name) is still retained by S3 Object Lock; it stays (superseded), and so do the packs it lists")
-                    continue
-                }
-                report.segmentsDeleted += 1
-                afterStep?("index segment deleted")
+        }
+        // 6. Old segments, then unused and repacked packs. A retained superseded segment
+        //    stays (superseded again by the new last segment) and so do its packs.
+        for name in replacedSegments.sorted() {
+            if retainedSegments[name] != nil { continue }
+            do {
+                try backend.delete("index/" + name)
+            } catch StorageError.retained(_, let until) {
+                report.retainedDeletesRefused += 1
+                if let until { report.nextRetentionExpiry = min(report.nextRetentionExpiry ?? until, until) }
+                for (n, seg) in segments where n == name { for p in seg.packs { spared.insert(p.name) } }
+                repository.warn("index segment \(name) is still retained by S3 Object Lock; it stays (superseded), and so do the packs it lists")
+                continue
             }
+            report.segmentsDeleted += 1
+            afterStep?("index segment deleted")
         }
         try repository.verifyLock()
         let deleting = Set(delete.map(\.name))

@@ -17,6 +17,8 @@ public final class Repository: Sendable {
     public let warn: @Sendable (String) -> Void
     /// Whether `relocate` has rebuilt the catalog in this process.
     private let catalogRebuild = Mutex(false)
+    /// Whether `reconcilePacks` has compared `data/` with the catalog in this process.
+    private let packsReconciled = Mutex(false)
     /// Checks that the lock this process took (if any) is still in place; see `verifyLock`.
     let lockCheck = Mutex<(@Sendable () throws -> Void)?>(nil)
 
@@ -225,48 +227,49 @@ public final class Repository: Sendable {
 
     // MARK: catalog
 
-    /// Loads index segments the catalog has not seen and headers of packs that no segment lists
-    /// (left by an interrupted writer), so that a retried store reuses them. Rebuilds from
-    /// scratch if a segment the catalog knows has disappeared or is superseded by a new one, or
-    /// if an unindexed pack it adopted has disappeared (both happen after a prune).
+    /// Brings the catalog up to date with `index/` (FORMAT.md §20): reads only the segments it
+    /// has not read before, drops the listings of segments they supersede and of segments no
+    /// longer stored, and removes packs no remaining segment lists. After a prune this reads the
+    /// segments the prune wrote, not the whole index again. `data/` is not listed here: readers
+    /// never need unindexed packs (§19), and writers compare it with the index once per session
+    /// (`reconcilePacks`).
     public func synchronizeCatalog() throws {
-        let listed = try backend.list(prefix: "index/")
-        let remote = Set(listed.map { String($0.name.dropFirst("index/".count)) })
-        var known = try catalog.segmentNames()
-        if !known.isSubset(of: remote) {
-            try catalog.clear()
-            known = []
-        }
-        var superseded = Set<String>()
-        var segments: [(String, IndexSegment)] = []
-        func load(_ names: [String]) {
-            for (name, loaded) in zip(names, Self.concurrentMap(names) { try self.loadSegment($0) }) {
-                switch loaded {
-                case .success(let seg):
-                    segments.append((name, seg))
-                    for s in seg.superseded { superseded.insert(s.hex) }
-                case .failure(let error):
-                    warn("index segment \(name) is unreadable and was skipped: \(error); `repo check` will report it")
-                }
+        let remote = Set(try backend.list(prefix: "index/").map { String($0.name.dropFirst("index/".count)) })
+        let known = try catalog.segmentNames()
+        let fresh = remote.subtracting(known).sorted()
+        let gone = known.subtracting(remote)
+        guard !fresh.isEmpty || !gone.isEmpty else { return }
+        var read: [Catalog.SegmentListing] = []
+        for (name, loaded) in zip(fresh, Self.concurrentMap(fresh) { try self.loadSegment($0) }) {
+            switch loaded {
+            case .success(let seg):
+                read.append(Catalog.SegmentListing(name: name, packs: seg.packs, superseded: seg.superseded.map(\.hex)))
+            case .failure(let error):
+                // Not recorded, so the next open tries it again.
+                warn("index segment \(name) is unreadable and was skipped: \(error); `repo check` will report it")
             }
         }
-        load(remote.subtracting(known).sorted())
-        // A new segment that supersedes one already loaded (prune rewrote the index): the
-        // catalog holds stale entries, so it is rebuilt from the active segments: the new ones
-        // just read (a prune's new index is the whole index: they are not fetched twice) and
-        // the older ones still active, read again.
-        if !known.isEmpty && !superseded.isDisjoint(with: known) {
-            try catalog.clear()
-            load(known.subtracting(superseded).sorted())
+        _ = try catalog.applySegments(read, gone: gone)
+    }
+
+    /// Compares `data/` with the catalog, once per process (writers call it when a write
+    /// session starts): drops indexed packs that are no longer stored, with a warning, so
+    /// their blobs are stored again rather than deduplicated against data that is gone; drops
+    /// adopted unindexed packs that a prune has deleted since; and adopts packs no segment
+    /// lists (left by an interrupted writer) from their headers, so the session reuses their
+    /// blobs and its segment lists them (FORMAT.md §19, §20).
+    ///
+    /// One listing request per 1,000 packs on S3, which is why readers never do this.
+    public func reconcilePacks() throws {
+        let first = packsReconciled.withLock { done in
+            defer { done = true }
+            return !done
         }
-        for (name, seg) in segments where !superseded.contains(name) {
-            try catalog.addSegment(name, packs: seg.packs)
-        }
-        // Packs that no index segment lists: read their headers. With none adopted before and
-        // exactly as many objects under data/ as indexed packs, the two sets are equal unless an
-        // indexed pack vanished (which `check` reports) while an orphan appeared; missing that
-        // orphan only loses a chance to reuse its blobs (FORMAT.md §20). This keeps opening a
-        // repository of 300,000 packs from parsing and hashing every name.
+        guard first else { return }
+        // With none adopted before and exactly as many objects under data/ as indexed packs,
+        // the two sets are equal unless an indexed pack vanished while an orphan appeared;
+        // missing that orphan only loses a chance to reuse its blobs (FORMAT.md §20). This
+        // keeps a repository of 300,000 packs from parsing and hashing every name.
         let packObjects = try backend.listNames(prefix: "data/")
         let adopted = try catalog.unindexedPacks()
         if adopted.isEmpty, packObjects.count == (try catalog.packCount()) { return }
@@ -279,12 +282,9 @@ public final class Repository: Sendable {
             }
             if let h { presentPacks.insert(h) }
         }
-        // An unindexed pack the catalog adopted earlier has been deleted (by prune): rebuild, so
-        // no later segment lists a pack that is gone.
-        if adopted.contains(where: { !presentPacks.contains($0.name) }) {
-            try catalog.clear()
-            return try synchronizeCatalog()
-        }
+        // Adopted packs that a prune deleted: no later segment may list them.
+        let deletedAdopted = adopted.map(\.name).filter { !presentPacks.contains($0) }
+        if !deletedAdopted.isEmpty { try catalog.removePacks(deletedAdopted) }
         let knownPacks = try catalog.packNames()
         // Indexed packs that are gone (deleted or lost by the storage): their blobs must be
         // stored again by the next writer, or every new snapshot would name data that does not

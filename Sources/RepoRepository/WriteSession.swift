@@ -54,8 +54,11 @@ public final class WriteSession: Sendable {
         public var isNew: Bool
     }
 
+    /// Compares `data/` with the catalog first (`Repository.reconcilePacks`), so the session
+    /// never deduplicates against a pack that is gone and reuses what an interrupted writer left.
     public init(repository: Repository) throws {
         self.repository = repository
+        try repository.reconcilePacks()
         filter = try repository.membershipFilter()
     }
 

@@ -113,6 +113,62 @@ final class S3Tests: XCTestCase {
         }
     }
 
+    /// The number of `s3:GetObject` requests in a `-v` summary line.
+    static func gets(_ stderr: String) -> Int {
+        guard let r = stderr.range(of: #"s3:GetObject (\d+)"#, options: .regularExpression) else { return 0 }
+        return Int(stderr[r].split(separator: " ").last ?? "") ?? 0
+    }
+
+    /// A prune replaces only the index segments it must, and another host's next open reads
+    /// only what the prune wrote, not the whole index again.
+    func testAPruneMakesOtherHostsReadOnlyTheSegmentsItWrote() throws {
+        let fx = try s3Fixture()
+        try fx.initRepo()
+        var inputs: [String: Data] = [:]
+        var ids: [String] = []
+        for i in 0..<6 {
+            let data = TestData.random(700_000) + Data("stream \(i)".utf8)
+            // Streams 0 and 1 share a name: keeping the newest of each forgets stream 0 only.
+            let stored = try fx.store("db\(max(i, 1)).sql", from: fx.file("in\(i)", data))
+            let id = try XCTUnwrap(stored["id"] as? String)
+            ids.append(id)
+            inputs[id] = data
+        }
+        // Host B has read the whole index (6 segments, one per store).
+        let hostB = ["REPO_CACHE_DIR": fx.dir + "/cache-b"]
+        XCTAssertEqual(try fx.run(["snapshots"], env: hostB).status, 0)
+
+        // Forget one snapshot; segments of 2+ packs count as full here, so only its segment changes.
+        try fx.ok(["forget", "--keep-hot", "0", "--keep-warm", "0", "--keep-cold", "0", "--keep-last", "1"])
+        inputs.removeValue(forKey: ids[0])
+        let prune = try fx.run(["prune", "--json", "--safety-margin", "0"], env: ["REPO_TEST_PACKS_PER_SEGMENT": "4"])
+        XCTAssertEqual(prune.status, 0, prune.stderr)
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: prune.stdout) as? [String: Any])
+        XCTAssertEqual(report["segments_unchanged"] as? Int, 5, "\(report)")
+        XCTAssertEqual(report["segments_deleted"] as? Int, 1, "\(report)")
+        XCTAssertEqual(report["segments_written"] as? Int, 1, "\(report)")
+        XCTAssertGreaterThan(report["packs_deleted"] as? Int ?? 0, 0, "\(report)")
+
+        // Host B reads the one new segment (plus the config and key slot every open reads).
+        let open = try fx.run(["snapshots", "-v"], env: hostB)
+        XCTAssertEqual(open.status, 0, open.stderr)
+        XCTAssertLessThanOrEqual(Self.gets(open.stderr), 3, open.stderr)
+        for (id, data) in inputs {
+            XCTAssertEqual(try fx.run(["dump", id], env: hostB).stdout, data, "snapshot \(id) on host B")
+        }
+        // Its catalog still deduplicates: storing a kept stream again adds nothing.
+        let again = try fx.run(["store", "--name", "db1.sql", "--json"], stdinPath: fx.dir + "/in1", env: hostB)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        let againJSON = try XCTUnwrap(JSONSerialization.jsonObject(with: again.stdout) as? [String: Any])
+        XCTAssertEqual(againJSON["new_chunks"] as? Int, 0, "\(againJSON)")
+
+        // A second prune with everything in use changes nothing.
+        let idle = try fx.run(["prune", "--json", "--safety-margin", "0"], env: ["REPO_TEST_PACKS_PER_SEGMENT": "4"])
+        let idleJSON = try XCTUnwrap(JSONSerialization.jsonObject(with: idle.stdout) as? [String: Any])
+        XCTAssertEqual(idleJSON["segments_written"] as? Int, 0, "\(idleJSON)")
+        try fx.ok(["check", "--read-data"])
+    }
+
     /// A bucket that does not exist is "no repository" (exit 10, `init` creates it); a
     /// repository that is there but cannot be read (a wrong secret) is not (exit 1).
     func testMissingBucketIsNoRepositoryButAWrongSecretIsNot() throws {

@@ -112,7 +112,7 @@ enum PruneCommandSupport {
             print("  S3 Object Lock: \(parts.joined(separator: ", ")) under retention\(until)")
         }
         if !r.dryRun {
-            print("  index: \(r.segmentsWritten) segments written, \(r.segmentsDeleted) replaced")
+            print("  index: \(r.segmentsWritten) segments written, \(r.segmentsDeleted) replaced, \(r.segmentsUnchanged) unchanged")
             if r.temporaryFilesRemoved > 0 { print("  \(r.temporaryFilesRemoved) leftover temporary files removed") }
         }
         print("\(Format.bytes(max(0, r.bytesFreed))) \(r.dryRun ? "would be freed" : "freed"); repository data now \(Format.bytes(r.packBytesAfter))\(r.dryRun ? "" : String(format: " (%.1f s)", r.seconds))")

@@ -31,6 +31,9 @@ public final class SnapshotCopy {
     var bytesTotal = 0
     /// Shared blob-id key: ids need no translation.
     public let sameIDs: Bool
+    /// Polled between blobs: once set, the copy stops, indexes what it uploaded (so the next
+    /// `repo copy` reuses it) and writes no further snapshot.
+    public var cancellation: Cancellation?
 
     public struct Copied: Encodable, Sendable {
         public var source: String
@@ -70,6 +73,7 @@ public final class SnapshotCopy {
     /// Copies `snapshots` (source entries), oldest first, skipping those already copied.
     /// - Throws: what reading the source or writing the destination throws; snapshots copied
     ///   before the failure stay (each is complete), the one in progress is not written.
+    ///   `RepoError` `.interrupted` when `cancellation` was set, saying how many were copied.
     public func run(_ snapshots: [SnapshotEntry], progress: ((String) -> Void)? = nil) throws -> Report {
         let started = Date()
         var report = Report()
@@ -80,12 +84,14 @@ public final class SnapshotCopy {
         let pins = try source.pins().map(\.pin)
         bytesTotal = snapshots.filter { !present.contains($0.snapshot.original ?? $0.id.hex) }.reduce(0) { $0 + $1.snapshot.stats.totalBytes }
         var newStored = 0
-        for entry in snapshots.sorted(by: { $0.date < $1.date }) {
+        let ordered = snapshots.sorted(by: { $0.date < $1.date })
+        for entry in ordered {
             let origin = entry.snapshot.original ?? entry.id.hex
             if present.contains(origin) {
                 report.skipped.append(entry.id.hex)
                 continue
             }
+            if let sig = cancellation?.requestedBy { throw interrupted(sig, report: report, total: ordered.count) }
             progress?("copying snapshot \(entry.id.shortHex) (\(entry.snapshot.name ?? entry.snapshot.paths?.joined(separator: " ") ?? ""))")
             let session = try WriteSession(repository: destination)
             let walk = Walk(copy: self, session: session, storedBefore: newStored)
@@ -95,6 +101,7 @@ public final class SnapshotCopy {
                 try walk.drain()
             } catch {
                 _ = try? session.finish()
+                if let sig = cancellation?.requestedBy { throw interrupted(sig, report: report, total: ordered.count) }
                 throw error
             }
             try session.finish()
@@ -121,6 +128,17 @@ public final class SnapshotCopy {
         report.seconds = Date().timeIntervalSince(started)
         return report
     }
+
+    private func interrupted(_ signal: Int32, report: Report, total: Int) -> RepoError {
+        let n = report.copied.count
+        return RepoError(.interrupted(signal: signal),
+                         "interrupted: \(n) snapshot\(n == 1 ? "" : "s") copied (each complete), \(total - n - report.skipped.count) not; the data uploaded for the one in progress is indexed and reused",
+                         hint: "run the same `repo copy` again to copy the rest")
+    }
+
+    /// The error that stops a walk once cancellation was requested (`run` turns it into the
+    /// report's message).
+    struct Stopped: Error {}
 
     /// One snapshot's walk: trees and content lists one after another (they are few and
     /// small), data chunks queued and copied by `workers` threads.
@@ -165,9 +183,14 @@ public final class SnapshotCopy {
             session.mayContain(id) ? try copy.destination.catalog.contains(id, type: type) : false
         }
 
+        func checkCancelled() throws {
+            if copy.cancellation?.requestedBy != nil { throw Stopped() }
+        }
+
         /// Copies the tree `id` and everything below it; returns its destination id.
         func tree(_ id: BlobID) throws -> BlobID {
             if let done = mapped[id] { return done }
+            try checkCancelled()
             if copy.sameIDs, try destinationHas(id, .tree) {
                 // A tree the destination has: so is everything below it (a writer stores a
                 // tree only after its contents, FORMAT.md §19).
@@ -218,6 +241,7 @@ public final class SnapshotCopy {
                 return id
             }
             if let done = chunkIDs[id] { advance(size); return done }
+            try checkCancelled()
             let saved = try session.save(try load(id), type: .data, context: context)
             chunkIDs[id] = saved.id
             advance(size)
@@ -247,12 +271,13 @@ public final class SnapshotCopy {
             let reads = Mutex(0)
             nonisolated(unsafe) let work = needed
             nonisolated(unsafe) let walk = self   // advance() only touches locked state
-            let source = copy.source, session = self.session
+            let source = copy.source, session = self.session, cancellation = copy.cancellation
             nonisolated(unsafe) let contexts = (0..<threads).map { _ in session.makeContext() }   // one per thread
             DispatchQueue.concurrentPerform(iterations: threads) { t in
                 let reader = PackReader(master: source.key)
                 var i = t
                 while i < work.count, failure.withLock({ $0 == nil }) {
+                    if cancellation?.requestedBy != nil { failure.withLock { $0 = $0 ?? Stopped() }; break }
                     do {
                         let plain = try source.loadBlob(at: work[i].1, reader: reader)
                         _ = try session.save(plain, id: work[i].0, type: .data, context: contexts[t])

@@ -259,13 +259,15 @@ public final class Repository: Sendable {
     /// lists (left by an interrupted writer) from their headers, so the session reuses their
     /// blobs and its segment lists them (FORMAT.md §19, §20).
     ///
-    /// One listing request per 1,000 packs on S3, which is why readers never do this.
-    public func reconcilePacks() throws {
+    /// One listing request per 1,000 packs on S3, which is why readers do this only when a
+    /// blob they need is not in the index (`relocate`, with `force`: an index segment may be
+    /// lost while its packs are intact, FORMAT.md §20).
+    public func reconcilePacks(force: Bool = false) throws {
         let first = packsReconciled.withLock { done in
             defer { done = true }
             return !done
         }
-        guard first else { return }
+        guard first || force else { return }
         // With none adopted before and exactly as many objects under data/ as indexed packs,
         // the two sets are equal unless an indexed pack vanished while an orphan appeared;
         // missing that orphan only loses a chance to reuse its blobs (FORMAT.md §20). This
@@ -443,6 +445,8 @@ public final class Repository: Sendable {
             do {
                 try catalog.recreate()
                 try synchronizeCatalog()
+                // Packs no segment lists too: the blob may be in one whose segment was lost.
+                try reconcilePacks(force: true)
             } catch where Self.isCacheProblem(error) {
                 throw RepoError(.failure, "the local cache \(catalog.path) could not be rebuilt: \(error)",
                                 hint: "delete it, or pass --cache-dir / REPO_CACHE_DIR pointing elsewhere")

@@ -97,6 +97,49 @@ final class CopyTests: XCTestCase {
         try fx.ok(["check", "--read-data"])
     }
 
+    /// Ctrl-C stops a copy between blobs: exit 130, the snapshots copied so far stay complete,
+    /// the one in progress is not written, the destination checks clean, and the same command
+    /// again copies the rest.
+    func testInterruptedCopyKeepsWhatItCopiedAndResumes() throws {
+        try ok(["init", "--repo", source])
+        var streams: [String: Data] = [:]
+        for i in 0..<3 {
+            let data = TestData.random(48 << 20) + Data("stream \(i)".utf8)
+            try fx.ok(["store", "--repo", source, "--name", "db\(i).sql"], stdinPath: fx.file("db\(i).sql", data))
+            streams["db\(i).sql"] = data
+        }
+        try fx.initRepo()
+        let started = try fx.start(["copy", "-v", "--from-repo", source], env: ["REPO_FROM_PASSWORD": fx.password])
+        // Interrupt once the second snapshot is under way.
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, started.0.isRunning {
+            let err = String(decoding: FileManager.default.contents(atPath: started.2) ?? Data(), as: UTF8.self)
+            if err.components(separatedBy: "copying snapshot").count > 2 { break }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        XCTAssertTrue(started.0.isRunning, "the copy finished before it could be interrupted")
+        kill(started.0.processIdentifier, SIGINT)
+        let r = fx.collect(started)
+        XCTAssertEqual(r.status, 130, r.stderr)
+        XCTAssertTrue(r.stderr.contains("interrupted: 1 snapshot copied"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("run the same `repo copy` again"), r.stderr)
+        XCTAssertEqual(try fx.snapshots().count, 1)
+        try fx.ok(["check", "--read-data"])
+
+        let again = try json(try ok(["copy", "--json", "--from-repo", source]))
+        XCTAssertEqual((again["copied"] as? [Any])?.count, 2, "\(again)")
+        XCTAssertEqual((again["skipped"] as? [Any])?.count, 1, "\(again)")
+        for snap in try fx.snapshots() {
+            let name = try XCTUnwrap(snap["name"] as? String)
+            XCTAssertEqual(try fx.ok(["dump", try XCTUnwrap(snap["id"] as? String)]).stdout, streams[name], name)
+        }
+        try fx.ok(["check", "--read-data"])
+        // What the interrupted run uploaded was indexed and reused by the second run: prune
+        // finds less than one snapshot's worth of unused data.
+        let dry = try json(try fx.ok(["prune", "--dry-run", "--json", "--safety-margin", "0"]))
+        XCTAssertLessThan(dry["bytes_freed"] as? Int ?? .max, 48 << 20, "\(dry)")
+    }
+
     func testWrongSourcePasswordAndSameRepositoryAreRefused() throws {
         _ = try makeSource()
         try fx.initRepo()

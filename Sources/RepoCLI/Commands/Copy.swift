@@ -58,7 +58,11 @@ extension RepoCommand {
             }
             let line = global.progressLine("copying")
             defer { line?.finish() }
+            // Ctrl-C (or SIGTERM) stops between blobs: what was uploaded is indexed, and the
+            // snapshots already copied stay; a second signal exits at once.
+            SignalTrap.stopCooperatively()
             let copy = SnapshotCopy(source: from, destination: to)
+            copy.cancellation = SignalTrap.cancellation
             if let line { copy.progress = { line.update($0) } }
             let report = try copy.run(chosen, progress: global.verbose && !global.quiet ? { Console.line("repo: \($0)") } : nil)
             if global.json {

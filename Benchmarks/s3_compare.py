@@ -759,6 +759,65 @@ def text_report(d):
                                                         for w in ("snapshots_warm", "store") for r in ("scale", "empty")))
     return "\n".join(L)
 
+def svg_chart(d):
+    """Bar chart of the series: MB/s per phase, repo beside restic, with restic's time / repo's
+    time over each pair (the issue's target is 1.5); the run's machine, versions and command in
+    the header."""
+    c = d["series"]
+    flags = ", ".join(k for k in ("sha_ni", "avx512f", "aes") if d["cpu"]["cpu_flags"].get(k))
+    head = [d["machine"], "%s; CPU flags: %s" % (", ".join(d["versions"].values()), flags or "none of sha_ni, avx512f, aes"),
+            "%s; median of %d rounds; %s" % (d["date"], c["rounds"], d["command"])]
+    W, H, left, top_pad, plot_h = 760, 420, 60, 95, 250
+    plot_w = W - left - 30
+    tools = (("repo", "#2b6cb0"), ("restic", "#dd6b20"))
+    vals = [c["rows"][t][k]["mb_s"] for t, _ in tools for k, _ in PHASES]
+    step = 50 if max(vals) <= 400 else 100
+    top = step * (int(max(vals) * 1.15 / step) + 1)
+    o = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
+         'font-family="Helvetica, Arial, sans-serif" font-size="12">' % (W, H, W, H),
+         '<rect width="100%" height="100%" fill="white"/>',
+         '<text x="%d" y="24" font-size="16" font-weight="bold">repo and restic over S3 (radosgw on loopback), '
+         '%s corpus: MB/s, higher is better</text>' % (left, esc(c["corpus"]))]
+    for i, line in enumerate(head):
+        o.append('<text x="%d" y="%d" fill="#555" font-size="10">%s</text>' % (left, 44 + 14 * i, esc(line[:150])))
+    ybase = top_pad + plot_h
+    t = 0
+    while t <= top:
+        y = ybase - plot_h * t / top
+        o.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e2e2e2"/>' % (left, left + plot_w, y, y))
+        o.append('<text x="%d" y="%.1f" text-anchor="end" fill="#555">%d</text>' % (left - 6, y + 4, t))
+        t += step
+    o.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#333"/>' % (left, left + plot_w, ybase, ybase))
+    gw = plot_w / len(PHASES)
+    bw = 48
+    for pi, (key, label) in enumerate(PHASES):
+        gx = left + pi * gw + (gw - bw * len(tools)) / 2
+        for ti, (tool, color) in enumerate(tools):
+            v = c["rows"][tool][key]["mb_s"]
+            h = plot_h * v / top
+            x = gx + ti * bw
+            o.append('<rect x="%.1f" y="%.1f" width="%d" height="%.1f" fill="%s"><title>%s %s: %.0f MB/s</title></rect>' % (
+                x + 2, ybase - h, bw - 4, h, color, tool, label, v))
+            o.append('<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%.0f</text>' % (x + bw / 2, ybase - h - 3, v))
+        ratio = c["ratio_restic_over_repo"][key]
+        peak = max(c["rows"][tool][key]["mb_s"] for tool, _ in tools)
+        o.append('<text x="%.1f" y="%.1f" text-anchor="middle" font-weight="bold" fill="%s">%.2fx</text>' % (
+            left + pi * gw + gw / 2, ybase - plot_h * peak / top - 18, "#276749" if ratio >= TARGET else "#c53030", ratio))
+        o.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>' % (left + pi * gw + gw / 2, ybase + 16, label))
+    ly, lx = ybase + 42, left
+    for tool, color in tools:
+        o.append('<rect x="%d" y="%d" width="12" height="12" fill="%s"/>' % (lx, ly - 10, color))
+        o.append('<text x="%d" y="%d">%s</text>' % (lx + 18, ly, tool))
+        lx += 80
+    o.append('<text x="%d" y="%d" fill="#555" font-size="11">above each pair: restic\'s time / repo\'s time '
+             '(green: at least the %.1fx target)</text>' % (lx + 10, ly, TARGET))
+    o.append("</svg>")
+    return "\n".join(o) + "\n"
+
+
+def esc(t):
+    return str(t).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -784,11 +843,16 @@ def main():
     ap.add_argument("--json", default=os.path.join(HERE, "results", "s3_compare.json"))
     ap.add_argument("--text", default=os.path.join(HERE, "results", "s3_compare.txt"))
     ap.add_argument("--load", metavar="FILE.json", help="print the report of a saved run")
+    ap.add_argument("--chart", metavar="FILE.svg", help="also write a bar chart of the series (with --load too)")
     a = ap.parse_args()
 
     if a.load:
         with open(a.load) as f:
-            print(text_report(json.load(f)))
+            loaded = json.load(f)
+        print(text_report(loaded))
+        if a.chart and loaded.get("series"):
+            with open(a.chart, "w") as f:
+                f.write(svg_chart(loaded))
         return
     a.repo_bin = os.path.abspath(a.repo_bin)
     for tool in ("restic", "radosgw"):
@@ -851,6 +915,9 @@ def main():
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             with open(path, "w") as f:
                 f.write(body)
+        if a.chart and data.get("series"):
+            with open(a.chart, "w") as f:
+                f.write(svg_chart(data))
     print(text)
     sys.exit(code)
 

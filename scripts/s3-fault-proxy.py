@@ -16,7 +16,7 @@ valid) over a new upstream connection per request, and the answer is passed back
 Bodies are streamed in pieces of at most 256 KiB, never held whole: Content-Length and chunked
 bodies both ways, close-delimited answers, HEAD/204/304 answers without a body, and 1xx interim
 answers (Expect: 100-continue works end to end). Client connections are kept alive for as
-many requests as the client sends on them. The one change ever made: when the server answers
+many requests as the client sends on them. Besides "strip_headers" below, the one change made: when the server answers
 before the request body was sent (after Expect: 100-continue) or stops reading it, the proxy
 relays that answer with "Connection: close" and closes the client connection. If the server
 cannot be reached the client gets 502 BadGateway; if it closes or stalls (--timeout, 300 s)
@@ -52,6 +52,11 @@ change it while the proxy runs; write it atomically (tmp file, then rename). Any
   "drop_after_next": N    drop_after_bytes applies only to the next N matching requests
                           (default: every matching request)
   "path_contains": "s"    every fault above applies only to requests whose path+query holds s
+  "strip_headers": [...]  remove these request headers before forwarding (with "methods" and
+                          "path_contains" as for the faults): e.g. ["If-None-Match"] makes a
+                          server that honours conditional writes behave like one that ignores
+                          them. Signatures covering the header no longer match, so use it in
+                          front of a server that does not check them (moto by default).
 
 The first fault that applies wins, in this order: drop_next, fail_next, fail_every, then
 drop_after_bytes while forwarding. fail_every counts matching requests, including ones that
@@ -273,6 +278,13 @@ def relay_chunked(src, sink, limit=None, count=None):
                 return False
 
 
+def without_headers(raw, names):
+    """A request head with every header line named in `names` (lower case) left out."""
+    lines = raw[:-4].split(b"\r\n")
+    kept = [lines[0]] + [l for l in lines[1:] if l.split(b":", 1)[0].decode("latin-1").lower() not in names]
+    return b"\r\n".join(kept) + b"\r\n\r\n"
+
+
 def to_client(sock, data):
     try:
         sock.sendall(data)
@@ -320,6 +332,7 @@ class Decision:
         self.drop_style = "reset"
         self.fault = "none"         # for the log
         self.json_error = False     # a JSON error body ({"__type", "message"}) instead of XML
+        self.strip = ()             # header names (lower case) removed before forwarding
 
 
 class Control:
@@ -400,6 +413,8 @@ class Control:
             if self._methods(c, "delay_methods", method):
                 d.delay = float(c.get("delay_seconds") or 0)
             path_ok = not c.get("path_contains") or str(c["path_contains"]) in target
+            if path_ok and self._methods(c, "methods", method):
+                d.strip = tuple(str(h).lower() for h in c.get("strip_headers") or ())
             if not path_ok:
                 d.delay = 0.0
                 return d
@@ -620,7 +635,7 @@ class Proxy:
 
         count = [0]
         try:
-            to_upstream(req.raw)
+            to_upstream(without_headers(req.raw, d.strip) if d.strip else req.raw)
             # Expect: 100-continue: pass the server's interim answer on before the body goes
             # (the client may also give up waiting and send the body anyway).
             resp = self.await_continue(sock, reader, up, up_reader) if expect else None

@@ -64,7 +64,7 @@ extension RepoCommand {
                                                chunker: chunker, compression: compression, sharingIDsWith: sharing,
                                                objectLock: lock)
             if let s3 = backend as? S3Backend, s3.conditionalWrites == false, !global.quiet {
-                Console.line("repo: warning: \(backend.location) accepted a write with If-None-Match: * over an existing object: this server ignores conditional writes, so two hosts archiving the same WAL file name at once could overwrite each other's (wal-push compares before it writes, which narrows but does not close that window)")
+                Console.line("repo: warning: \(backend.location) accepted a write with If-None-Match: * over an existing object: this server ignores conditional writes, so wal-push will look each name up before writing it; only two hosts pushing the same WAL file name at the same instant could then replace each other's file")
             }
             if global.json {
                 var out = ["id": config.id.hex, "location": backend.location]

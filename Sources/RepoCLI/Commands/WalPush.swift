@@ -2,6 +2,7 @@ import ArgumentParser
 import RepoRepository
 import RepoSnapshot
 import RepoOperations
+import RepoS3
 import RepoPrimitives
 import Foundation
 #if canImport(Glibc)
@@ -51,6 +52,18 @@ extension RepoCommand {
             let started = Date()
             var archive = WALArchive(backend: backend, config: config, key: key)
             if let level { archive.compressionLevel = level }
+            // On S3, whether the server honours If-None-Match (asked once a day per host, FORMAT.md
+            // §27.3); where it does not, each push looks its name up first.
+            if let s3 = backend as? S3Backend {
+                let dir = global.cacheDirectory + "/" + config.id.hex
+                try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                if try !s3.conditionalWritesHonoured(probing: RepositoryConfig.objectName, cacheFile: dir + "/s3-conditional-writes") {
+                    archive.checkBeforeWriting = true
+                    if !global.quiet {
+                        Console.line("repo: warning: \(backend.location) ignores conditional writes (If-None-Match); wal-push looks each name up before writing it, which leaves a short window in which two hosts pushing the same name at once could replace each other's file")
+                    }
+                }
+            }
             let outcome = try archive.push(name: name, bytes: file.bytes)
             switch outcome {
             case .stored:

@@ -19,6 +19,9 @@ public struct WALArchive: Sendable {
 
     /// zstd level for pushed files (nil: store them raw); the repository's level by default.
     public var compressionLevel: Int32?
+    /// Look a name up before writing it: for storage that ignores conditional writes
+    /// (`S3Backend.conditionalWritesHonoured`), where `create` would replace an archived file.
+    public var checkBeforeWriting = false
 
     public init(backend: StorageBackend, config: RepositoryConfig, key: MasterKey) {
         self.backend = backend; self.config = config; self.key = key
@@ -125,8 +128,18 @@ public struct WALArchive: Sendable {
         let level = compressionLevel ?? 0
         let object = try SealedObject.seal(bytes, kind: .wal, key: key, context: Array(name.text.utf8), level: level,
                                            workers: Self.compressionWorkers(bytes.count))
+        // A server that ignores If-None-Match would let `create` replace an archived file, so
+        // then the name is looked up first (a write racing this one can still slip between).
+        if checkBeforeWriting, try backend.exists(name.objectName) {
+            return try alreadyArchived(name, object: object, bytes: bytes)
+        }
         if try backend.create(name.objectName, data: object) { return .stored }
-        // Already archived: identical bytes are a retry; anything else must never be replaced.
+        return try alreadyArchived(name, object: object, bytes: bytes)
+    }
+
+    /// `name` is archived already: identical bytes are a retry; anything else must never be
+    /// replaced, except an object that is not a valid one of this name (damaged storage).
+    private func alreadyArchived(_ name: WALFileName, object: [UInt8], bytes: UnsafeRawBufferPointer) throws -> PushOutcome {
         let existing: [UInt8]
         do {
             existing = try open(name, object: try backend.get(name.objectName))

@@ -272,7 +272,7 @@ public final class Repository: Sendable {
         // the two sets are equal unless an indexed pack vanished while an orphan appeared;
         // missing that orphan only loses a chance to reuse its blobs (FORMAT.md §20). This
         // keeps a repository of 300,000 packs from parsing and hashing every name.
-        let packObjects = try backend.listNames(prefix: "data/")
+        let packObjects = try backend.listPackNames()
         let adopted = try catalog.unindexedPacks()
         if adopted.isEmpty, packObjects.count == (try catalog.packCount()) { return }
         var presentPacks = Set<Hash256>()
@@ -355,7 +355,9 @@ public final class Repository: Sendable {
         defer { results.deinitialize(count: items.count); results.deallocate() }
         nonisolated(unsafe) let slots = results
         let threads = min(maximum, items.count)
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
+        // Real threads: the transforms wait on storage, and concurrentPerform would run only
+        // as many at once as there are cores.
+        BlockingThreads.run(count: threads) { t in
             // Each thread writes only its own slots.
             for i in stride(from: t, to: items.count, by: threads) { slots[i] = Result { try transform(items[i]) } }
         }

@@ -97,6 +97,9 @@ public protocol StorageBackend: Sendable {
     /// sizes (which a local directory can list without a `stat` per object).
     func listNames(prefix: String) throws -> [String]
 
+    /// Names of the objects under `data/` that can be packs (default: filtered `listNames`).
+    func listPackNames() throws -> [String]
+
     /// Removes the object. Removing an absent object succeeds (idempotent).
     func delete(_ name: String) throws
 
@@ -111,6 +114,15 @@ public protocol StorageBackend: Sendable {
 
 extension StorageBackend {
     public func listNames(prefix: String) throws -> [String] { try list(prefix: prefix).map(\.name) }
+
+    /// Names of the objects that can be packs: those under `data/` whose next character is a
+    /// hex digit (FORMAT.md §3: anything else under `data/` is ignored), in no particular
+    /// order. Object storage lists the 16 shards side by side (`S3Backend`).
+    public func listPackNames() throws -> [String] {
+        try listNames(prefix: "data/").filter { name in
+            name.utf8.dropFirst(5).first.map { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) } ?? false
+        }
+    }
 
     /// Stages in memory and publishes with `put`.
     public func stage() throws -> StagedObject { BufferedStagedObject(backend: self) }

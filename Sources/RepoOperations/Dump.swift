@@ -17,10 +17,13 @@ import Glibc
 /// threads, several packs at a time; then the window's chunks are written in stream order,
 /// while the next `windowsAhead` (1) window is being read. A stream stored by two workers lies
 /// in two or three packs per window: a request per pack and window, where reading runs of
-/// adjacent chunks took one per few hundred KiB (59 GETs for 308 MB of SQL, from 688). Memory stays bounded: the window being written and the one being
-/// read, 2 × 16 MiB of decoded chunks, plus the regions in flight (each at most twice its
-/// needed bytes, `PackRegionPlan.minimumFill`), some 64 MiB at worst (84 MB peak RSS for the
-/// whole process dumping 308 MB of SQL in Benchmarks/s3_compare.py).
+/// adjacent chunks took one per few hundred KiB (58 GETs for 308 MB of SQL in
+/// Benchmarks/s3_compare.py, from 688).
+///
+/// Memory stays bounded: the window being written and the one being read, 2 × 16 MiB of
+/// decoded chunks, plus the regions in flight (each at most twice its needed bytes,
+/// `PackRegionPlan.minimumFill`), some 64 MiB at worst (84 MB peak RSS for the whole process in
+/// that dump).
 public struct Dump {
     public var repository: Repository
     public var workers: Int = defaultWorkerCount

@@ -461,25 +461,36 @@ public final class Repository: Sendable {
         return now
     }
 
-    /// Reads blobs stored back to back in one pack (`locations[i+1]` starts where `locations[i]`
-    /// ends) with a single ranged read, and decrypts each: on object storage one request instead
-    /// of one per chunk. If anything goes wrong, each blob is read again on its own with
-    /// `loadBlob(_:reader:)`, which rebuilds a stale cache and reports real damage.
-    public func loadAdjacentBlobs(_ locations: [BlobLocation], reader: PackReader) throws -> [[UInt8]] {
-        guard locations.count > 1, let first = locations.first, let last = locations.last else {
-            return try locations.map { try loadBlob($0.entry.id, reader: reader) }
-        }
+    /// Reads blobs of one pack with a single ranged read, from the first one's start to the
+    /// last one's end, and decrypts each: on object storage one request instead of one per blob.
+    /// The bytes between them (other streams' blobs, say) are read and discarded, so the caller
+    /// chooses blobs that fill most of that span (`PackRegionPlan` in RepoOperations does).
+    ///
+    /// Each blob is checked as `loadBlob` checks it (AES-GCM with the blob's id, type and offset
+    /// authenticated, then the decompressed length). Touches neither the catalog nor anything
+    /// but `reader`, so threads can call it while another rebuilds the catalog.
+    ///
+    /// - Parameter locations: blobs of one pack in ascending offset order, none overlapping.
+    /// - Returns: one entry per location, in order: the blob's plaintext, or nil where this read
+    ///   could not provide it (the request failed, the object is shorter than the catalog says,
+    ///   or the blob did not authenticate). Read such a blob with `loadBlob(_:reader:)`, which
+    ///   suspects a stale catalog first (`relocate`) and reports real damage.
+    public func loadBlobs(inOnePack locations: [BlobLocation], reader: PackReader) -> [[UInt8]?] {
+        guard let first = locations.first, let last = locations.last else { return [] }
+        precondition(locations.allSatisfy { $0.pack == first.pack }, "loadBlobs(inOnePack:) needs blobs of one pack")
         let base = first.entry.offset
-        if let bytes = try? backend.get(PackDescriptor.objectName(first.pack), range: base..<(last.entry.offset + last.entry.length)),
-           let blobs = try? locations.map({ loc in
-               try bytes.withUnsafeBytes { buf in
-                   try reader.open(UnsafeRawBufferPointer(rebasing: buf[(loc.entry.offset - base)..<(loc.entry.offset - base + loc.entry.length)]),
-                                   entry: loc.entry, packSalt: loc.packSalt, pack: loc.pack)
-               }
-           }) {
-            return blobs
+        let end = last.entry.offset + last.entry.length
+        guard base < end, let span = try? backend.get(PackDescriptor.objectName(first.pack), range: base..<end) else {
+            return locations.map { _ in nil }
         }
-        return try locations.map { try loadBlob($0.entry.id, reader: reader) }
+        return span.withUnsafeBytes { buf in
+            locations.map { loc -> [UInt8]? in
+                let e = loc.entry
+                guard e.offset >= base, e.offset - base <= buf.count, e.length <= buf.count - (e.offset - base) else { return nil }
+                return try? reader.open(UnsafeRawBufferPointer(rebasing: buf[(e.offset - base)..<(e.offset - base + e.length)]),
+                                        entry: e, packSalt: loc.packSalt, pack: loc.pack)
+            }
+        }
     }
 
     public func loadBlob(at loc: BlobLocation, reader: PackReader) throws -> [UInt8] {

@@ -52,6 +52,25 @@ final class S3Tests: XCTestCase {
         XCTAssertTrue(verbose.stderr.contains("S3: ") && verbose.stderr.contains("s3:GetObject"), verbose.stderr)
     }
 
+    /// `dump` reads ahead pack by pack: a 40 MiB stream, stored by as many workers as there are
+    /// cores (so alternating between packs), comes back byte for byte with a few ranged GETs
+    /// per 16 MiB window (15 in all when written), where reading runs of adjacent chunks took
+    /// about two per MB on two cores (688 for the 305 MB of Benchmarks/s3_compare.py).
+    func testDumpReadsPackRegionsInFewRequests() throws {
+        let fx = try s3Fixture()
+        try fx.initRepo()
+        let data = TestData.random(40 << 20)
+        let id = try XCTUnwrap(try fx.store("big.bin", from: fx.file("big.bin", data))["id"] as? String)
+        let dump = try fx.run(["dump", id, "-v"])
+        XCTAssertEqual(dump.status, 0, dump.stderr)
+        XCTAssertTrue(dump.stdout == data, "dumped bytes differ")
+        let line = try XCTUnwrap(dump.stderr.split(separator: "\n").first { $0.contains("repo: S3:") }, dump.stderr)
+        let gets = try XCTUnwrap(line.firstRange(of: /s3:GetObject (\d+)/).flatMap { Int(line[$0].split(separator: " ")[1]) }, String(line))
+        // Config, key slot, index segment, snapshot, tree, content list: 6; the data: 3 windows
+        // of at most a few packs each.
+        XCTAssertLessThanOrEqual(gets, 25, String(line))
+    }
+
     /// The FUSE mount reads from S3 like from a directory: byte for byte, and unmounts cleanly.
     func testMountOnS3() throws {
         try MountTests.requireFuse()

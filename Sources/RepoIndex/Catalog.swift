@@ -46,10 +46,11 @@ public final class Catalog: Sendable {
 
     /// Deletes the catalog's files and starts an empty one at the same path (after damage was
     /// found: the repository layer then refills it). Connections of other processes keep the
-    /// old, unlinked file until they close.
+    /// old, unlinked file until they close; so do threads of this process that are reading it
+    /// right now: the old pool is not closed here but released with its last user (closing it
+    /// under a reading thread crashed a dump whose catalog was rebuilt meanwhile).
     public func recreate() throws {
         try current.withLock { pool in
-            try? pool.close()
             Self.removeFiles(path)
             pool = try Self.openPool(path)
         }

@@ -159,6 +159,8 @@ public struct Forget {
     /// Turns a forget into a keep for retention.
     static func retain(_ decision: inout RetentionDecision, until: Date?) {
         decision.keep = true
+        decision.retained = true
+        decision.retainedUntil = until
         decision.reasons = ["retained by S3 Object Lock" + (until.map { " until " + Timestamp.format($0) } ?? "")
                             + " (the policy would forget it: " + decision.reasons.joined(separator: "; ") + ")"]
     }

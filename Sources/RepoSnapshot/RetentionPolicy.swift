@@ -177,6 +177,11 @@ public struct RetentionDecision: Sendable, Equatable {
     public var keep: Bool
     /// Why it is kept (every rule that keeps it), or why it goes (one line each).
     public var reasons: [String]
+    /// Kept because S3 Object Lock still retains it (FORMAT.md §31.4), until then (nil when
+    /// the storage did not say until when, or when retention did not decide).
+    public var retainedUntil: Date? = nil
+    /// Whether S3 Object Lock retention kept it against the policy.
+    public var retained = false
 }
 
 extension RetentionPolicy {

@@ -104,6 +104,12 @@ final class ObjectLockTests: XCTestCase {
         XCTAssertTrue(forget.out.contains("retained by S3 Object Lock until"), forget.out)
         XCTAssertTrue(forget.out.contains("2 kept, 0 forgotten"), forget.out)
         XCTAssertEqual(try fx.snapshots().count, 2)
+        // --json names the retention's end on the snapshot it kept, and only there.
+        let decisions = try XCTUnwrap(json(try fx.ok(["forget", "--dry-run", "--json"] + policy))["snapshots"] as? [[String: Any]])
+        let retained = decisions.filter { $0["retained_until"] != nil }
+        XCTAssertEqual(retained.count, 1, "\(decisions)")
+        let until = retained.first?["retained_until"] as? String ?? ""
+        XCTAssertNotNil(ISO8601DateFormatter().date(from: until) ?? { let f = ISO8601DateFormatter(); f.formatOptions.insert(.withFractionalSeconds); return f.date(from: until) }(), "\(decisions)")
         let packsBefore = try admin(fx, bucket, "print(len([k for kind, k, v, m in versions('data/') if kind == 'version']))")
         let prune = try json(try fx.ok(["prune", "--safety-margin", "0", "--json"]))
         XCTAssertEqual(prune["packs_deleted"] as? Int, 0, "\(prune)")

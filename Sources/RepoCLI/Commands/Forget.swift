@@ -151,6 +151,18 @@ struct ForgetJSON: Encodable {
         var keep: Bool
         var decision: String
         var reasons: [String]
+        /// S3 Object Lock kept it against the policy; until when (null: unknown), or absent.
+        var retained_until: String??
+
+        enum CodingKeys: String, CodingKey { case id, short_id, time, local_time, group, tier, keep, decision, reasons, retained_until }
+
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(id, forKey: .id); try c.encode(short_id, forKey: .short_id); try c.encode(time, forKey: .time)
+            try c.encode(local_time, forKey: .local_time); try c.encode(group, forKey: .group); try c.encode(tier, forKey: .tier)
+            try c.encode(keep, forKey: .keep); try c.encode(decision, forKey: .decision); try c.encode(reasons, forKey: .reasons)
+            if let retained_until { try c.encode(retained_until, forKey: .retained_until) }
+        }
     }
 
     var policy: RetentionPolicy
@@ -174,7 +186,8 @@ struct ForgetJSON: Encodable {
         snapshots = result.items.map {
             Item(id: $0.entry.id.hex, short_id: $0.entry.id.shortHex, time: $0.entry.snapshot.time,
                  local_time: f.string(from: $0.entry.date), group: $0.decision.group, tier: $0.decision.tier.rawValue,
-                 keep: $0.decision.keep, decision: $0.decision.keep ? "keep" : "forget", reasons: $0.decision.reasons)
+                 keep: $0.decision.keep, decision: $0.decision.keep ? "keep" : "forget", reasons: $0.decision.reasons,
+                 retained_until: $0.decision.retained ? .some($0.decision.retainedUntil.map(Timestamp.format)) : .none)
         }
         kept = result.kept; forgotten = result.forgotten
         wal = result.wal.map { WALItem(file: $0.file.text, keep: $0.keep, reason: $0.reason) }

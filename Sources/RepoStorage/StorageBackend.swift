@@ -119,9 +119,7 @@ extension StorageBackend {
     /// hex digit (FORMAT.md §3: anything else under `data/` is ignored), in no particular
     /// order. Object storage lists the 16 shards side by side (`S3Backend`).
     public func listPackNames() throws -> [String] {
-        try listNames(prefix: "data/").filter { name in
-            name.utf8.dropFirst(5).first.map { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) } ?? false
-        }
+        try listNames(prefix: "data/").filter(PackObjectName.mayBePack)
     }
 
     /// Stages in memory and publishes with `put`.
@@ -135,5 +133,15 @@ extension StorageBackend {
     /// True if the object exists.
     public func exists(_ name: String) throws -> Bool {
         do { _ = try stat(name); return true } catch StorageError.notFound { return false }
+    }
+}
+
+/// Object names under `data/` (FORMAT.md §3).
+public enum PackObjectName {
+    /// Whether `name` (`data/…`) can be a pack's: the character after `data/` is a hex digit
+    /// (packs live in `data/<hh>/`); anything else under `data/` is ignored.
+    public static func mayBePack(_ name: String) -> Bool {
+        guard let c = name.utf8.dropFirst(5).first else { return false }
+        return (0x30...0x39).contains(c) || (0x61...0x66).contains(c)
     }
 }

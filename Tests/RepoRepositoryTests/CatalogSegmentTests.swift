@@ -18,13 +18,7 @@ final class CatalogSegmentTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    private func pack(blobs: Int = 3) -> PackDescriptor {
-        let entries = (0..<blobs).map { i in
-            PackBlobEntry(id: SecureRandom.hash(), type: .data, flags: 0, offset: i * 100, length: 100, rawLength: 100)
-        }
-        return PackDescriptor(name: SecureRandom.hash(), salt: SecureRandom.bytes(32), kind: .data,
-                              size: blobs * 100 + 100, blobs: entries)
-    }
+    private func pack(blobs: Int = 3) -> PackDescriptor { TestPacks.random(blobs: blobs) }
 
     func testSupersedingSegmentsReplaceOnlyWhatTheyName() throws {
         let catalog = try Catalog(path: dir + "/catalog.sqlite")

@@ -17,13 +17,7 @@ final class MembershipFilterFileTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    private func pack(blobs: Int) -> PackDescriptor {
-        let entries = (0..<blobs).map { i in
-            PackBlobEntry(id: SecureRandom.hash(), type: .data, flags: 0, offset: i * 100, length: 100, rawLength: 100)
-        }
-        return PackDescriptor(name: SecureRandom.hash(), salt: SecureRandom.bytes(32), kind: .data,
-                              size: blobs * 100 + 100, blobs: entries)
-    }
+    private func pack(blobs: Int) -> PackDescriptor { TestPacks.random(blobs: blobs) }
 
     private var filterPath: String { dir + "/catalog.sqlite-filter" }
 

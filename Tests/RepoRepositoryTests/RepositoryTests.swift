@@ -134,7 +134,8 @@ final class RepositoryTests: XCTestCase {
         XCTAssertEqual(try dump(reopened, r.snapshotID), data)
 
         // A pack written without an index segment (a crash before the segment) is found from its
-        // header on open, reused by the next session, and indexed by that session's segment.
+        // header when the next write session starts (readers do not list data/, FORMAT.md §20
+        // step 4), reused by that session, and indexed by its segment.
         let writer = PackWriter(kind: .data, master: reopened.key, output: try backend.stage())
         let orphan = Array("orphaned chunk".utf8)
         let id = reopened.blobID(of: orphan)
@@ -142,8 +143,9 @@ final class RepositoryTests: XCTestCase {
         let desc = try writer.finish()
         try writer.output.commit(as: desc.objectName)
         let third = try Repository.open(backend: backend, password: Array("pw".utf8), cacheDirectory: cache)
-        XCTAssertNotNil(try third.locate(id))
+        XCTAssertNil(try third.locate(id), "opening reads the index only")
         let session = try WriteSession(repository: third)
+        XCTAssertNotNil(try third.locate(id), "a write session adopts unindexed packs before it deduplicates")
         XCTAssertFalse(try session.save(orphan, type: .data, context: session.makeContext()).isNew)
         let segment = try XCTUnwrap(try session.finish())
         let seg = try IndexSegment.decode(try third.loadObject("index/" + segment.hex, kind: .index))

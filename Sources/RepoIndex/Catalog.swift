@@ -21,7 +21,24 @@ public struct CatalogError: Error, CustomStringConvertible {
 /// (WAL mode, busy timeout). Thread-safe.
 public final class Catalog: Sendable {
     private let current: Mutex<DatabasePool>
-    private var pool: DatabasePool { current.withLock { $0 } }
+    /// Held shared by every use of the pool and exclusively by `recreate`, which closes it.
+    private let gate = ReadWriteLock()
+    /// The current pool, used under `gate`.
+    private var pool: GatedPool { GatedPool(catalog: self) }
+
+    /// `read`, `write` and `unsafeRead` of the current pool, each under `gate` held shared.
+    private struct GatedPool {
+        let catalog: Catalog
+        func read<T>(_ body: (Database) throws -> T) throws -> T {
+            try catalog.gate.shared { try catalog.current.withLock { $0 }.read(body) }
+        }
+        func write<T>(_ body: (Database) throws -> T) throws -> T {
+            try catalog.gate.shared { try catalog.current.withLock { $0 }.write(body) }
+        }
+        func unsafeRead<T>(_ body: (Database) throws -> T) throws -> T {
+            try catalog.gate.shared { try catalog.current.withLock { $0 }.unsafeRead(body) }
+        }
+    }
     public let path: String
     /// The persisted membership filter (see `FilterFile`).
     var filterPath: String { path + "-filter" }
@@ -46,13 +63,17 @@ public final class Catalog: Sendable {
 
     /// Deletes the catalog's files and starts an empty one at the same path (after damage was
     /// found: the repository layer then refills it). Connections of other processes keep the
-    /// old, unlinked file until they close; so do threads of this process that are reading it
-    /// right now: the old pool is not closed here but released with its last user (closing it
-    /// under a reading thread crashed a dump whose catalog was rebuilt meanwhile).
+    /// old, unlinked file until they close. Threads of this process finish their current use
+    /// of the old pool first (`gate`): closing it under a reading thread crashed a dump whose
+    /// catalog was rebuilt meanwhile, and leaving it open would let its last close delete the
+    /// new catalog's `-wal` file, which has the same name.
     public func recreate() throws {
-        try current.withLock { pool in
-            Self.removeFiles(path)
-            pool = try Self.openPool(path)
+        try gate.exclusive {
+            try current.withLock { pool in
+                try? pool.close()
+                Self.removeFiles(path)
+                pool = try Self.openPool(path)
+            }
         }
     }
 

@@ -20,7 +20,6 @@ public enum BlockingThreads {
                 body(t)
                 group.leave()
             }
-            thread.stackSize = 1 << 20
             thread.start()
         }
         body(0)

@@ -56,5 +56,20 @@ final class S3ConditionalWriteTests: XCTestCase {
         XCTAssertEqual(honoured.out.trimmingCharacters(in: .whitespacesAndNewlines), "honoured", honoured.out)
         let clash = try direct.run(["wal-push", direct.file("other/" + next, WALArchiveTests.segment(4, seed: 7))])
         XCTAssertEqual(clash.status, 1, clash.stderr)
+
+        // A probe the storage refuses (403 on writing `config`) must not fail the push: the
+        // host looks names up first instead, and answers nothing into its cache.
+        try proxy.setFaults(["fail_every": 1, "status": 403, "code": "AccessDenied", "methods": ["PUT"], "path_contains": "/db/config"])
+        let refused = Fixture()
+        refused.location = fx.location
+        refused.extraEnvironment = server.environment
+        let third = WALArchiveTests.name(5)
+        try FileManager.default.createDirectory(atPath: refused.dir + "/other", withIntermediateDirectories: true)
+        let pushedAnyway = try refused.run(["wal-push", refused.file(third, WALArchiveTests.segment(5))])
+        XCTAssertEqual(pushedAnyway.status, 0, pushedAnyway.stderr)
+        XCTAssertTrue(pushedAnyway.stderr.contains("could not find out whether"), pushedAnyway.stderr)
+        XCTAssertNotEqual(try refused.shell("cat \(refused.cache)/*/s3-conditional-writes").status, 0)
+        let clash3 = try refused.run(["wal-push", refused.file("other/" + third, WALArchiveTests.segment(5, seed: 7))])
+        XCTAssertEqual(clash3.status, 1, clash3.stderr)
     }
 }

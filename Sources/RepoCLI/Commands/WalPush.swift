@@ -57,10 +57,19 @@ extension RepoCommand {
             if let s3 = backend as? S3Backend {
                 let dir = global.cacheDirectory + "/" + config.id.hex
                 try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-                if try !s3.conditionalWritesHonoured(probing: RepositoryConfig.objectName, cacheFile: dir + "/s3-conditional-writes") {
+                // A probe that fails (a policy refusing the PUT, say) must not fail the push: the
+                // name is then looked up first, as for a server that ignores the header.
+                do {
+                    if try !s3.conditionalWritesHonoured(probing: RepositoryConfig.objectName, cacheFile: dir + "/s3-conditional-writes") {
+                        archive.checkBeforeWriting = true
+                        if !global.quiet {
+                            Console.line("repo: warning: \(backend.location) ignores conditional writes (If-None-Match); wal-push looks each name up before writing it, which leaves a short window in which two hosts pushing the same name at once could replace each other's file")
+                        }
+                    }
+                } catch {
                     archive.checkBeforeWriting = true
                     if !global.quiet {
-                        Console.line("repo: warning: \(backend.location) ignores conditional writes (If-None-Match); wal-push looks each name up before writing it, which leaves a short window in which two hosts pushing the same name at once could replace each other's file")
+                        Console.line("repo: warning: could not find out whether \(backend.location) honours conditional writes (\(error)); wal-push looks the name up before writing it")
                     }
                 }
             }

@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "RepoPrimitives", dependencies: ["CRepoZstd", "CRepoCrypto", "CRepoXXHash", "CRepoSHA256x16"],
                 swiftSettings: swiftSettings),
         // Storage backend: named immutable objects.
-        .target(name: "RepoStorage", swiftSettings: swiftSettings),
+        .target(name: "RepoStorage", dependencies: ["CRepoPosix"], swiftSettings: swiftSettings),
         // S3 backend: SigV4 signing, requests over async-http-client, ListObjectsV2 (README, "S3").
         .target(name: "RepoS3", dependencies: [
             "RepoStorage", "RepoPrimitives",
@@ -88,6 +88,6 @@ let package = Package(
         .testTarget(name: "RepoStorageTests", dependencies: ["RepoStorage", "RepoS3", "RepoTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoRepositoryTests", dependencies: ["RepoOperations"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoMountTests", dependencies: ["RepoMount"], swiftSettings: swiftSettings),
-        .testTarget(name: "RepoIntegrationTests", dependencies: ["repo", "RepoFuzzing", "RepoTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RepoIntegrationTests", dependencies: ["repo", "RepoCLI", "RepoFuzzing", "RepoTestSupport"], swiftSettings: swiftSettings),
     ]
 )

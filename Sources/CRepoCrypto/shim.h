@@ -36,6 +36,39 @@ static inline int crepo_aes256gcm_seal(EVP_CIPHER_CTX *ctx, const uint8_t *key, 
     return 1;
 }
 
+/// AES-256-GCM encryption in steps, for bytes that become ready in order: `begin` (key, nonce,
+/// associated data), `update` any number of times (any lengths; `out` may equal `in`), then
+/// `finish`, which writes the 16-byte tag. The result equals one `crepo_aes256gcm_seal` of the
+/// concatenated input. Each returns 1 on success.
+static inline int crepo_aes256gcm_begin(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *nonce,
+                                        const uint8_t *ad, size_t adlen) {
+    int len = 0;
+    if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1) return 0;
+    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) != 1) return 0;
+    if (EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce) != 1) return 0;
+    if (adlen > 0 && EVP_EncryptUpdate(ctx, NULL, &len, ad, (int)adlen) != 1) return 0;
+    return 1;
+}
+
+static inline int crepo_aes256gcm_update(EVP_CIPHER_CTX *ctx, const uint8_t *in, size_t inlen, uint8_t *out) {
+    int len = 0;
+    size_t done = 0;
+    while (done < inlen) {
+        size_t step = inlen - done;
+        if (step > (1u << 30)) step = (1u << 30);
+        if (EVP_EncryptUpdate(ctx, out + done, &len, in + done, (int)step) != 1 || (size_t)len != step) return 0;
+        done += step;
+    }
+    return 1;
+}
+
+static inline int crepo_aes256gcm_finish(EVP_CIPHER_CTX *ctx, uint8_t *tag) {
+    int len = 0;
+    uint8_t last[16];
+    if (EVP_EncryptFinal_ex(ctx, last, &len) != 1 || len != 0) return 0;
+    return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, tag) == 1;
+}
+
 /// AES-256-GCM decryption and tag check. Returns 1 when the tag verifies, 0 otherwise (and the
 /// output must then be discarded).
 static inline int crepo_aes256gcm_open(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *nonce,

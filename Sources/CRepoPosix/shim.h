@@ -13,6 +13,18 @@
 // architecture except alpha, sparc and parisc (asm-generic/fcntl.h).
 static inline int crepo_o_noatime(void) { return 01000000; }
 
+// O_DIRECT is only visible with _GNU_SOURCE too, and differs between architectures: 040000 in
+// asm-generic/fcntl.h (x86, riscv), 0200000 on arm and arm64. 0 elsewhere: no direct I/O.
+static inline int crepo_o_direct(void) {
+#if defined(__x86_64__) || defined(__i386__) || defined(__riscv)
+    return 040000;
+#elif defined(__aarch64__) || defined(__arm__)
+    return 0200000;
+#else
+    return 0;
+#endif
+}
+
 static inline ssize_t crepo_llistxattr(const char *path, char *list, size_t size) {
     return llistxattr(path, list, size);
 }

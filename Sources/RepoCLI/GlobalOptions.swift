@@ -136,8 +136,11 @@ struct GlobalOptions: ParsableArguments {
         return name
     }
 
-    var cacheDirectory: String {
-        if let d = cacheDir ?? env["REPO_CACHE_DIR"], !d.isEmpty { return d }
+    var cacheDirectory: String { Self.cacheDirectory(option: cacheDir, environment: env) }
+
+    /// `--cache-dir`, else REPO_CACHE_DIR, else `$XDG_CACHE_HOME/repo`, else `~/.cache/repo`.
+    static func cacheDirectory(option: String?, environment env: [String: String]) -> String {
+        if let d = option ?? env["REPO_CACHE_DIR"], !d.isEmpty { return d }
         if let x = env["XDG_CACHE_HOME"], !x.isEmpty { return x + "/repo" }
         return (env["HOME"] ?? NSTemporaryDirectory()) + "/.cache/repo"
     }

@@ -60,6 +60,16 @@ public enum RepoMain {
             CommandNotification.shared.finish(exitCode: code, error: error)
             exit(code)
         }
+        // PostgreSQL's archive_command and restore_command, once per WAL file: without the
+        // argument parser where the command line allows (FastCommandLine).
+        if CommandLine.arguments.count > 1 {
+            let rest = Array(CommandLine.arguments.dropFirst(2)), env = ProcessInfo.processInfo.environment
+            switch CommandLine.arguments[1] {
+            case "wal-fetch": if let code = WALFetchFastPath.run(rest, environment: env) { exit(code) }
+            case "wal-push": if let code = WALPushFastPath.run(rest, environment: env) { exit(code) }
+            default: break
+            }
+        }
         do {
             var command = try parse()
             let metrics = CommandMetrics.configuration(of: command)
@@ -81,18 +91,11 @@ public enum RepoMain {
             // What the reader asked for (`| head`): no message, success, like git and restic.
             finish(0)
         } catch let error as RepoError {
-            fflush(nil)
-            Console.error(error)
-            finish(exitCode(error.kind), error)
+            finish(report(error), error)
         } catch let error as ExitCode {
-            fflush(nil)
-            finish(error.rawValue)
+            finish(report(error))
         } catch where !String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
-            // Anything not from the argument parser is a runtime failure (storage, decoding…).
-            fflush(nil)
-            let failure = RepoError(.failure, String(describing: error))
-            Console.error(failure)
-            finish(1, failure)
+            finish(report(error), RepoError(.failure, String(describing: error)))
         } catch {
             fflush(nil)
             let code = RepoCommand.exitCode(for: error)
@@ -109,6 +112,24 @@ public enum RepoMain {
             CommandNotification.arm(arguments: Array(CommandLine.arguments.dropFirst()))
             // ArgumentParser reports usage errors as EX_USAGE (64); the contract says 2.
             finish(code == .validationFailure ? 2 : code.rawValue, RepoError(.usage, message))
+        }
+    }
+
+    /// Prints a command's failure and returns its exit status: a `RepoError` with its hint and
+    /// kind's code, an `ExitCode` as it is, anything else (storage, decoding…) as a failure, 1.
+    static func report(_ error: Error) -> Int32 {
+        fflush(nil)
+        switch error {
+        case let error as RepoError where error.kind == .outputClosed:
+            return 0
+        case let error as RepoError:
+            Console.error(error)
+            return exitCode(error.kind)
+        case let error as ExitCode:
+            return error.rawValue
+        default:
+            Console.error(RepoError(.failure, String(describing: error)))
+            return 1
         }
     }
 

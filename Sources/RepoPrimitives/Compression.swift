@@ -1,5 +1,6 @@
 internal import CRepoZstd
 import Dispatch
+import Synchronization
 
 /// Failures of the compression primitives.
 public enum CompressionError: Error, CustomStringConvertible {
@@ -67,34 +68,97 @@ extension ZstdCompressor {
     }
 
     /// `compressInParts` writing into `output` (at least `partsBound` bytes): each frame is
-    /// compressed into its own slot of the buffer, then the frames are moved together, so the
-    /// result is built without a copy per frame. Returns the length written, or nil when it
-    /// would not be smaller than the input (the buffer's contents are then unspecified).
+    /// compressed into its own slot of the buffer and moved next to the one before as soon as
+    /// all frames before it are done, so the result is built without a copy per frame and
+    /// mostly while other frames are still compressing. Returns the length written, or nil
+    /// when it would not be smaller than the input (the buffer's contents are then unspecified).
     public static func compressInParts(_ input: UnsafeRawBufferPointer, level: Int32, workers: Int,
                                        into output: UnsafeMutableRawBufferPointer) -> Int? {
+        compressInParts(input, level: level, workers: workers, into: output) { _ in true }
+    }
+
+    /// `compressInParts(_:level:workers:into:)` handing each frame, once in its final place, to
+    /// `emit`: in frame order, one call at a time, on whichever thread completed the frame (or
+    /// the one before it). A frame's final place is `output` from the end of the frame before,
+    /// so `emit` may change those bytes (encrypt them in place); `emit` returning false stops
+    /// the work and makes the result nil.
+    public static func compressInParts(_ input: UnsafeRawBufferPointer, level: Int32, workers: Int,
+                                       into output: UnsafeMutableRawBufferPointer,
+                                       emit: (UnsafeMutableRawBufferPointer) -> Bool) -> Int? {
         let (parts, step) = split(input.count, workers: workers)
         let slot = ZSTD_compressBound(step)
         precondition(output.count >= parts * slot, "compressInParts: output smaller than partsBound")
-        let lengths = UnsafeMutablePointer<Int>.allocate(capacity: parts)
-        lengths.initialize(repeating: -1, count: parts)
-        defer { lengths.deinitialize(count: parts); lengths.deallocate() }
-        // Each thread reads its own slice of `input` and writes its own slot of `output` and
-        // of `lengths`.
-        nonisolated(unsafe) let source = input, target = output, sizes = lengths
-        DispatchQueue.concurrentPerform(iterations: parts) { i in
-            let lo = min(source.count, i * step), hi = min(source.count, lo + step)
-            guard let ctx = ZSTD_createCCtx() else { return }
-            defer { ZSTD_freeCCtx(ctx) }
-            let r = ZSTD_compressCCtx(ctx, target.baseAddress! + i * slot, slot, source.baseAddress! + lo, hi - lo, level)
-            if crepo_zstd_is_error(r) == 0 { sizes[i] = r }
+        // Frame i is compressed into [i·slot, (i+1)·slot) and, once frames 0…i-1 are in place,
+        // moved to `end` ≤ i·slot: never into a slot above i, which other threads may be
+        // writing. One context per thread, reused for every frame it takes: a context's tables
+        // are half a MiB of fresh pages, and first touches of fresh pages are much of what a
+        // 16 MiB segment costs apart from zstd itself.
+        let frames = FrameQueue(count: parts)
+        return withoutActuallyEscaping(emit) { emit in
+            nonisolated(unsafe) let source = input, target = output, sink = emit
+            DispatchQueue.concurrentPerform(iterations: min(max(workers, 1), parts)) { _ in
+                guard let ctx = ZSTD_createCCtx() else { frames.fail(); return }
+                defer { ZSTD_freeCCtx(ctx) }
+                while let i = frames.next() {
+                    let lo = min(source.count, i * step), hi = min(source.count, lo + step)
+                    let r = ZSTD_compressCCtx(ctx, target.baseAddress! + i * slot, slot, source.baseAddress! + lo, hi - lo, level)
+                    guard crepo_zstd_is_error(r) == 0 else { frames.fail(); return }
+                    frames.done(i, length: r) { frame, length, at in
+                        if at != frame * slot { (target.baseAddress! + at).copyMemory(from: target.baseAddress! + frame * slot, byteCount: length) }
+                        return sink(UnsafeMutableRawBufferPointer(start: target.baseAddress! + at, count: length))
+                    }
+                }
+            }
+            guard let end = frames.finished else { return nil }
+            return end < input.count ? end : nil
         }
-        var end = 0
-        for i in 0..<parts {
-            guard lengths[i] >= 0 else { return nil }
-            if end != i * slot { (output.baseAddress! + end).copyMemory(from: output.baseAddress! + i * slot, byteCount: lengths[i]) }
-            end += lengths[i]
+    }
+
+    /// The frames of one `compressInParts`: handed out in order to whichever thread asks
+    /// first, and placed (moved and emitted) in order as they complete.
+    private final class FrameQueue: Sendable {
+        private struct State {
+            var lengths: [Int]
+            /// The first frame not yet placed, and where it goes.
+            var placed = 0, end = 0
+            var failed = false
         }
-        return end < input.count ? end : nil
+        private let taken = Atomic<Int>(0)
+        private let count: Int
+        private let state: Mutex<State>
+
+        init(count: Int) {
+            self.count = count
+            state = Mutex(State(lengths: [Int](repeating: -1, count: count)))
+        }
+
+        /// The next frame's index; nil when all are taken or the work failed.
+        func next() -> Int? {
+            if state.withLock({ $0.failed }) { return nil }
+            let i = taken.wrappingAdd(1, ordering: .relaxed).oldValue
+            return i < count ? i : nil
+        }
+
+        func fail() { state.withLock { $0.failed = true } }
+
+        /// Records frame `i`'s length and places every frame that is now next in line:
+        /// `place(frame, length, offset)` moves and emits it; false fails the work.
+        func done(_ i: Int, length: Int, place: (Int, Int, Int) -> Bool) {
+            state.withLock { s in
+                s.lengths[i] = length
+                while !s.failed, s.placed < count, s.lengths[s.placed] >= 0 {
+                    let frame = s.placed, n = s.lengths[frame]
+                    if !place(frame, n, s.end) { s.failed = true; break }
+                    s.end += n
+                    s.placed += 1
+                }
+            }
+        }
+
+        /// The total length once every frame is placed; nil if any failed.
+        var finished: Int? {
+            state.withLock { $0.failed || $0.placed < count ? nil : $0.end }
+        }
     }
 
     /// Frames and bytes per frame for `size` bytes on `workers` threads (one frame for a small

@@ -66,6 +66,28 @@ public final class AESGCM {
         guard ok == 1 else { throw CryptoError.library("EVP_EncryptUpdate (AES-256-GCM)") }
     }
 
+    /// Starts an encryption whose plaintext comes in pieces (`sealUpdate`, then `sealFinish`);
+    /// the result is that of one `sealInPlace` over the pieces joined.
+    public func sealBegin(key: [UInt8], nonce: [UInt8], associatedData: [UInt8] = []) throws {
+        precondition(key.count == Self.keySize && nonce.count == Self.nonceSize)
+        guard crepo_aes256gcm_begin(ctx, key, nonce, associatedData, associatedData.count) == 1 else {
+            throw CryptoError.library("EVP_EncryptInit_ex (AES-256-GCM)")
+        }
+    }
+
+    /// Encrypts the next piece in place.
+    public func sealUpdate(inPlace buffer: UnsafeMutableRawBufferPointer) throws {
+        guard let p = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+        guard crepo_aes256gcm_update(ctx, p, buffer.count, p) == 1 else { throw CryptoError.library("EVP_EncryptUpdate (AES-256-GCM)") }
+    }
+
+    /// Ends the encryption and writes the 16-byte tag to `tag`.
+    public func sealFinish(tag: UnsafeMutableRawPointer) throws {
+        guard crepo_aes256gcm_finish(ctx, tag.assumingMemoryBound(to: UInt8.self)) == 1 else {
+            throw CryptoError.library("EVP_EncryptFinal_ex (AES-256-GCM)")
+        }
+    }
+
     public func seal(key: [UInt8], nonce: [UInt8], associatedData: [UInt8] = [], plaintext: [UInt8]) throws -> [UInt8] {
         try plaintext.withUnsafeBytes { try seal(key: key, nonce: nonce, associatedData: associatedData, plaintext: $0) }
     }

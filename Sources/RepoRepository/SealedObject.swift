@@ -52,23 +52,31 @@ public enum SealedObject {
         let associatedData = kind.magic + salt + context
         if level > 0 && workers > 1 {
             // The object is assembled in one buffer: magic ‖ salt ‖ codec ‖ length ‖ frames ‖
-            // tag, the frames compressed into it and then encrypted in place (a 16 MiB WAL
-            // segment, FORMAT.md §27: no copy of the compressed bytes at all).
+            // tag. The frames are compressed into it and encrypted in place as each joins the
+            // ones before, while later frames are still compressing (a 16 MiB WAL segment,
+            // FORMAT.md §27: no copy of the compressed bytes, and little left to do at the end).
             let header = 4 + 32 + 9
             let capacity = header + ZstdCompressor.partsBound(body.count, workers: Int(workers)) + AESGCM.tagSize
             var failure: Error?
             let object = [UInt8](unsafeUninitializedCapacity: capacity) { buf, count in
                 count = 0
                 let base = UnsafeMutableRawBufferPointer(buf)
-                guard let n = ZstdCompressor.compressInParts(body, level: level, workers: Int(workers),
-                                                             into: UnsafeMutableRawBufferPointer(rebasing: base[header..<(capacity - AESGCM.tagSize)])) else { return }
                 var inner = ByteWriter(capacity: header)
                 inner.raw(kind.magic); inner.raw(salt); inner.u8(1); inner.u64(UInt64(body.count))
                 inner.bytes.withUnsafeBytes { base.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: header) }
+                let gcm = AESGCM()
                 do {
-                    try AESGCM().sealInPlace(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: associatedData,
-                                             buffer: UnsafeMutableRawBufferPointer(rebasing: base[36..<(header + n)]),
-                                             tag: base.baseAddress! + header + n)
+                    try gcm.sealBegin(key: k, nonce: [UInt8](repeating: 0, count: 12), associatedData: associatedData)
+                    try gcm.sealUpdate(inPlace: UnsafeMutableRawBufferPointer(rebasing: base[36..<header]))
+                } catch { failure = error; return }
+                guard let n = ZstdCompressor.compressInParts(
+                    body, level: level, workers: Int(workers),
+                    into: UnsafeMutableRawBufferPointer(rebasing: base[header..<(capacity - AESGCM.tagSize)]),
+                    emit: { frame in
+                        do { try gcm.sealUpdate(inPlace: frame); return true } catch { failure = error; return false }
+                    }) else { return }
+                do {
+                    try gcm.sealFinish(tag: base.baseAddress! + header + n)
                     count = header + n + AESGCM.tagSize
                 } catch { failure = error }
             }

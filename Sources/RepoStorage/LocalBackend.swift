@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import Foundation
+internal import CRepoPosix
 
 /// A storage backend in a local directory.
 ///
@@ -39,7 +40,7 @@ public struct LocalBackend: StorageBackend {
     public func put(_ name: String, data: [UInt8]) throws {
         let target = path(name)
         let staged = try StagedFile(backend: self, directory: String(target[..<target.lastIndex(of: "/")!]), label: name)
-        try staged.append(data)
+        try data.withUnsafeBytes { try staged.appendWhole($0) }
         try staged.commit(as: name)
     }
 
@@ -48,7 +49,7 @@ public struct LocalBackend: StorageBackend {
     public func create(_ name: String, data: [UInt8]) throws -> Bool {
         let target = path(name)
         let staged = try StagedFile(backend: self, directory: String(target[..<target.lastIndex(of: "/")!]), label: name)
-        try staged.append(data)
+        try data.withUnsafeBytes { try staged.appendWhole($0) }
         return try staged.commit(as: name, exclusive: true)
     }
 
@@ -91,6 +92,47 @@ public struct LocalBackend: StorageBackend {
                 off += n
             }
             size += buf.count
+        }
+
+        /// The whole object at once into the empty file (`put`, `create`). From 1 MiB on, the
+        /// block-aligned part goes past the page cache (O_DIRECT), through a page-aligned 1 MiB
+        /// buffer, and the last partial block through it: an object written whole is not read
+        /// again soon (a WAL segment until recovery), and copying it into fresh page-cache pages
+        /// cost more than the device write on the 2-core VM this was measured on (6 MB: write
+        /// and fsync 27 ms buffered, 8 ms direct). `commit`'s fsync makes both durable alike.
+        /// File systems that refuse direct I/O (EINVAL) get the buffered write.
+        func appendWhole(_ buf: UnsafeRawBufferPointer) throws {
+            let direct = crepo_o_direct(), block = 4096, chunk = 1 << 20
+            let aligned = buf.count / block * block
+            let flags = fcntl(fd, F_GETFL)
+            guard direct != 0, size == 0, aligned >= chunk, flags >= 0, fcntl(fd, F_SETFL, flags | direct) == 0 else {
+                return try append(buf)
+            }
+            var bounce: UnsafeMutableRawPointer?
+            guard posix_memalign(&bounce, block, chunk) == 0, let bounce else {
+                _ = fcntl(fd, F_SETFL, flags)
+                return try append(buf)
+            }
+            defer { free(bounce) }
+            var done = 0
+            while done < aligned {
+                let k = min(chunk, aligned - done)
+                bounce.copyMemory(from: buf.baseAddress! + done, byteCount: k)
+                let n = write(fd, bounce, k)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EINVAL { break }      // no direct I/O here after all: the rest buffered
+                    let e = errno
+                    _ = fcntl(fd, F_SETFL, flags)
+                    errno = e
+                    throw errno == ENOSPC || errno == EDQUOT ? StorageError.noSpace(name: label) : LocalBackend.error("write", temporaryPath)
+                }
+                done += n
+                if n < k { break }                    // a short write leaves the offset unaligned
+            }
+            guard fcntl(fd, F_SETFL, flags) == 0 else { throw LocalBackend.error("fcntl", temporaryPath) }
+            size = done
+            try append(UnsafeRawBufferPointer(rebasing: buf[done...]))
         }
 
         func commit(as name: String) throws {

@@ -214,6 +214,88 @@ final class WALArchiveTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: spool + "/" + Self.name(2)), "moved, not copied")
     }
 
+    /// A spooled segment is handed over without the repository (the spool holds verified
+    /// bytes only), and the prefetcher is started only once fewer than half of `--prefetch`
+    /// segments are left ahead of the one taken.
+    func testSpooledSegmentsAndWhenThePrefetcherStarts() throws {
+        let spool = fx.dir + "/spool"
+        try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+        for n in 2...10 { FileManager.default.createFile(atPath: spool + "/" + Self.name(UInt64(n)), contents: Data("segment \(n)".utf8)) }
+        // Taken from the spool with no repository at all; 8 segments (3…10) are left ahead
+        // of 2, at least half of 8: no prefetcher (it would take the spool's lock file).
+        let none = fx.dir + "/no-repository"
+        let r = try fx.run(["wal-fetch", "--repo", none, "--spool", spool, "--prefetch", "8", Self.name(2), fx.dir + "/2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(FileManager.default.contents(atPath: fx.dir + "/2"), Data("segment 2".utf8))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: spool + "/" + Self.name(2)), "moved, not copied")
+        for n in 3...6 {
+            try fx.ok(["wal-fetch", "--spool=" + spool, "--prefetch", "8", "-q", Self.name(UInt64(n)), fx.dir + "/\(n)"])
+        }
+        usleep(300_000)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: spool + "/.lock"), "no prefetcher while 4 or more segments wait")
+        // After 7, three are left (8, 9, 10): a prefetcher starts, takes the lock, finds
+        // nothing archived beyond them and leaves the spool as it was.
+        try fx.ok(["wal-fetch", Self.name(7), fx.dir + "/7", "--spool", spool, "--prefetch", "8"])
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, !FileManager.default.fileExists(atPath: spool + "/.lock") { usleep(50_000) }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: spool + "/.lock"), "the prefetcher ran")
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: spool).filter { !$0.hasPrefix(".") }),
+                       Set([8, 9, 10].map { Self.name($0) }))
+        // A segment that is not spooled goes to the repository (which does not exist): 126.
+        let missing = try fx.run(["wal-fetch", "--repo", none, "--spool", spool, Self.name(11), fx.dir + "/11"])
+        XCTAssertEqual(missing.status, 126, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("no repository"), missing.stderr)
+    }
+
+    /// `wal-push` with a key file takes the fast path (no argument parser); every outcome —
+    /// stored, retried, refused, failed — exits and reports as through the parser, which the
+    /// same command line plus `--no-lock` (outside the fast path's options) goes through.
+    func testKeyFilePushesReportAsTheParserDoes() throws {
+        let key = fx.dir + "/machine.key"
+        try fx.ok(["key", "add", "--new-key-file", key])
+        let other = fx.dir + "/other.key"
+        try fx.ok(["init", "--repo", fx.dir + "/other-repo"])
+        try fx.ok(["key", "add", "--repo", fx.dir + "/other-repo", "--new-key-file", other])
+        try FileManager.default.createDirectory(atPath: fx.dir + "/b", withIntermediateDirectories: true)
+        let notWAL = fx.dir + "/b/notwal"
+        FileManager.default.createFile(atPath: notWAL, contents: Data("x".utf8))
+        let clash = fx.dir + "/b/" + Self.name(1)
+        FileManager.default.createFile(atPath: clash, contents: Self.segment(1, seed: 9))
+        var env = fx.environment
+        env.removeValue(forKey: "REPO_PASSWORD")
+        let cases: [(args: [String], status: Int32, stderr: String)] = [
+            (["wal-push", "--key-file", key, walFile(1)], 0, ""),
+            (["wal-push", "--key-file", key, "-v", walFile(2)], 0, "archived " + Self.name(2)),
+            (["wal-push", "--key-file", key, walFile(1)], 0, "already archived with the same contents"),
+            (["wal-push", "--key-file", key, clash], 1, "different contents"),
+            (["wal-push", "--key-file", key, notWAL], 2, "is not the name of a WAL file"),
+            (["wal-push", "--key-file", key, fx.dir + "/pg_wal/" + Self.name(9)], 1, "archive_command must pass %p"),
+            (["wal-push", "--key-file", other, walFile(3)], 12, ""),
+            (["wal-push", "--key-file", fx.dir + "/nokey", walFile(3)], 1, "nokey"),
+            (["wal-push", "--key-file", key, "--compression", "lz4", walFile(3)], 2, "--compression lz4"),
+            (["wal-push", "--key-file", key, "--repo", fx.dir + "/nowhere", walFile(3)], 10, "no repository"),
+        ]
+        for c in cases {
+            let fast = try fx.run(c.args, env: env)
+            if c.status == 0 && c.args.contains("-v") {
+                // Pushed once: the parser's run of the same line finds it archived.
+                XCTAssertEqual(fast.status, 0, fast.stderr)
+                XCTAssertTrue(fast.stderr.contains(c.stderr), "\(c.args): \(fast.stderr)")
+                continue
+            }
+            let parsed = try fx.run(c.args + ["--no-lock"], env: env)
+            XCTAssertEqual(fast.status, c.status, "\(c.args): \(fast.stderr)")
+            XCTAssertEqual(parsed.status, c.status, "\(c.args) --no-lock: \(parsed.stderr)")
+            XCTAssertTrue(c.stderr.isEmpty || fast.stderr.contains(c.stderr), "\(c.args): \(fast.stderr)")
+            if c.status != 0 { XCTAssertEqual(fast.stderr, parsed.stderr, "\(c.args)") }
+        }
+        // The default for WAL is zstd level 1 (WALArchive.segmentLevel), also on this path.
+        let fetched = fx.dir + "/fetched"
+        try fx.ok(["wal-fetch", Self.name(1), fetched, "--prefetch", "0"])
+        XCTAssertEqual(FileManager.default.contents(atPath: fetched), Self.segment(1))
+        try fx.ok(["check"])
+    }
+
     func testWrongPasswordAndMissingRepository() throws {
         let path = walFile(1)
         var env = fx.environment

@@ -30,6 +30,70 @@ final class CompressionTests: XCTestCase {
         }
     }
 
+    /// Each frame reaches `emit` once, in order, already in its final place right after the
+    /// one before; changing it there (as encryption in place does) changes the result.
+    func testFramesAreEmittedInOrderInTheirFinalPlace() throws {
+        let size = 9 << 20 + 5
+        let input = Self.mixed(size)
+        let capacity = ZstdCompressor.partsBound(size, workers: 4)
+        var out = [UInt8](repeating: 0, count: capacity)
+        var emitted: [(start: Int, count: Int)] = []
+        var copies: [[UInt8]] = []
+        let n = try XCTUnwrap(out.withUnsafeMutableBytes { buf in
+            input.withUnsafeBytes { src in
+                ZstdCompressor.compressInParts(src, level: 1, workers: 4, into: buf) { frame in
+                    emitted.append((frame.baseAddress! - buf.baseAddress!, frame.count))
+                    copies.append(Array(frame))
+                    for i in frame.indices { frame[i] ^= 0x5A }
+                    return true
+                }
+            }
+        })
+        XCTAssertEqual(emitted.count, 9, "one frame per MiB, up to four per worker: 9 frames")
+        var end = 0
+        for e in emitted {
+            XCTAssertEqual(e.start, end, "each frame follows the one before")
+            end += e.count
+        }
+        XCTAssertEqual(end, n)
+        XCTAssertEqual(Array(out[0..<n]), copies.joined().map { $0 ^ 0x5A }, "emit changed the bytes in place")
+        let plain = try Array(copies.joined()).withUnsafeBytes { try ZstdDecompressor().decompress($0, expectedSize: size) }
+        XCTAssertEqual(plain, input)
+        // A false from emit stops the work: nil.
+        var calls = 0
+        let stopped = out.withUnsafeMutableBytes { buf in
+            input.withUnsafeBytes { src in
+                ZstdCompressor.compressInParts(src, level: 1, workers: 4, into: buf) { _ in calls += 1; return calls < 3 }
+            }
+        }
+        XCTAssertNil(stopped)
+        XCTAssertEqual(calls, 3)
+    }
+
+    /// AES-GCM in pieces (`sealBegin`, `sealUpdate`, `sealFinish`) equals one `sealInPlace`.
+    func testGCMInPiecesEqualsOneSeal() throws {
+        let key = (0..<32).map { UInt8($0) }, nonce = [UInt8](repeating: 0, count: 12), ad = Array("RWL1 name".utf8)
+        let plain = Self.mixed(3 << 20 + 17)
+        var whole = plain, tagWhole = [UInt8](repeating: 0, count: 16)
+        try whole.withUnsafeMutableBytes { b in
+            try tagWhole.withUnsafeMutableBytes { try AESGCM().sealInPlace(key: key, nonce: nonce, associatedData: ad, buffer: b, tag: $0.baseAddress!) }
+        }
+        var pieces = plain, tagPieces = [UInt8](repeating: 0, count: 16)
+        let gcm = AESGCM()
+        try gcm.sealBegin(key: key, nonce: nonce, associatedData: ad)
+        try pieces.withUnsafeMutableBytes { b in
+            var at = 0
+            for len in [9, 1, 15, 16, 33, 1 << 20, 7] + [b.count] {
+                let end = min(b.count, at + len)
+                try gcm.sealUpdate(inPlace: UnsafeMutableRawBufferPointer(rebasing: b[at..<end]))
+                at = end
+            }
+        }
+        try tagPieces.withUnsafeMutableBytes { try gcm.sealFinish(tag: $0.baseAddress!) }
+        XCTAssertEqual(pieces, whole)
+        XCTAssertEqual(tagPieces, tagWhole)
+    }
+
     func testIncompressibleInputGivesNil() {
         let input = (0..<(4 << 20)).map { _ in UInt8.random(in: 0...255) }
         XCTAssertNil(input.withUnsafeBytes { ZstdCompressor.compressInParts($0, level: 3, parts: 2) })

@@ -32,7 +32,9 @@ extension RepoCommand {
         var destination: String
 
         @Option(help: "Segments to fetch ahead into the spool (0: no prefetching).")
-        var prefetch = 32
+        var prefetch = Self.defaultPrefetch
+
+        static let defaultPrefetch = 32
 
         @Option(help: ArgumentHelp("Spool directory for prefetched segments (env REPO_WAL_SPOOL; default: in the cache directory).", valueName: "DIR"))
         var spool: String?
@@ -66,7 +68,7 @@ extension RepoCommand {
             let backend = try global.backend()
             let config = try Repository.readConfig(backend: backend)
             let spoolDirectory = spool ?? ProcessInfo.processInfo.environment["REPO_WAL_SPOOL"].flatMap { $0.isEmpty ? nil : $0 }
-                ?? global.cacheDirectory + "/" + config.id.hex + "/wal-prefetch"
+                ?? Self.defaultSpool(cacheDirectory: global.cacheDirectory, config: config)
             let walSpool = WALSpool(directory: spoolDirectory)
             if prefetchWorker {
                 let (_, key) = try Repository.unlock(backend: backend, credential: try global.credential())
@@ -76,7 +78,7 @@ extension RepoCommand {
             }
             if walSpool.take(wal, to: destination) {
                 if global.verbose { Console.line("restored \(wal) from the prefetch spool") }
-                startPrefetcher(wal)
+                Self.startPrefetcher(after: wal, spool: walSpool, depth: prefetch, verbose: global.verbose)
                 return
             }
             let (_, key) = try Repository.unlock(backend: backend, credential: try global.credential())
@@ -88,19 +90,27 @@ extension RepoCommand {
                 throw RepoError(.failure, "cannot write \(destination): \(error)")
             }
             if global.verbose { Console.line("restored \(wal) (\(bytes.count) bytes)") }
-            startPrefetcher(wal)
+            Self.startPrefetcher(after: wal, spool: walSpool, depth: prefetch, verbose: global.verbose)
+        }
+
+        /// The spool when neither `--spool` nor REPO_WAL_SPOOL names one.
+        static func defaultSpool(cacheDirectory: String, config: RepositoryConfig) -> String {
+            cacheDirectory + "/" + config.id.hex + "/wal-prefetch"
         }
 
         /// Starts `repo wal-fetch … --prefetch-worker` detached with this command's arguments
-        /// and environment; it exits at once if another prefetcher holds the spool.
-        private func startPrefetcher(_ wal: WALFileName) {
-            guard prefetch > 0, wal.kind == .segment else { return }
+        /// and environment, unless the spool still holds at least half of `depth` segments
+        /// after `wal` (a prefetcher started every time would mostly find its work done, and
+        /// each costs a process start on the core replay is not using). It exits at once if
+        /// another prefetcher holds the spool.
+        static func startPrefetcher(after wal: WALFileName, spool: WALSpool, depth prefetch: Int, verbose: Bool) {
+            guard prefetch > 0, wal.kind == .segment, spool.segmentsAhead(of: wal) < (prefetch + 1) / 2 else { return }
             let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
             let args = [exe] + CommandLine.arguments.dropFirst() + ["--prefetch-worker"]
             var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
             defer { argv.forEach { free($0) } }
             let pid = crepo_spawn_detached(exe, &argv, environ)
-            if pid < 0, global.verbose { Console.line("repo: warning: cannot start the WAL prefetcher: \(String(cString: strerror(errno)))") }
+            if pid < 0, verbose { Console.line("repo: warning: cannot start the WAL prefetcher: \(String(cString: strerror(errno)))") }
         }
     }
 }

@@ -30,6 +30,18 @@ public struct WALSpool: Sendable {
         return true
     }
 
+    /// How many complete segments of `name`'s timeline after `name` the spool holds.
+    public func segmentsAhead(of name: WALFileName) -> Int {
+        guard let dir = opendir(directory) else { return 0 }
+        defer { closedir(dir) }
+        var count = 0
+        while let entry = readdir(dir) {
+            let file = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if let other = WALFileName(file), other.kind == .segment, other.timeline == name.timeline, other > name { count += 1 }
+        }
+        return count
+    }
+
     /// Fetches up to `depth` archived segments that follow `name` on its timeline into the
     /// spool, `workers` at a time, and removes spooled segments that come before it. Returns
     /// how many it fetched; 0 at once when another prefetcher holds the spool.

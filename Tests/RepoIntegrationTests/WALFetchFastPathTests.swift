@@ -1,0 +1,76 @@
+import XCTest
+@testable import RepoCLI
+
+/// The fast path of `wal-fetch` (`WALFetchFastPath`) reads its command lines as the argument
+/// parser does, and leaves every other one to the parser.
+final class WALFetchFastPathTests: XCTestCase {
+    let segment = "000000010000000A000000FE"
+
+    func testReadsWhatTheParserReads() throws {
+        let lines: [[String]] = [
+            ["--repo", "/r", "--key-file", "/k", segment, "pg_wal/RECOVERYXLOG"],
+            ["--repo=/r", "--spool", "/s", "--prefetch", "8", "-q", segment, "d"],
+            [segment, "d", "--repo", "/r x", "--password-file", "/p", "-v"],
+            ["--cache-dir", "/c", "--password-command", "cat /p", "--prefetch=0", segment, "/abs/d"],
+            ["--verbose", "--spool=/s", segment, "d"],
+            [segment, "d"],
+        ]
+        for line in lines {
+            guard let fast = WALFetchFastPath.parse(line) else { XCTFail("not read: \(line)"); continue }
+            let parsed = try RepoCommand.WalFetch.parseAsRoot(line) as! RepoCommand.WalFetch
+            XCTAssertEqual(fast.repository, parsed.global.repository, "\(line)")
+            XCTAssertEqual(fast.cacheDir, parsed.global.cacheDir, "\(line)")
+            XCTAssertEqual(fast.spool, parsed.spool, "\(line)")
+            XCTAssertEqual(fast.prefetch, parsed.prefetch, "\(line)")
+            XCTAssertEqual(fast.verbose, parsed.global.verbose, "\(line)")
+            XCTAssertEqual(fast.name, parsed.name, "\(line)")
+            XCTAssertEqual(fast.destination, parsed.destination, "\(line)")
+        }
+    }
+
+    func testLeavesEverythingElseToTheParser() {
+        let lines: [[String]] = [
+            ["--help"], ["-h", segment, "d"], ["--version"],
+            [segment], [segment, "d", "e"],
+            ["--json", segment, "d"], ["--kms", segment, "d"], ["--prefetch-worker", segment, "d"],
+            ["--repo", "/a", "--repo", "/b", segment, "d"],
+            ["--prefetch", "-1", segment, "d"], ["--prefetch", "x", segment, "d"],
+            ["--repo", segment, "d"],
+            ["-q", "-v", segment, "d"], ["--quiet=1", segment, "d"],
+            ["--", segment, "d"], ["--metrics-file", "/m", segment, "d"],
+        ]
+        for line in lines { XCTAssertNil(WALFetchFastPath.parse(line), "\(line)") }
+    }
+
+    func testWALPushReadsWhatTheParserReads() throws {
+        let path = "/var/lib/postgresql/15/main/pg_wal/" + segment
+        let lines: [[String]] = [
+            ["--repo", "/r", "--key-file", "/k", path],
+            ["--key-file=/k", "-q", "--compression", "zstd:3", path],
+            [path, "--cache-dir", "/c", "--verbose"],
+            ["pg_wal/" + segment],
+        ]
+        for line in lines {
+            guard let fast = WALPushFastPath.parse(line) else { XCTFail("not read: \(line)"); continue }
+            let parsed = try RepoCommand.WalPush.parseAsRoot(line) as! RepoCommand.WalPush
+            XCTAssertEqual(fast.repository, parsed.global.repository, "\(line)")
+            XCTAssertEqual(fast.keyFile, parsed.global.keyFile, "\(line)")
+            XCTAssertEqual(fast.compression, parsed.compression, "\(line)")
+            XCTAssertEqual(fast.cacheDir, parsed.global.cacheDir, "\(line)")
+            XCTAssertEqual(fast.quiet, parsed.global.quiet, "\(line)")
+            XCTAssertEqual(fast.verbose, parsed.global.verbose, "\(line)")
+            XCTAssertEqual(fast.path, parsed.path, "\(line)")
+        }
+        for line in [["--password-file", "/p", path], ["--kms", path], ["--metrics-file", "/m", path], [path, path],
+                     ["--key-file", "/a", "--key-file", "/b", path], ["--help"], ["-q", "-v", path]] {
+            XCTAssertNil(WALPushFastPath.parse(line), "\(line)")
+        }
+    }
+
+    /// No explicit spool and an S3 repository: the parser's path, which reads the config.
+    func testS3WithoutASpoolIsLeftToTheParser() {
+        let call = WALFetchFastPath.parse(["--repo", "s3:http://127.0.0.1:1/b", segment, "d"])!
+        XCTAssertNil(WALFetchFastPath.spoolDirectory(call, environment: [:]))
+        XCTAssertEqual(WALFetchFastPath.spoolDirectory(call, environment: ["REPO_WAL_SPOOL": "/s"]), "/s")
+    }
+}

@@ -9,10 +9,12 @@ cores for backup and restore, `start-fast=y`, and its own repository path.
 
   1. wal-push: wall time of the whole process (exec to exit) for one 16 MiB segment, over
      --segments distinct real segments that pgbench wrote, each pushed by `repo wal-push` and
-     `pgbackrest archive-push` into six archives, the order rotating from segment to segment:
-     a fresh one per tool; one per tool pre-filled with --prefill segment objects (repo's also
-     with --prefill-snapshots snapshots, `repo store` of tiny streams); and, as a reference,
-     one per tool at zstd level 1 (`--compression zstd:1`, `--compress-level=1`). Pre-fill
+     `pgbackrest archive-push` into seven archives, the order rotating from segment to segment:
+     a fresh one per tool (each tool's default for WAL: repo zstd level 1, pgBackRest the
+     configured level 3); one per tool pre-filled with --prefill segment objects (repo's also
+     with --prefill-snapshots snapshots, `repo store` of tiny streams); and, as references,
+     one per tool at zstd level 1 (`--compression zstd:1`, `--compress-level=1`) and one repo
+     archive at level 3 (`--compression zstd:3`, against pgBackRest's fresh one). Pre-fill
      segments are a real segment's first page with its page address (offset 8) rewritten to
      the new name (FORMAT.md §27.3 checks only that long page header) and zeros after it, so
      they cost little disk; what grows is the number of objects, under the names pgBackRest
@@ -740,6 +742,7 @@ def bench_wal_push(a, port):
     repo_g = RepoTool(os.path.join(C.work, "m1", "repo-grown")).create()
     pgbr_g = PgbrTool("m1grown", os.path.join(C.work, "m1", "pgbr-grown"), cl).create()
     repo_1 = RepoTool(os.path.join(C.work, "m1", "repo-level1")).create()
+    repo_3 = RepoTool(os.path.join(C.work, "m1", "repo-level3")).create()
     pgbr_1 = PgbrTool("m1level1", os.path.join(C.work, "m1", "pgbr-level1"), cl).create()
 
     log("1. wal-push: pre-filling two of the archives (%d segments, %d snapshots)" % (a.prefill, a.prefill_snapshots))
@@ -755,10 +758,13 @@ def bench_wal_push(a, port):
                    "pgbackrest": [spawn_timed([C.pgbr_bin, "version"], env)[0] for _ in range(20)]}
         # Each segment goes into all four archives, the order rotating from segment to segment,
         # so that drift of this shared machine hits fresh and grown, repo and pgBackRest alike.
-        # Level 1 for both (a reference, not the configuration under test): repo wal-push
-        # --compression zstd:1, pgbackrest --compress-level=1, into archives of their own.
+        # References, not the configuration under test: level 1 for both (repo wal-push
+        # --compression zstd:1, which is also repo's default for WAL; pgbackrest
+        # --compress-level=1), and repo at level 3 like pgBackRest's fresh archive
+        # (--compression zstd:3), each into an archive of its own.
         res = push_series(segs, [("repo", repo), ("pgbackrest", pgbr), ("repo grown", repo_g), ("pgbackrest grown", pgbr_g),
-                                 ("repo level 1", Level(repo_1, 1)), ("pgbackrest level 1", Level(pgbr_1, 1))], "wal-push")
+                                 ("repo level 1", Level(repo_1, 1)), ("pgbackrest level 1", Level(pgbr_1, 1)),
+                                 ("repo level 3", Level(repo_3, 3))], "wal-push")
     fresh = {"repo": res["repo"], "pgbackrest": res["pgbackrest"]}
     grown = {"repo": res["repo grown"], "pgbackrest": res["pgbackrest grown"]}
     level1 = {"repo": res["repo level 1"], "pgbackrest": res["pgbackrest level 1"]}
@@ -766,6 +772,8 @@ def bench_wal_push(a, port):
               "pgbackrest": du(os.path.join(pgbr.path, "archive")) / len(segs)}
     stored1 = {"repo": du(os.path.join(repo_1.path, "wal")) / len(segs),
                "pgbackrest": du(os.path.join(pgbr_1.path, "archive")) / len(segs)}
+    stored3 = {"repo": du(os.path.join(repo_3.path, "wal")) / len(segs), "pgbackrest": stored["pgbackrest"]}
+    level3 = {"repo": res["repo level 3"], "pgbackrest": res["pgbackrest"]}
     cl.stop("immediate")
     shutil.rmtree(cl.dir, ignore_errors=True)
     return {"segments": seg_names, "spawn_baseline_ms": 1000 * median(base),
@@ -773,7 +781,9 @@ def bench_wal_push(a, port):
             "fresh": {k: summarize_push(v) for k, v in fresh.items()},
             "grown": {k: summarize_push(v) for k, v in grown.items()},
             "level1": {k: summarize_push(v) for k, v in level1.items()},
-            "prefill": pre, "stored_bytes_per_segment": stored, "stored_bytes_per_segment_level1": stored1}
+            "level3": {k: summarize_push(v) for k, v in level3.items()},
+            "prefill": pre, "stored_bytes_per_segment": stored, "stored_bytes_per_segment_level1": stored1,
+            "stored_bytes_per_segment_level3": stored3}
 
 
 # ---------------------------------------------------------------- 2. sustained archiving
@@ -1145,9 +1155,15 @@ def report(R):
         L.append("   %-44s %10.2f %12.2f %8s" % ("stored MB per segment", s["repo"] / 1e6, s["pgbackrest"] / 1e6,
                                                   fmt_ratio(s["pgbackrest"], s["repo"])))
         l1, s1 = w["level1"], w["stored_bytes_per_segment_level1"]
-        for label, r, p in (("zstd level 1, both (reference) median ms", l1["repo"]["median_ms"], l1["pgbackrest"]["median_ms"]),
-                            ("                   CPU ms (median)", l1["repo"]["cpu_median_ms"], l1["pgbackrest"]["cpu_median_ms"]),
-                            ("                   stored MB per segment", s1["repo"] / 1e6, s1["pgbackrest"] / 1e6)):
+        refs = [("zstd level 1, both (reference) median ms", l1["repo"]["median_ms"], l1["pgbackrest"]["median_ms"]),
+                ("                   CPU ms (median)", l1["repo"]["cpu_median_ms"], l1["pgbackrest"]["cpu_median_ms"]),
+                ("                   stored MB per segment", s1["repo"] / 1e6, s1["pgbackrest"] / 1e6)]
+        if "level3" in w:
+            l3, s3 = w["level3"], w["stored_bytes_per_segment_level3"]
+            refs += [("zstd level 3, both (reference) median ms", l3["repo"]["median_ms"], l3["pgbackrest"]["median_ms"]),
+                     ("                   CPU ms (median)", l3["repo"]["cpu_median_ms"], l3["pgbackrest"]["cpu_median_ms"]),
+                     ("                   stored MB per segment", s3["repo"] / 1e6, s3["pgbackrest"] / 1e6)]
+        for label, r, p in refs:
             L.append("   %-44s %10.2f %12.2f %8s" % (label, r, p, fmt_ratio(p, r)) if "MB" in label else
                      "   %-44s %10.1f %12.1f %8s" % (label, r, p, fmt_ratio(p, r)))
         L.append("   %-44s %10.1f %12.1f" % ("start and exit only (see note) ms", w["startup_ms"]["repo"],
@@ -1159,8 +1175,9 @@ def report(R):
                  % (fmt_ratio(f["pgbackrest"]["median_ms"], g["repo"]["median_ms"]), w["spawn_baseline_ms"]))
         L.append("   start and exit only: `repo wal-push` of a name that is not a WAL file's (refused before it opens "
                  "anything), `pgbackrest version`\n"
-                 "   every segment is pushed into all six archives, the order rotating; the targets below use level 3, the "
-                 "configuration under test")
+                 "   every segment is pushed into all %d archives, the order rotating; pgBackRest at level 3 (the configuration "
+                 "under test), repo at its default (%s)" % (7 if "level3" in w else 6,
+                                                           "zstd level 1 for WAL" if "level3" in w else "the repository's level 3"))
         L.append("")
     if "sustained" in R:
         s = R["sustained"]
@@ -1249,6 +1266,73 @@ def targets(R):
     return t
 
 
+def esc(t):
+    return str(t).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def svg_chart(R):
+    """Horizontal bars: for each measurement, pgBackRest's time / repo's time (above 1: repo
+    faster), with both times written beside the bar and the issue's 2x line; the run's date,
+    machine and versions in the header."""
+    rows = []
+    if "wal_push" in R:
+        w = R["wal_push"]
+        for label, k in (("wal-push, fresh archive", "fresh"), ("wal-push, grown archive", "grown")):
+            r, p = w[k]["repo"]["median_ms"], w[k]["pgbackrest"]["median_ms"]
+            rows.append((label, p / r, "%.0f ms vs %.0f ms" % (r, p), True))
+        if "level3" in w:
+            r, p = w["level3"]["repo"]["median_ms"], w["level3"]["pgbackrest"]["median_ms"]
+            rows.append(("wal-push, both zstd level 3 (ref.)", p / r, "%.0f ms vs %.0f ms" % (r, p), False))
+    if "backups" in R:
+        b = R["backups"]
+        for label, rk, pk in (("base backup, first (full)", "repo_first", "pgbr_full"),
+                              ("base backup, unchanged (incr)", "repo_unchanged", "pgbr_incr_unchanged"),
+                              ("base backup, after pgbench (incr)", "repo_after", "pgbr_incr_after")):
+            r, p = b[rk]["seconds"], b[pk]["seconds"]
+            rows.append((label, p / r, "%.1f s vs %.1f s" % (r, p), False))
+    if "recovery" in R:
+        c = R["recovery"]
+        r = c["repo"]["seconds"]
+        rows.append(("recovery to T (RTO)", c["pgbackrest"]["seconds"] / r, "%.1f s vs %.1f s" % (r, c["pgbackrest"]["seconds"]), True))
+        rows.append(("recovery, pgBackRest async (ref.)", c["pgbackrest_async"]["seconds"] / r,
+                     "%.1f s vs %.1f s" % (r, c["pgbackrest_async"]["seconds"]), False))
+    W, left, bar_h, gap, top_pad = 780, 250, 22, 10, 86
+    plot_w = W - left - 170
+    H = top_pad + len(rows) * (bar_h + gap) + 50
+    top = max(3.0, max(x for _, x, _, _ in rows) * 1.1)
+    v, m = R.get("versions", {}), R.get("machine", {})
+    head = ["%s; %d cores, %s (%s), Linux %s" % (R.get("date", ""), m.get("cores", 0), m.get("cpu", "?"),
+                                                 ", ".join(m.get("features", [])), m.get("kernel", "?")),
+            "repo %s, pgBackRest %s, %s" % (v.get("repo_git", "?"), v.get("pgbackrest", "?").replace("pgBackRest ", ""),
+                                             v.get("postgres", "?")),
+            "python3 Benchmarks/pg_compare.py; pgBackRest compress-type=zst compress-level=3; repo's defaults"]
+    o = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
+         'font-family="Helvetica, Arial, sans-serif" font-size="12">' % (W, H, W, H),
+         '<rect width="100%" height="100%" fill="white"/>',
+         '<text x="10" y="22" font-size="16" font-weight="bold">repo against pgBackRest on PostgreSQL 15: '
+         'pgBackRest\'s time / repo\'s time (higher is better)</text>']
+    for i, line in enumerate(head):
+        o.append('<text x="10" y="%d" fill="#555" font-size="10">%s</text>' % (40 + 13 * i, esc(line[:160])))
+    x0 = left
+    for t in range(0, int(top) + 1):
+        x = x0 + plot_w * t / top
+        o.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="%s"/>' % (x, x, top_pad - 6, H - 40,
+                                                                                "#c53030" if t == 2 else "#e2e2e2"))
+        o.append('<text x="%.1f" y="%d" text-anchor="middle" fill="#555">%dx</text>' % (x, H - 26, t))
+    for i, (label, ratio, detail, target) in enumerate(rows):
+        y = top_pad + i * (bar_h + gap)
+        color = ("#276749" if ratio >= 2 else "#c53030") if target else "#2b6cb0"
+        o.append('<text x="%d" y="%.1f" text-anchor="end">%s</text>' % (left - 8, y + bar_h * 0.7, esc(label)))
+        o.append('<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"><title>%s: %.2fx</title></rect>'
+                 % (x0, y, plot_w * ratio / top, bar_h, color, esc(label), ratio))
+        o.append('<text x="%.1f" y="%.1f" font-size="11">%.2fx  (%s)</text>'
+                 % (x0 + plot_w * ratio / top + 6, y + bar_h * 0.7, ratio, esc(detail)))
+    o.append('<text x="10" y="%d" fill="#555" font-size="11">green/red: a target of the issue (2x, red line), met or not; '
+             'blue: for reference; times are repo vs pgBackRest</text>' % (H - 8))
+    o.append("</svg>")
+    return "\n".join(o) + "\n"
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -1271,6 +1355,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--json", help="JSON output (default Benchmarks/results/pg_compare.json, pg_compare-quick.json with --quick)")
     ap.add_argument("--load", metavar="FILE", help="print the table of an earlier run's JSON (and store it in FILE) instead of running")
+    ap.add_argument("--chart", metavar="FILE.svg", help="also write a bar chart of the ratios (with --load too)")
     a = ap.parse_args()
     if a.load:
         with open(a.load) as f:
@@ -1282,6 +1367,9 @@ def main():
         with open(a.load, "w") as f:
             json.dump(R, f, indent=1)
             f.write("\n")
+        if a.chart:
+            with open(a.chart, "w") as f:
+                f.write(svg_chart(R))
         return
     defaults = {"segments": (25, 6), "source_scale": (10, 2), "prefill": (10000, 300), "prefill_snapshots": (1000, 30),
                 "archive_scale": (50, 5), "bench_seconds": (30, 5), "backup_scale": (75, 5), "wal_gib": (2.0, 0.2), "restore_rounds": (3, 1), "sustained_rounds": (2, 1)}
@@ -1347,6 +1435,10 @@ def main():
         json.dump(R, f, indent=1)
         f.write("\n")
     log("wrote %s" % a.json)
+    if a.chart:
+        with open(a.chart, "w") as f:
+            f.write(svg_chart(R))
+        log("wrote %s" % a.chart)
 
 
 if __name__ == "__main__":

@@ -1129,7 +1129,8 @@ def report(R):
              % (v["repo"], v["repo_bin"], v.get("repo_bin_mtime", "?"), v.get("repo_bin_sha256", "?")[:12], v["repo_git"],
                 v["pgbackrest"], v["postgres"]))
     L.append("pgBackRest: compress-type=zst compress-level=3 archive-async=n process-max=%d start-fast=y; "
-             "repo: zstd level 3 (default), --key-file" % m["cores"])
+             "repo: %s, --key-file" % (m["cores"], "its defaults (WAL zstd level 1, backups level 3)"
+                                         if "level3" in R.get("wal_push", {"level3": 1}) else "zstd level 3 (default)"))
     L.append("ratio = pgBackRest / repo (above 1: repo faster, or smaller); background repo-fuzz processes stopped "
              "during the measurements: %d (4 s SIGSTOP, 0.25 s SIGCONT, repeated)" % R.get("fuzzer_processes_stopped", 0))
     fl = R.get("foreign_load")

@@ -29,7 +29,7 @@ extension RepoCommand {
         @Argument(help: "Path of the WAL file (%p); its file name must be PostgreSQL's.")
         var path: String
 
-        @Option(help: ArgumentHelp("zstd:N (1–19) or none for this file (default: zstd:1, none if the repository stores uncompressed). On WAL, higher levels cost more CPU and store about the same.", valueName: "C"))
+        @Option(help: ArgumentHelp("zstd:N (1–19) or none for this file (default: zstd:1, none if the repository stores uncompressed). zstd:3 stores up to 11% less on very compressible WAL for 30% more CPU.", valueName: "C"))
         var compression: String?
 
         func run() throws {

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A command line read without the argument parser, for the commands PostgreSQL starts once
 /// per WAL file (`WALFetchFastPath`, `WALPushFastPath`): building the parser's command
 /// description costs the Swift runtime 3–4 ms of protocol-conformance lookups per process.
@@ -6,13 +10,26 @@
 /// `--name=value` (a value may not start with `-`), the given flags, and a fixed number of
 /// operands. Anything else makes `init` fail, and the caller leaves the command line to the
 /// parser, whose errors and help then apply as always.
+///
+/// Plain arrays, not `Set` or `Dictionary`: the first use of a generic type with a hashable
+/// key makes the runtime look up its conformances by scanning every conformance record of
+/// the 160 MB binary, about 1 ms at process start (`perf record` of `wal-fetch`, README,
+/// "Speed against pgBackRest"). The same goes for `ProcessInfo.processInfo.environment`, a
+/// `[String: String]` of every variable: the fast paths read single variables through
+/// `Environment` instead.
 struct FastCommandLine {
-    private(set) var values: [String: String] = [:]
-    private(set) var flags: Set<String> = []
+    /// One environment variable's value, or nil when it is not set.
+    typealias Environment = (String) -> String?
+
+    /// The process environment, one `getenv` per lookup.
+    static func processEnvironment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+
+    private(set) var values: [(name: String, value: String)] = []
+    private(set) var flags: [String] = []
     private(set) var operands: [String] = []
 
     /// `arguments` after the command word; nil outside the subset.
-    init?(_ arguments: [String], options: Set<String>, flags allowed: Set<String>, operands count: Int) {
+    init?(_ arguments: [String], options: [String], flags allowed: [String], operands count: Int) {
         var i = 0
         while i < arguments.count {
             let arg = arguments[i]
@@ -22,10 +39,10 @@ struct FastCommandLine {
             if arg.hasPrefix("--"), let eq = arg.firstIndex(of: "=") {
                 name = String(arg[..<eq]); value = String(arg[arg.index(after: eq)...])
             }
-            guard values[name] == nil, !flags.contains(name) else { return nil }
+            guard self.value(name) == nil, !flags.contains(name) else { return nil }
             if allowed.contains(name) {
                 guard value == nil else { return nil }
-                flags.insert(name)
+                flags.append(name)
                 continue
             }
             guard options.contains(name) else { return nil }
@@ -34,10 +51,13 @@ struct FastCommandLine {
                 value = arguments[i]
                 i += 1
             }
-            values[name] = value
+            values.append((name, value!))
         }
         guard operands.count == count else { return nil }
     }
+
+    /// The value given to option `name`, or nil.
+    func value(_ name: String) -> String? { values.first { $0.name == name }?.value }
 
     /// `-v`/`--verbose` given (with `-q`/`--quiet` as well: nil, the parser decides).
     var verbose: Bool? {
@@ -49,8 +69,8 @@ struct FastCommandLine {
 
     /// The local repository directory from `--repo` (`option`) or REPO_REPOSITORY; nil for
     /// none or S3.
-    static func localRepository(option: String?, environment: [String: String]) -> String? {
-        guard var location = option ?? environment["REPO_REPOSITORY"], !location.isEmpty else { return nil }
+    static func localRepository(option: String?, environment: Environment) -> String? {
+        guard var location = option ?? environment("REPO_REPOSITORY"), !location.isEmpty else { return nil }
         if location.hasPrefix("file://") { location = String(location.dropFirst(7)) }
         return location.contains("://") || location.hasPrefix("s3:") ? nil : location
     }

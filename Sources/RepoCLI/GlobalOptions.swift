@@ -136,13 +136,13 @@ struct GlobalOptions: ParsableArguments {
         return name
     }
 
-    var cacheDirectory: String { Self.cacheDirectory(option: cacheDir, environment: env) }
+    var cacheDirectory: String { Self.cacheDirectory(option: cacheDir) { env[$0] } }
 
     /// `--cache-dir`, else REPO_CACHE_DIR, else `$XDG_CACHE_HOME/repo`, else `~/.cache/repo`.
-    static func cacheDirectory(option: String?, environment env: [String: String]) -> String {
-        if let d = option ?? env["REPO_CACHE_DIR"], !d.isEmpty { return d }
-        if let x = env["XDG_CACHE_HOME"], !x.isEmpty { return x + "/repo" }
-        return (env["HOME"] ?? NSTemporaryDirectory()) + "/.cache/repo"
+    static func cacheDirectory(option: String?, environment env: FastCommandLine.Environment) -> String {
+        if let d = option ?? env("REPO_CACHE_DIR"), !d.isEmpty { return d }
+        if let x = env("XDG_CACHE_HOME"), !x.isEmpty { return x + "/repo" }
+        return (env("HOME") ?? NSTemporaryDirectory()) + "/.cache/repo"
     }
 
     /// What opens the repository (README, "Environment"), in this order:

@@ -63,7 +63,7 @@ public enum RepoMain {
         // PostgreSQL's archive_command and restore_command, once per WAL file: without the
         // argument parser where the command line allows (FastCommandLine).
         if CommandLine.arguments.count > 1 {
-            let rest = Array(CommandLine.arguments.dropFirst(2)), env = ProcessInfo.processInfo.environment
+            let rest = Array(CommandLine.arguments.dropFirst(2)), env = FastCommandLine.processEnvironment
             switch CommandLine.arguments[1] {
             case "wal-fetch": if let code = WALFetchFastPath.run(rest, environment: env) { exit(code) }
             case "wal-push": if let code = WALPushFastPath.run(rest, environment: env) { exit(code) }

@@ -25,16 +25,16 @@ enum WALFetchFastPath {
 
     /// The key options matter only to the prefetcher, which runs the full command with the
     /// same arguments.
-    static let options: Set<String> = ["--repo", "--cache-dir", "--spool", "--prefetch",
+    static let options: [String] = ["--repo", "--cache-dir", "--spool", "--prefetch",
                                        "--key-file", "--password-file", "--password-command"]
 
     /// `arguments` after `wal-fetch`; nil outside the subset.
     static func parse(_ arguments: [String]) -> Invocation? {
         guard let line = FastCommandLine(arguments, options: options, flags: ["-q", "--quiet", "-v", "--verbose"], operands: 2),
               let verbose = line.verbose else { return nil }
-        var out = Invocation(repository: line.values["--repo"], cacheDir: line.values["--cache-dir"], spool: line.values["--spool"],
+        var out = Invocation(repository: line.value("--repo"), cacheDir: line.value("--cache-dir"), spool: line.value("--spool"),
                              verbose: verbose, name: line.operands[0], destination: line.operands[1])
-        if let p = line.values["--prefetch"] {
+        if let p = line.value("--prefetch") {
             guard let n = Int(p), n >= 0 else { return nil }
             out.prefetch = n
         }
@@ -43,7 +43,7 @@ enum WALFetchFastPath {
 
     /// Takes the segment from the spool and starts the prefetcher when the spool runs low;
     /// the exit status, or nil to run the command through the parser.
-    static func run(_ arguments: [String], environment: [String: String]) -> Int32? {
+    static func run(_ arguments: [String], environment: FastCommandLine.Environment) -> Int32? {
         guard let call = parse(arguments), let name = WALFileName(call.name), name.kind == .segment,
               let directory = spoolDirectory(call, environment: environment) else { return nil }
         let spool = WALSpool(directory: directory)
@@ -56,9 +56,9 @@ enum WALFetchFastPath {
     /// The spool `WalFetch` would use: `--spool`, `REPO_WAL_SPOOL`, or the default in the cache
     /// directory, which names the repository's id: read from a local repository's `config`;
     /// nil for S3, whose config the parser's path reads (and reports any failure of).
-    static func spoolDirectory(_ call: Invocation, environment: [String: String]) -> String? {
+    static func spoolDirectory(_ call: Invocation, environment: FastCommandLine.Environment) -> String? {
         if let s = call.spool { return s }
-        if let s = environment["REPO_WAL_SPOOL"], !s.isEmpty { return s }
+        if let s = environment("REPO_WAL_SPOOL"), !s.isEmpty { return s }
         guard let location = FastCommandLine.localRepository(option: call.repository, environment: environment),
               let config = try? Repository.readConfig(backend: LocalBackend(path: location)) else { return nil }
         let cache = GlobalOptions.cacheDirectory(option: call.cacheDir, environment: environment)

@@ -28,16 +28,16 @@ enum WALPushFastPath {
         guard let line = FastCommandLine(arguments, options: ["--repo", "--key-file", "--compression", "--cache-dir"],
                                          flags: ["-q", "--quiet", "-v", "--verbose"], operands: 1),
               let verbose = line.verbose else { return nil }
-        return Invocation(repository: line.values["--repo"], keyFile: line.values["--key-file"],
-                          compression: line.values["--compression"], cacheDir: line.values["--cache-dir"],
+        return Invocation(repository: line.value("--repo"), keyFile: line.value("--key-file"),
+                          compression: line.value("--compression"), cacheDir: line.value("--cache-dir"),
                           quiet: line.quiet, verbose: verbose, path: line.operands[0])
     }
 
     /// The exit status, or nil to run the command through the parser.
-    static func run(_ arguments: [String], environment: [String: String]) -> Int32? {
+    static func run(_ arguments: [String], environment: FastCommandLine.Environment) -> Int32? {
         guard let call = parse(arguments),
               let location = FastCommandLine.localRepository(option: call.repository, environment: environment),
-              let keyFile = call.keyFile ?? environment["REPO_KEY_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) else { return nil }
+              let keyFile = call.keyFile ?? environment("REPO_KEY_FILE").flatMap({ $0.isEmpty ? nil : $0 }) else { return nil }
         do {
             let file = try RepoCommand.WalPush.open(call.path)
             let level = try RepoCommand.WalPush.level(call.compression)

@@ -182,14 +182,7 @@ public final class ZstdDecompressor {
 
     /// Decompresses a frame whose decompressed size the caller knows (it is recorded per blob).
     public func decompress(_ input: UnsafeRawBufferPointer, expectedSize: Int) throws -> [UInt8] {
-        // The expected size comes from the repository: allocate it only when the frames can
-        // actually produce that many bytes (a few bytes of zstd cannot make 4 GiB), and never
-        // hand zstd a negative capacity.
-        let bound = crepo_zstd_decompress_bound(input.baseAddress, input.count)
-        guard bound >= 0 else { throw CompressionError.zstd("not a zstd frame") }
-        guard expectedSize >= 0, Int64(expectedSize) <= bound else {
-            throw CompressionError.sizeMismatch(expected: expectedSize, actual: Int(bound))
-        }
+        try Self.checkBound(input, expectedSize: expectedSize)
         var err: String?
         let out = [UInt8](unsafeUninitializedCapacity: max(expectedSize, 1)) { buf, count in
             let r = ZSTD_decompressDCtx(ctx, buf.baseAddress, expectedSize, input.baseAddress, input.count)
@@ -200,5 +193,33 @@ public final class ZstdDecompressor {
         if let err { throw CompressionError.zstd(err) }
         guard out.count == expectedSize else { throw CompressionError.sizeMismatch(expected: expectedSize, actual: out.count) }
         return out
+    }
+
+    /// `decompress` into `buffer`, which then holds exactly the `expectedSize` bytes, reusing its
+    /// storage when that is large enough. For a caller that decompresses object after object of
+    /// one size (the WAL prefetcher, 16 MiB segments): a new 16 MiB array is a new mapping, so
+    /// 4,096 page faults, the kernel zeroing every page and an munmap per object, more CPU than
+    /// zstd itself (FORMAT.md §27.6). On failure `buffer`'s contents are unspecified.
+    public func decompress(_ input: UnsafeRawBufferPointer, expectedSize: Int, into buffer: inout [UInt8]) throws {
+        try Self.checkBound(input, expectedSize: expectedSize)
+        if buffer.count > expectedSize {
+            buffer.removeLast(buffer.count - expectedSize)      // keeps the capacity
+        } else if buffer.count < expectedSize {
+            buffer.append(contentsOf: repeatElement(0, count: expectedSize - buffer.count))
+        }
+        let r = buffer.withUnsafeMutableBytes { ZSTD_decompressDCtx(ctx, $0.baseAddress, expectedSize, input.baseAddress, input.count) }
+        if crepo_zstd_is_error(r) != 0 { throw CompressionError.zstd(String(cString: ZSTD_getErrorName(r))) }
+        guard r == expectedSize else { throw CompressionError.sizeMismatch(expected: expectedSize, actual: r) }
+    }
+
+    /// The expected size comes from the repository: allocate it only when the frames can
+    /// actually produce that many bytes (a few bytes of zstd cannot make 4 GiB), and never hand
+    /// zstd a negative capacity.
+    private static func checkBound(_ input: UnsafeRawBufferPointer, expectedSize: Int) throws {
+        let bound = crepo_zstd_decompress_bound(input.baseAddress, input.count)
+        guard bound >= 0 else { throw CompressionError.zstd("not a zstd frame") }
+        guard expectedSize >= 0, Int64(expectedSize) <= bound else {
+            throw CompressionError.sizeMismatch(expected: expectedSize, actual: Int(bound))
+        }
     }
 }

@@ -111,6 +111,36 @@ public enum SealedObject {
     /// (false: under a retired one, so a rotation still has to re-seal it).
     public static func openReportingRoot(_ object: [UInt8], kind: Kind, key: MasterKey, name: String,
                                          context: [UInt8] = []) throws -> (body: [UInt8], current: Bool) {
+        let (inner, current) = try authenticate(object, kind: kind, key: key, name: name, context: context)
+        return (try body(inner, name: name), current)
+    }
+
+    /// `open` into `buffer`, whose storage is reused when large enough, with `decompressor`:
+    /// for a caller opening object after object of one size (the WAL prefetcher, FORMAT.md
+    /// §27.6; `ZstdDecompressor.decompress(_:expectedSize:into:)` says why). Throws as `open`;
+    /// on failure `buffer`'s contents are unspecified.
+    public static func open(_ object: [UInt8], kind: Kind, key: MasterKey, name: String, context: [UInt8] = [],
+                            into buffer: inout [UInt8], decompressor: ZstdDecompressor) throws {
+        let inner = try authenticate(object, kind: kind, key: key, name: name, context: context).inner
+        let (codec, length, start) = try layout(inner, name: name)
+        switch codec {
+        case 0:
+            guard inner.count - start == length else { throw RepoError(.integrity, "\(name): length mismatch") }
+            buffer.removeAll(keepingCapacity: true)
+            buffer.append(contentsOf: inner[start...])
+        case 1:
+            try inner.withUnsafeBytes {
+                try decompressor.decompress(UnsafeRawBufferPointer(rebasing: $0[start...]), expectedSize: length, into: &buffer)
+            }
+        default:
+            throw RepoError(.integrity, "\(name): unknown codec \(codec)")
+        }
+    }
+
+    /// The inner bytes of an object (codec, length, body), authenticated, and whether the
+    /// current encryption root sealed them.
+    private static func authenticate(_ object: [UInt8], kind: Kind, key: MasterKey, name: String,
+                                     context: [UInt8]) throws -> (inner: [UInt8], current: Bool) {
         guard object.count >= 4 + 32 + 16 + 9, Array(object[0..<4]) == kind.magic else {
             throw RepoError(.integrity, "\(name): not a \(kind.folder) object (bad magic or truncated)")
         }
@@ -126,7 +156,7 @@ public enum SealedObject {
         guard let inner = opened else {
             throw RepoError(.integrity, "\(name): authentication failed (the object is corrupted or was not written with this repository's key)")
         }
-        return (try body(inner, name: name), current)
+        return (inner, current)
     }
 
     /// The object sealed again under the current encryption root with a fresh salt, its inner
@@ -155,17 +185,24 @@ public enum SealedObject {
         throw RepoError(.integrity, "\(name): authentication failed (the object is corrupted or was not written with this repository's key)")
     }
 
-    private static func body(_ inner: [UInt8], name: String) throws -> [UInt8] {
+    /// The codec, the length after decompression and where the body starts in `inner`.
+    private static func layout(_ inner: [UInt8], name: String) throws -> (codec: UInt8, length: Int, start: Int) {
         var r = ByteReader(inner)
         let codec = try r.u8()
         guard let length = Int(exactly: try r.u64()) else { throw RepoError(.integrity, "\(name): impossible length") }
-        let body = try r.raw(r.remaining)
+        return (codec, length, inner.count - r.remaining)
+    }
+
+    private static func body(_ inner: [UInt8], name: String) throws -> [UInt8] {
+        let (codec, length, start) = try layout(inner, name: name)
         switch codec {
         case 0:
-            guard body.count == length else { throw RepoError(.integrity, "\(name): length mismatch") }
-            return body
+            guard inner.count - start == length else { throw RepoError(.integrity, "\(name): length mismatch") }
+            return Array(inner[start...])
         case 1:
-            return try body.withUnsafeBytes { try ZstdDecompressor().decompress($0, expectedSize: length) }
+            return try inner.withUnsafeBytes {
+                try ZstdDecompressor().decompress(UnsafeRawBufferPointer(rebasing: $0[start...]), expectedSize: length)
+            }
         default:
             throw RepoError(.integrity, "\(name): unknown codec \(codec)")
         }

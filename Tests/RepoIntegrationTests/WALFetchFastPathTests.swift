@@ -70,7 +70,7 @@ final class WALFetchFastPathTests: XCTestCase {
     /// No explicit spool and an S3 repository: the parser's path, which reads the config.
     func testS3WithoutASpoolIsLeftToTheParser() {
         let call = WALFetchFastPath.parse(["--repo", "s3:http://127.0.0.1:1/b", segment, "d"])!
-        XCTAssertNil(WALFetchFastPath.spoolDirectory(call, environment: [:]))
-        XCTAssertEqual(WALFetchFastPath.spoolDirectory(call, environment: ["REPO_WAL_SPOOL": "/s"]), "/s")
+        XCTAssertNil(WALFetchFastPath.spoolDirectory(call, environment: { _ in nil }))
+        XCTAssertEqual(WALFetchFastPath.spoolDirectory(call, environment: { ["REPO_WAL_SPOOL": "/s"][$0] }), "/s")
     }
 }

@@ -30,6 +30,32 @@ final class CompressionTests: XCTestCase {
         }
     }
 
+    /// Decompressing into a caller's buffer gives exactly the input whatever the buffer held
+    /// before, and reuses its storage when it is large enough (the WAL prefetcher's point: one
+    /// mapping touched once, not a new one per segment); bad input still throws.
+    func testDecompressIntoAReusedBuffer() throws {
+        let big = Self.mixed(3 << 20), small = Self.mixed(100_000)
+        let zBig = try XCTUnwrap(big.withUnsafeBytes { ZstdCompressor(level: 1).compressIfSmaller($0) })
+        let zSmall = try XCTUnwrap(small.withUnsafeBytes { ZstdCompressor(level: 1).compressIfSmaller($0) })
+        let d = ZstdDecompressor()
+        var buffer: [UInt8] = []
+        try zBig.withUnsafeBytes { try d.decompress($0, expectedSize: big.count, into: &buffer) }
+        XCTAssertEqual(buffer, big)
+        let storage = buffer.withUnsafeBufferPointer { $0.baseAddress }
+        for (z, plain) in [(zSmall, small), (zBig, big), (zSmall, small)] {
+            try z.withUnsafeBytes { try d.decompress($0, expectedSize: plain.count, into: &buffer) }
+            XCTAssertEqual(buffer, plain)
+            XCTAssertEqual(buffer.withUnsafeBufferPointer { $0.baseAddress }, storage, "the storage was replaced")
+        }
+        // Growing from a smaller buffer, and the failures `decompress` reports.
+        buffer = [1, 2, 3]
+        try zSmall.withUnsafeBytes { try d.decompress($0, expectedSize: small.count, into: &buffer) }
+        XCTAssertEqual(buffer, small)
+        XCTAssertThrowsError(try zSmall.withUnsafeBytes { try d.decompress($0, expectedSize: small.count - 1, into: &buffer) })
+        XCTAssertThrowsError(try zSmall.withUnsafeBytes { try d.decompress($0, expectedSize: 1 << 40, into: &buffer) })
+        XCTAssertThrowsError(try small.withUnsafeBytes { try d.decompress($0, expectedSize: 10, into: &buffer) })
+    }
+
     /// Each frame reaches `emit` once, in order, already in its final place right after the
     /// one before; changing it there (as encryption in place does) changes the result.
     func testFramesAreEmittedInOrderInTheirFinalPlace() throws {

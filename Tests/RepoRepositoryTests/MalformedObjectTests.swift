@@ -69,14 +69,33 @@ final class MalformedObjectTests: XCTestCase {
         func inner(_ codec: UInt8, _ length: UInt64, _ rest: [UInt8]) -> [UInt8] {
             var w = ByteWriter(); w.u8(codec); w.u64(length); w.raw(rest); return w.bytes
         }
-        XCTAssertEqual(try SealedObject.open(sealed(inner: inner(1, UInt64(body.count), z)), kind: .snapshot, key: key, name: "x"), body)
-        XCTAssertEqual(try SealedObject.open(sealed(inner: inner(0, UInt64(body.count), body)), kind: .snapshot, key: key, name: "x"), body)
+        // Each case through both `open`s: the one returning the body and the one into a
+        // reused buffer (the WAL prefetcher's), which starts out holding other bytes.
+        var buffer = [UInt8](repeating: 7, count: 5000)
+        func both(_ object: [UInt8]) throws -> [UInt8] {
+            let body = try SealedObject.open(object, kind: .snapshot, key: key, name: "x")
+            try SealedObject.open(object, kind: .snapshot, key: key, name: "x", into: &buffer, decompressor: ZstdDecompressor())
+            XCTAssertEqual(buffer, body)
+            return body
+        }
+        func neither(_ object: [UInt8], _ line: UInt = #line) {
+            XCTAssertThrowsError(try SealedObject.open(object, kind: .snapshot, key: key, name: "x"), line: line)
+            XCTAssertThrowsError(try SealedObject.open(object, kind: .snapshot, key: key, name: "x", into: &buffer,
+                                                       decompressor: ZstdDecompressor()), line: line)
+        }
+        XCTAssertEqual(try both(sealed(inner: inner(1, UInt64(body.count), z))), body)
+        XCTAssertEqual(try both(sealed(inner: inner(0, UInt64(body.count), body))), body)
         for length: UInt64 in [UInt64.max, 1 << 63] {
-            XCTAssertThrowsError(try SealedObject.open(sealed(inner: inner(0, length, body)), kind: .snapshot, key: key, name: "x"))
-            XCTAssertThrowsError(try SealedObject.open(sealed(inner: inner(1, length, z)), kind: .snapshot, key: key, name: "x"))
+            neither(try sealed(inner: inner(0, length, body)))
+            neither(try sealed(inner: inner(1, length, z)))
         }
         // A length the frame cannot produce is refused before anything that size is allocated.
-        XCTAssertThrowsError(try SealedObject.open(sealed(inner: inner(1, 1 << 50, z)), kind: .snapshot, key: key, name: "x"))
+        neither(try sealed(inner: inner(1, 1 << 50, z)))
+        neither(try sealed(inner: inner(0, UInt64(body.count) + 1, body)))
+        neither(try sealed(inner: inner(2, UInt64(body.count), body)))
+        var tampered = try sealed(inner: inner(0, UInt64(body.count), body))
+        tampered[tampered.count - 1] ^= 1
+        neither(tampered)
     }
 
     func testBlobRawLengthBeyondItsFrameIsRefused() throws {

@@ -2,6 +2,7 @@ import ArgumentParser
 import RepoRepository
 import RepoSnapshot
 import RepoOperations
+import RepoStorage
 import CRepoPosix
 import Foundation
 #if canImport(Glibc)
@@ -42,6 +43,9 @@ extension RepoCommand {
         @Flag(help: .hidden)
         var prefetchWorker = false
 
+        /// The prefetcher's nice value (`setpriority(2)`): background work beside replay.
+        static let prefetcherNice: Int32 = 10
+
         /// PostgreSQL aborts recovery when restore_command exits above 125 (PostgreSQL
         /// documentation, "Recovering Using a Continuous Archive Backup").
         static let abortRecovery: Int32 = 126
@@ -71,9 +75,17 @@ extension RepoCommand {
                 ?? Self.defaultSpool(cacheDirectory: global.cacheDirectory, config: config)
             let walSpool = WALSpool(directory: spoolDirectory)
             if prefetchWorker {
+                // Replay is the critical path and runs on one core (PostgreSQL's startup
+                // process); the prefetcher only has to stay ahead of it. Niced, it gives way
+                // when they share a core, and from a local repository it uses the cores replay
+                // leaves free (1 of 2), not all of them: each segment costs it about 20 ms of CPU
+                // against about 90 ms of replay on the 2-core test machine (FORMAT.md §27.6).
+                // Fetches from S3 wait on the network more than they compute: 4 at a time there.
+                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, Self.prefetcherNice)
+                let workers = backend is LocalBackend ? max(1, min(4, ProcessInfo.processInfo.activeProcessorCount - 1)) : 4
                 let (_, key) = try Repository.unlock(backend: backend, credential: try global.credential())
                 _ = try walSpool.fill(after: wal, archive: WALArchive(backend: backend, config: config, key: key),
-                                      depth: prefetch, workers: 4)
+                                      depth: prefetch, workers: workers)
                 return
             }
             if walSpool.take(wal, to: destination) {

@@ -1,7 +1,7 @@
 public import RepoRepository
 public import RepoStorage
 public import RepoSnapshot
-import RepoPrimitives
+public import RepoPrimitives
 public import Foundation
 
 /// The WAL archive of one PostgreSQL cluster inside a repository (FORMAT.md §27): each file
@@ -177,6 +177,16 @@ public struct WALArchive: Sendable {
         let object: [UInt8]
         do { object = try backend.get(name.objectName) } catch StorageError.notFound { return nil }
         return try open(name, object: object)
+    }
+
+    /// `fetch` into `buffer`, its storage reused (the prefetcher's, one per worker: FORMAT.md
+    /// §27.6); false when `name` is not archived.
+    public func fetch(_ name: WALFileName, into buffer: inout [UInt8], decompressor: ZstdDecompressor) throws -> Bool {
+        let object: [UInt8]
+        do { object = try backend.get(name.objectName) } catch StorageError.notFound { return false }
+        try SealedObject.open(object, kind: .wal, key: key, name: name.objectName, context: Array(name.text.utf8),
+                              into: &buffer, decompressor: decompressor)
+        return true
     }
 
     private func open(_ name: WALFileName, object: [UInt8]) throws -> [UInt8] {

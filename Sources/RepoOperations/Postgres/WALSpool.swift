@@ -1,5 +1,6 @@
 public import RepoSnapshot
 import RepoStorage
+import RepoPrimitives
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -69,14 +70,17 @@ public struct WALSpool: Sendable {
         let next = NSLock()
         nonisolated(unsafe) var index = 0, fetched = 0
         DispatchQueue.concurrentPerform(iterations: max(1, min(workers, queue.count))) { _ in
+            // One segment buffer per worker, reused: its pages are touched once, not per segment.
+            var segment: [UInt8] = []
+            let decompressor = ZstdDecompressor()
             while true {
                 next.lock()
                 guard index < queue.count else { next.unlock(); return }
                 let item = queue[index]
                 index += 1
                 next.unlock()
-                guard let bytes = try? archive.fetch(item),
-                      (try? Self.write(bytes, to: directory + "/" + item.text)) != nil else { continue }
+                guard (try? archive.fetch(item, into: &segment, decompressor: decompressor)) == true,
+                      (try? Self.write(segment, to: directory + "/" + item.text)) != nil else { continue }
                 next.lock(); fetched += 1; next.unlock()
             }
         }

@@ -104,17 +104,18 @@ final class DrillTests: XCTestCase {
         let slow = fx.file("slow.sql", Data("SELECT pg_sleep(120) IS NOT NULL;\n".utf8))
         let started = try fx.start(["drill", "latest", "--postgres", "--sql", slow, "--scratch-dir", scratch])
         let drill = started.0
-        // Wait until its server runs and the slow check has started.
-        var cluster: String?
-        for _ in 0..<300 where cluster == nil {
+        // Wait until its server accepts connections, then give the drill time to reach the slow
+        // check. initdb's single-user backends write a postmaster.pid too (with a negative
+        // pid, no status line) and remove it, so its mere presence is not a running server.
+        var cluster: String?, ready: pid_t?
+        for _ in 0..<600 where ready == nil {
             usleep(100_000)
-            cluster = scratchLeft(scratch).first.map { scratch + "/" + $0 }
-            if let c = cluster, !FileManager.default.fileExists(atPath: c + "/data/postmaster.pid") { cluster = nil }
+            cluster = scratchLeft(scratch).first { $0.hasPrefix("repo-drill-cluster-") }.map { scratch + "/" + $0 }
+            ready = cluster.flatMap { Self.readyPostmaster($0 + "/data") }
         }
         let dir = try XCTUnwrap(cluster, "the drill started no scratch cluster")
+        let server = try XCTUnwrap(ready, "the scratch server never became ready")
         usleep(1_500_000)
-        let pidLine = try String(contentsOfFile: dir + "/data/postmaster.pid", encoding: .utf8).split(separator: "\n").first ?? ""
-        let server = try XCTUnwrap(pid_t(pidLine), "postmaster.pid names the server")
         kill(drill.processIdentifier, SIGKILL)
         drill.waitUntilExit()
         XCTAssertEqual(kill(server, 0), 0, "the killed drill's server is still running")
@@ -124,6 +125,15 @@ final class DrillTests: XCTestCase {
         XCTAssertTrue(next.stderr.contains("stopped and removed \(dir)"), next.stderr)
         XCTAssertEqual(scratchLeft(scratch), [], "the killed drill's cluster and dump file are gone")
         XCTAssertTrue(Self.hasExited(server), "the server of the killed drill was stopped")
+    }
+
+    /// The postmaster's pid when `data`/postmaster.pid says it accepts connections: a positive
+    /// pid on line 1 and "ready" on line 8 (PostgreSQL's pidfile.h, LOCK_FILE_LINE_PM_STATUS).
+    static func readyPostmaster(_ data: String) -> pid_t? {
+        guard let text = try? String(contentsOfFile: data + "/postmaster.pid", encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard lines.count >= 8, let pid = pid_t(lines[0]), pid > 0, lines[7] == "ready" else { return nil }
+        return pid
     }
 
     /// True once `pid` no longer runs: gone, or a zombie (the killed drill's server was

@@ -53,14 +53,23 @@ enum WALFetchFastPath {
         return 0
     }
 
-    /// The spool `WalFetch` would use: `--spool`, `REPO_WAL_SPOOL`, or the default in the cache
-    /// directory, which names the repository's id: read from a local repository's `config`;
-    /// nil for S3, whose config the parser's path reads (and reports any failure of).
+    /// The spool `WalFetch` would use: under `--spool` or `REPO_WAL_SPOOL`, the repository
+    /// location's subdirectory (`WALSpool.directory(under:location:)`); else the default in the
+    /// cache directory, which names the repository's id: read from a local repository's
+    /// `config`; nil for S3, whose config the parser's path reads (and reports any failure of).
+    /// Under a named spool, a local repository whose config can be read must be the one whose
+    /// WAL the spool holds (its `.repository` file), else nil: the parser's path then empties
+    /// the spool of the other repository's WAL (`WALSpool.adopt`).
     static func spoolDirectory(_ call: Invocation, environment: FastCommandLine.Environment) -> String? {
-        if let s = call.spool { return s }
-        if let s = environment("REPO_WAL_SPOOL"), !s.isEmpty { return s }
-        guard let location = FastCommandLine.localRepository(option: call.repository, environment: environment),
-              let config = try? Repository.readConfig(backend: LocalBackend(path: location)) else { return nil }
+        let local = FastCommandLine.localRepository(option: call.repository, environment: environment)
+        let config = local.flatMap { try? Repository.readConfig(backend: LocalBackend(path: $0)) }
+        if let named = call.spool ?? environment("REPO_WAL_SPOOL").flatMap({ $0.isEmpty ? nil : $0 }) {
+            guard let location = call.repository ?? environment("REPO_REPOSITORY"), !location.isEmpty else { return nil }
+            let spool = WALSpool(directory: WALSpool.directory(under: named, location: location))
+            if let config, !spool.holds(repository: config.id.hex) { return nil }
+            return spool.directory
+        }
+        guard let local, let config else { return nil }
         let cache = GlobalOptions.cacheDirectory(option: call.cacheDir, environment: environment)
         return RepoCommand.WalFetch.defaultSpool(cacheDirectory: cache, config: config)
     }

@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import RepoOperations
 
 /// `wal-push` and `wal-fetch` as PostgreSQL runs them (archive_command, restore_command), on
 /// synthetic segments with a real long page header (FORMAT.md §27). The tests with a running
@@ -194,8 +195,10 @@ final class WALArchiveTests: XCTestCase {
     /// neither the repository's copy nor a key derivation.
     func testPrefetchSpoolsTheFollowingSegments() throws {
         for n in 1...5 { try fx.ok(["wal-push", walFile(UInt64(n))]) }
-        let spool = fx.dir + "/spool"
-        try fx.ok(["wal-fetch", Self.name(1), fx.dir + "/1", "--spool", spool, "--prefetch", "3"])
+        let named = fx.dir + "/spool"
+        try fx.ok(["wal-fetch", Self.name(1), fx.dir + "/1", "--spool", named, "--prefetch", "3"])
+        // The repository's own subdirectory of the named spool (REPO_REPOSITORY is fx.repo).
+        let spool = WALSpool.directory(under: named, location: fx.repo)
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline, ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter({ !$0.hasPrefix(".") }).count < 3 {
             usleep(50_000)
@@ -208,7 +211,7 @@ final class WALArchiveTests: XCTestCase {
         try FileManager.default.removeItem(atPath: fx.repo + "/wal/00000001/" + Self.name(2))
         var env = fx.environment
         env["REPO_PASSWORD"] = "wrong"
-        let r = try fx.run(["wal-fetch", Self.name(2), fx.dir + "/2", "--spool", spool, "--prefetch", "0"], env: env)
+        let r = try fx.run(["wal-fetch", Self.name(2), fx.dir + "/2", "--spool", named, "--prefetch", "0"], env: env)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(FileManager.default.contents(atPath: fx.dir + "/2"), Self.segment(2))
         XCTAssertFalse(FileManager.default.fileExists(atPath: spool + "/" + Self.name(2)), "moved, not copied")
@@ -218,33 +221,88 @@ final class WALArchiveTests: XCTestCase {
     /// bytes only), and the prefetcher is started only once fewer than half of `--prefetch`
     /// segments are left ahead of the one taken.
     func testSpooledSegmentsAndWhenThePrefetcherStarts() throws {
-        let spool = fx.dir + "/spool"
-        try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
-        for n in 2...10 { FileManager.default.createFile(atPath: spool + "/" + Self.name(UInt64(n)), contents: Data("segment \(n)".utf8)) }
-        // Taken from the spool with no repository at all; 8 segments (3…10) are left ahead
-        // of 2, at least half of 8: no prefetcher (it would take the spool's lock file).
+        let named = fx.dir + "/spool"
+        // With no repository at all (nothing at --repo): served by location alone.
         let none = fx.dir + "/no-repository"
-        let r = try fx.run(["wal-fetch", "--repo", none, "--spool", spool, "--prefetch", "8", Self.name(2), fx.dir + "/2"])
+        let unreachable = WALSpool.directory(under: named, location: none)
+        try FileManager.default.createDirectory(atPath: unreachable, withIntermediateDirectories: true)
+        for n in 2...7 { FileManager.default.createFile(atPath: unreachable + "/" + Self.name(UInt64(n)), contents: Data("segment \(n)".utf8)) }
+        let r = try fx.run(["wal-fetch", "--repo", none, "--spool", named, "--prefetch", "8", Self.name(2), fx.dir + "/n2"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(FileManager.default.contents(atPath: fx.dir + "/2"), Data("segment 2".utf8))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: spool + "/" + Self.name(2)), "moved, not copied")
-        for n in 3...6 {
-            try fx.ok(["wal-fetch", "--spool=" + spool, "--prefetch", "8", "-q", Self.name(UInt64(n)), fx.dir + "/\(n)"])
+        XCTAssertEqual(FileManager.default.contents(atPath: fx.dir + "/n2"), Data("segment 2".utf8))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: unreachable + "/" + Self.name(2)), "moved, not copied")
+        // A segment that is not spooled goes to the repository (which does not exist): 126.
+        let missing = try fx.run(["wal-fetch", "--repo", none, "--spool", named, Self.name(11), fx.dir + "/11"])
+        XCTAssertEqual(missing.status, 126, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("no repository"), missing.stderr)
+
+        // This repository's spool: the first fetch that opens the repository (PostgreSQL's
+        // probe for a history file that is not archived) makes the spool its own.
+        let spool = WALSpool.directory(under: named, location: fx.repo)
+        XCTAssertEqual(try fx.run(["wal-fetch", "--spool", named, "00000002.history", fx.dir + "/h"]).status, 1)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: spool + "/.repository"))
+        for n in 2...10 { FileManager.default.createFile(atPath: spool + "/" + Self.name(UInt64(n)), contents: Data("segment \(n)".utf8)) }
+        // 8 segments (3…10) are left ahead of 2, at least half of 8: no prefetcher (it would
+        // take the spool's lock file).
+        for n in 2...6 {
+            try fx.ok(["wal-fetch", "--spool=" + named, "--prefetch", "8", "-q", Self.name(UInt64(n)), fx.dir + "/\(n)"])
+            XCTAssertEqual(FileManager.default.contents(atPath: fx.dir + "/\(n)"), Data("segment \(n)".utf8))
         }
         usleep(300_000)
         XCTAssertFalse(FileManager.default.fileExists(atPath: spool + "/.lock"), "no prefetcher while 4 or more segments wait")
         // After 7, three are left (8, 9, 10): a prefetcher starts, takes the lock, finds
         // nothing archived beyond them and leaves the spool as it was.
-        try fx.ok(["wal-fetch", Self.name(7), fx.dir + "/7", "--spool", spool, "--prefetch", "8"])
+        try fx.ok(["wal-fetch", Self.name(7), fx.dir + "/7", "--spool", named, "--prefetch", "8"])
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline, !FileManager.default.fileExists(atPath: spool + "/.lock") { usleep(50_000) }
         XCTAssertTrue(FileManager.default.fileExists(atPath: spool + "/.lock"), "the prefetcher ran")
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: spool).filter { !$0.hasPrefix(".") }),
                        Set([8, 9, 10].map { Self.name($0) }))
-        // A segment that is not spooled goes to the repository (which does not exist): 126.
-        let missing = try fx.run(["wal-fetch", "--repo", none, "--spool", spool, Self.name(11), fx.dir + "/11"])
-        XCTAssertEqual(missing.status, 126, missing.stderr)
-        XCTAssertTrue(missing.stderr.contains("no repository"), missing.stderr)
+    }
+
+    /// Two clusters' repositories archive segments of the same names; recoveries from both
+    /// with one REPO_WAL_SPOOL each get their own repository's bytes, from the spool too. A
+    /// spool left by an earlier repository at the same location is emptied, not served.
+    func testOneSpoolDirectoryForTwoRepositoriesNeverMixesTheirWAL() throws {
+        let other = fx.dir + "/other-repo", otherSystem: UInt64 = 7_309_999_999_999_999_999
+        try fx.ok(["init", "--repo", other])
+        for n in 1...4 {
+            try fx.ok(["wal-push", walFile(UInt64(n))])
+            try fx.ok(["wal-push", "--repo", other, walFile(UInt64(n), system: otherSystem)])
+        }
+        let named = fx.dir + "/shared-spool"
+        var env = fx.environment
+        env["REPO_WAL_SPOOL"] = named
+        func spooled(_ location: String) -> Set<String> {
+            Set(((try? FileManager.default.contentsOfDirectory(atPath: WALSpool.directory(under: named, location: location))) ?? [])
+                .filter { !$0.hasPrefix(".") })
+        }
+        // Both prefetchers fill their own spools with 2, 3 and 4.
+        XCTAssertEqual(try fx.run(["wal-fetch", "--prefetch", "3", Self.name(1), fx.dir + "/a1"], env: env).status, 0)
+        XCTAssertEqual(try fx.run(["wal-fetch", "--repo", other, "--prefetch", "3", Self.name(1), fx.dir + "/b1"], env: env).status, 0)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, spooled(fx.repo).count < 3 || spooled(other).count < 3 { usleep(50_000) }
+        XCTAssertEqual(spooled(fx.repo), Set((2...4).map { Self.name($0) }))
+        XCTAssertEqual(spooled(other), Set((2...4).map { Self.name($0) }))
+        for n in 2...4 as ClosedRange<UInt64> {
+            let b = try fx.run(["wal-fetch", "--repo", other, "--prefetch", "0", Self.name(n), fx.dir + "/b\(n)"], env: env)
+            XCTAssertEqual(b.status, 0, b.stderr)
+            XCTAssertEqual(FileManager.default.contents(atPath: fx.dir + "/b\(n)"), Self.segment(n, system: otherSystem), "segment \(n) of the other cluster")
+            let a = try fx.run(["wal-fetch", "--prefetch", "0", Self.name(n), fx.dir + "/a\(n)"], env: env)
+            XCTAssertEqual(a.status, 0, a.stderr)
+            XCTAssertEqual(FileManager.default.contents(atPath: fx.dir + "/a\(n)"), Self.segment(n), "segment \(n) of this cluster")
+        }
+        XCTAssertTrue(spooled(fx.repo).isEmpty && spooled(other).isEmpty, "every segment came from the spools")
+
+        // A spool that names another repository (one that was at this location before): its
+        // segment, however plausible, is removed and the repository's own copy served.
+        let spool = WALSpool.directory(under: named, location: fx.repo)
+        try Data("00112233445566778899aabbccddeeff\n".utf8).write(to: URL(fileURLWithPath: spool + "/.repository"))
+        FileManager.default.createFile(atPath: spool + "/" + Self.name(3), contents: Self.segment(3, system: otherSystem))
+        let stale = try fx.run(["wal-fetch", "--prefetch", "0", Self.name(3), fx.dir + "/a3-again"], env: env)
+        XCTAssertEqual(stale.status, 0, stale.stderr)
+        XCTAssertEqual(FileManager.default.contents(atPath: fx.dir + "/a3-again"), Self.segment(3))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: spool + "/" + Self.name(3)), "the other repository's segment is gone")
     }
 
     /// `wal-push` with a key file takes the fast path (no argument parser); every outcome —

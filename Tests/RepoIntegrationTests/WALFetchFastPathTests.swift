@@ -1,4 +1,5 @@
 import XCTest
+import RepoOperations
 @testable import RepoCLI
 
 /// The fast path of `wal-fetch` (`WALFetchFastPath`) reads its command lines as the argument
@@ -71,6 +72,22 @@ final class WALFetchFastPathTests: XCTestCase {
     func testS3WithoutASpoolIsLeftToTheParser() {
         let call = WALFetchFastPath.parse(["--repo", "s3:http://127.0.0.1:1/b", segment, "d"])!
         XCTAssertNil(WALFetchFastPath.spoolDirectory(call, environment: { _ in nil }))
-        XCTAssertEqual(WALFetchFastPath.spoolDirectory(call, environment: { ["REPO_WAL_SPOOL": "/s"][$0] }), "/s")
+        // A named spool: the location's own subdirectory, without reading anything.
+        XCTAssertEqual(WALFetchFastPath.spoolDirectory(call, environment: { ["REPO_WAL_SPOOL": "/s"][$0] }),
+                       WALSpool.directory(under: "/s", location: "s3:http://127.0.0.1:1/b"))
+    }
+
+    /// Each repository location has its own subdirectory of a named spool, the same whether
+    /// the location comes from --repo or REPO_REPOSITORY; no location, no fast path.
+    func testNamedSpoolsAreKeyedByTheRepositoryLocation() {
+        let a = WALSpool.directory(under: "/s", location: "/srv/repo-a"), b = WALSpool.directory(under: "/s", location: "/srv/repo-b")
+        XCTAssertNotEqual(a, b)
+        XCTAssertTrue(a.hasPrefix("/s/") && a.count == "/s/".count + 16, a)
+        XCTAssertEqual(a, WALSpool.directory(under: "/s", location: "/srv/repo-a"))
+        let viaOption = WALFetchFastPath.parse(["--repo", "/nonexistent/a", "--spool", "/s", segment, "d"])!
+        let viaEnvironment = WALFetchFastPath.parse(["--spool", "/s", segment, "d"])!
+        XCTAssertEqual(WALFetchFastPath.spoolDirectory(viaOption, environment: { _ in nil }),
+                       WALFetchFastPath.spoolDirectory(viaEnvironment, environment: { ["REPO_REPOSITORY": "/nonexistent/a"][$0] }))
+        XCTAssertNil(WALFetchFastPath.spoolDirectory(viaEnvironment, environment: { _ in nil }))
     }
 }

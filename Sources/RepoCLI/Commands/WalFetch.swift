@@ -71,10 +71,20 @@ extension RepoCommand {
         private func fetch(_ wal: WALFileName) throws {
             let backend = try global.backend()
             let config = try Repository.readConfig(backend: backend)
-            let spoolDirectory = spool ?? ProcessInfo.processInfo.environment["REPO_WAL_SPOOL"].flatMap { $0.isEmpty ? nil : $0 }
+            let named = spool ?? ProcessInfo.processInfo.environment["REPO_WAL_SPOOL"].flatMap { $0.isEmpty ? nil : $0 }
+            let spoolDirectory = named.map { WALSpool.directory(under: $0, location: global.locationText ?? "") }
                 ?? Self.defaultSpool(cacheDirectory: global.cacheDirectory, config: config)
             let walSpool = WALSpool(directory: spoolDirectory)
+            // The spool must hold this repository's WAL (a new repository at the same location
+            // empties it); one that cannot be checked is not used: each segment then comes
+            // from the repository, one process at a time.
+            let spoolUsable: Bool
+            do { try walSpool.adopt(repository: config.id.hex); spoolUsable = true } catch {
+                if !global.quiet { Console.line("repo: warning: not using the WAL prefetch spool \(spoolDirectory): \(error)") }
+                spoolUsable = false
+            }
             if prefetchWorker {
+                guard spoolUsable else { return }
                 // Replay is the critical path and runs on one core (PostgreSQL's startup
                 // process); the prefetcher only has to stay ahead of it. Niced, it gives way
                 // when they share a core, and from a local repository it uses the cores replay
@@ -88,7 +98,7 @@ extension RepoCommand {
                                       depth: prefetch, workers: workers)
                 return
             }
-            if walSpool.take(wal, to: destination) {
+            if spoolUsable, walSpool.take(wal, to: destination) {
                 if global.verbose { Console.line("restored \(wal) from the prefetch spool") }
                 Self.startPrefetcher(after: wal, spool: walSpool, depth: prefetch, verbose: global.verbose)
                 return
@@ -102,6 +112,7 @@ extension RepoCommand {
                 throw RepoError(.failure, "cannot write \(destination): \(error)")
             }
             if global.verbose { Console.line("restored \(wal) (\(bytes.count) bytes)") }
+            guard spoolUsable else { return }
             Self.startPrefetcher(after: wal, spool: walSpool, depth: prefetch, verbose: global.verbose)
         }
 

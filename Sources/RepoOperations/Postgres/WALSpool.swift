@@ -14,10 +14,54 @@ import Glibc
 /// archived segments of the same timeline into the spool, several at a time. Only verified
 /// bytes are spooled (written as `.tmp-NAME`, renamed when complete), so a file in the spool
 /// is as good as the archive's copy. One prefetcher runs at a time (`flock` on `.lock`).
+///
+/// A spool holds one repository's WAL: segment names repeat across clusters, so a spool shared
+/// by two repositories would hand one recovery the other's segment. A spool directory the user
+/// names (which several repositories may share) gets a subdirectory per repository location
+/// (`directory(under:location:)`), and `adopt` empties a spool that held another repository's WAL.
 public struct WALSpool: Sendable {
     public let directory: String
 
     public init(directory: String) { self.directory = directory }
+
+    /// The spool for the repository at `location` (as written: `--repo` or REPO_REPOSITORY)
+    /// under `spool`, a directory the user named: `<spool>/<XXH3-64 of the location's UTF-8,
+    /// 16 lowercase hex digits>` (FORMAT.md §27.6). The location, not the repository id, so
+    /// that `wal-fetch` can find a spooled segment without opening the repository.
+    public static func directory(under spool: String, location: String) -> String {
+        let h = String(XXH3.hash(Array(location.utf8)), radix: 16)
+        return spool + "/" + String(repeating: "0", count: 16 - h.count) + h
+    }
+
+    /// The file naming the repository whose WAL the spool holds (its id in hex, one line).
+    static let ownerFile = ".repository"
+
+    /// True when the spool's `.repository` file names repository `id` (hex).
+    public func holds(repository id: String) -> Bool {
+        guard let text = try? String(contentsOfFile: directory + "/" + Self.ownerFile, encoding: .utf8) else { return false }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines) == id
+    }
+
+    /// Makes this the spool of repository `id` (hex): creates the directory (mode 0700) and,
+    /// when its `.repository` file names another repository (a new one at the same location),
+    /// removes the WAL files in it before writing `id` there. Returns how many it removed.
+    ///
+    /// - Throws: `PosixError` or Foundation's error when the directory or the file cannot be
+    ///   created.
+    @discardableResult
+    public func adopt(repository id: String) throws -> Int {
+        guard !holds(repository: id) else { return 0 }
+        // Plain WAL lives here, as in pg_wal: only its owner may read it.
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        var removed = 0
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        where WALFileName(file) != nil || file.hasPrefix(".tmp-") {
+            if unlink(directory + "/" + file) == 0 { removed += 1 }
+        }
+        try Self.write(Array((id + "\n").utf8), to: directory + "/" + Self.ownerFile)
+        return removed
+    }
 
     /// Moves the spooled copy of `name` to `destination`; false if there is none.
     public func take(_ name: WALFileName, to destination: String) -> Bool {
@@ -47,7 +91,6 @@ public struct WALSpool: Sendable {
     /// spool, `workers` at a time, and removes spooled segments that come before it. Returns
     /// how many it fetched; 0 at once when another prefetcher holds the spool.
     public func fill(after name: WALFileName, archive: WALArchive, depth: Int, workers: Int) throws -> Int {
-        // Plain WAL lives here, as in pg_wal: only its owner may read it.
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         let lock = open(directory + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)

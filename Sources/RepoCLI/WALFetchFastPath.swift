@@ -62,14 +62,14 @@ enum WALFetchFastPath {
     /// the spool of the other repository's WAL (`WALSpool.adopt`).
     static func spoolDirectory(_ call: Invocation, environment: FastCommandLine.Environment) -> String? {
         let local = FastCommandLine.localRepository(option: call.repository, environment: environment)
-        let config = local.flatMap { try? Repository.readConfig(backend: LocalBackend(path: $0)) }
         if let named = call.spool ?? environment("REPO_WAL_SPOOL").flatMap({ $0.isEmpty ? nil : $0 }) {
             guard let location = call.repository ?? environment("REPO_REPOSITORY"), !location.isEmpty else { return nil }
             let spool = WALSpool(directory: WALSpool.directory(under: named, location: location))
-            if let config, !spool.holds(repository: config.id.hex) { return nil }
+            if let local, let config = try? LocalBackend(path: local).get(RepositoryConfig.objectName),
+               !spool.holds(repositoryConfig: config) { return nil }
             return spool.directory
         }
-        guard let local, let config else { return nil }
+        guard let local, let config = try? Repository.readConfig(backend: LocalBackend(path: local)) else { return nil }
         let cache = GlobalOptions.cacheDirectory(option: call.cacheDir, environment: environment)
         return RepoCommand.WalFetch.defaultSpool(cacheDirectory: cache, config: config)
     }

@@ -77,6 +77,26 @@ final class WALFetchFastPathTests: XCTestCase {
                        WALSpool.directory(under: "/s", location: "s3:http://127.0.0.1:1/b"))
     }
 
+    /// The spooled fast path's check of a local repository: the `.repository` id must appear
+    /// in the config's bytes as a JSON string; another id, a missing or non-hex marker: no.
+    func testSpoolOwnerIsCheckedAgainstTheRawConfig() throws {
+        let dir = FileManager.default.temporaryDirectory.path + "/spool-owner-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let spool = WALSpool(directory: dir)
+        let id = String(repeating: "a7", count: 32), other = String(repeating: "5c", count: 32)
+        let config = Array("{\n  \"compression\" : \"zstd:3\",\n  \"id\" : \"\(id)\",\n  \"version\" : 1\n}\n".utf8)
+        XCTAssertFalse(spool.holds(repositoryConfig: config), "no directory, no marker")
+        XCTAssertEqual(try spool.adopt(repository: id), 0)
+        XCTAssertTrue(spool.holds(repositoryConfig: config))
+        XCTAssertTrue(spool.holds(repository: id))
+        XCTAssertFalse(spool.holds(repositoryConfig: Array(String(decoding: config, as: UTF8.self).replacingOccurrences(of: id, with: other).utf8)))
+        FileManager.default.createFile(atPath: dir + "/" + segment, contents: Data("x".utf8))
+        XCTAssertEqual(try spool.adopt(repository: other), 1, "another repository's segment is removed")
+        XCTAssertFalse(spool.holds(repositoryConfig: config))
+        try Data("zstd:3\n".utf8).write(to: URL(fileURLWithPath: dir + "/.repository"))
+        XCTAssertFalse(spool.holds(repositoryConfig: config), "a marker that is not an id matches nothing")
+    }
+
     /// Each repository location has its own subdirectory of a named spool, the same whether
     /// the location comes from --repo or REPO_REPOSITORY; no location, no fast path.
     func testNamedSpoolsAreKeyedByTheRepositoryLocation() {

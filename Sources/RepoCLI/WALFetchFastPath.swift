@@ -62,7 +62,7 @@ enum WALFetchFastPath {
     /// the spool of the other repository's WAL (`WALSpool.adopt`).
     static func spoolDirectory(_ call: Invocation, environment: FastCommandLine.Environment) -> String? {
         let local = FastCommandLine.localRepository(option: call.repository, environment: environment)
-        if let named = call.spool ?? environment("REPO_WAL_SPOOL").flatMap({ $0.isEmpty ? nil : $0 }) {
+        if let named = (call.spool ?? environment("REPO_WAL_SPOOL")).flatMap({ $0.isEmpty ? nil : $0 }) {
             guard let location = call.repository ?? environment("REPO_REPOSITORY"), !location.isEmpty else { return nil }
             let spool = WALSpool(directory: WALSpool.directory(under: named, location: location))
             if let local, let config = try? LocalBackend(path: local).get(RepositoryConfig.objectName),

@@ -241,21 +241,23 @@ final class WALArchiveTests: XCTestCase {
         let spool = WALSpool.directory(under: named, location: fx.repo)
         XCTAssertEqual(try fx.run(["wal-fetch", "--spool", named, "00000002.history", fx.dir + "/h"]).status, 1)
         XCTAssertTrue(FileManager.default.fileExists(atPath: spool + "/.repository"))
-        for n in 2...10 { FileManager.default.createFile(atPath: spool + "/" + Self.name(UInt64(n)), contents: Data("segment \(n)".utf8)) }
-        // 8 segments (3…10) are left ahead of 2, at least half of 8: no prefetcher (it would
-        // take the spool's lock file).
+        // Segment 1 comes before every fetch below: a prefetcher, which removes spooled
+        // segments before the one fetched, is the only thing that would remove it.
+        for n in 1...10 { FileManager.default.createFile(atPath: spool + "/" + Self.name(UInt64(n)), contents: Data("segment \(n)".utf8)) }
+        let first = spool + "/" + Self.name(1)
+        // 8 segments (3…10) are left ahead of 2, at least half of 8: no prefetcher.
         for n in 2...6 {
             try fx.ok(["wal-fetch", "--spool=" + named, "--prefetch", "8", "-q", Self.name(UInt64(n)), fx.dir + "/\(n)"])
             XCTAssertEqual(FileManager.default.contents(atPath: fx.dir + "/\(n)"), Data("segment \(n)".utf8))
         }
-        usleep(300_000)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: spool + "/.lock"), "no prefetcher while 4 or more segments wait")
-        // After 7, three are left (8, 9, 10): a prefetcher starts, takes the lock, finds
-        // nothing archived beyond them and leaves the spool as it was.
+        usleep(500_000)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: first), "no prefetcher while 4 or more segments wait")
+        // After 7, three are left (8, 9, 10): a prefetcher starts, removes segment 1, finds
+        // nothing archived beyond them and leaves the rest of the spool as it was.
         try fx.ok(["wal-fetch", Self.name(7), fx.dir + "/7", "--spool", named, "--prefetch", "8"])
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, !FileManager.default.fileExists(atPath: spool + "/.lock") { usleep(50_000) }
-        XCTAssertTrue(FileManager.default.fileExists(atPath: spool + "/.lock"), "the prefetcher ran")
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, FileManager.default.fileExists(atPath: first) { usleep(50_000) }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: first), "the prefetcher ran")
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: spool).filter { !$0.hasPrefix(".") }),
                        Set([8, 9, 10].map { Self.name($0) }))
     }
@@ -280,7 +282,7 @@ final class WALArchiveTests: XCTestCase {
         // Both prefetchers fill their own spools with 2, 3 and 4.
         XCTAssertEqual(try fx.run(["wal-fetch", "--prefetch", "3", Self.name(1), fx.dir + "/a1"], env: env).status, 0)
         XCTAssertEqual(try fx.run(["wal-fetch", "--repo", other, "--prefetch", "3", Self.name(1), fx.dir + "/b1"], env: env).status, 0)
-        let deadline = Date().addingTimeInterval(30)
+        let deadline = Date().addingTimeInterval(60)
         while Date() < deadline, spooled(fx.repo).count < 3 || spooled(other).count < 3 { usleep(50_000) }
         XCTAssertEqual(spooled(fx.repo), Set((2...4).map { Self.name($0) }))
         XCTAssertEqual(spooled(other), Set((2...4).map { Self.name($0) }))

@@ -1,5 +1,8 @@
 import XCTest
+import Foundation
 import RepoOperations
+import RepoRepository
+import RepoStorage
 @testable import RepoCLI
 
 /// The fast path of `wal-fetch` (`WALFetchFastPath`) reads its command lines as the argument
@@ -95,6 +98,41 @@ final class WALFetchFastPathTests: XCTestCase {
         XCTAssertFalse(spool.holds(repositoryConfig: config))
         try Data("zstd:3\n".utf8).write(to: URL(fileURLWithPath: dir + "/.repository"))
         XCTAssertFalse(spool.holds(repositoryConfig: config), "a marker that is not an id matches nothing")
+    }
+
+    /// On a real repository's config: the fast path serves a named spool that `adopt` made the
+    /// repository's, not one another repository took over; `adopt` does not take a spool over
+    /// while a prefetcher holds its lock.
+    func testFastPathServesOnlyTheRepositorysOwnSpool() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        let id = try Repository.readConfig(backend: LocalBackend(path: fx.repo)).id.hex
+        let named = fx.dir + "/spool"
+        let spool = WALSpool(directory: WALSpool.directory(under: named, location: fx.repo))
+        let call = try XCTUnwrap(WALFetchFastPath.parse(["--repo", fx.repo, "--spool", named, segment, "d"]))
+        XCTAssertNil(WALFetchFastPath.spoolDirectory(call, environment: { _ in nil }), "not adopted yet")
+        try spool.adopt(repository: id)
+        XCTAssertEqual(WALFetchFastPath.spoolDirectory(call, environment: { _ in nil }), spool.directory)
+        let other = String(repeating: "5c", count: 32)
+        let lock = open(spool.directory + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        XCTAssertEqual(flock(lock, LOCK_EX | LOCK_NB), 0)
+        XCTAssertThrowsError(try spool.adopt(repository: other), "a prefetcher holds the spool")
+        close(lock)
+        XCTAssertTrue(spool.holds(repository: id))
+        try spool.adopt(repository: other)
+        XCTAssertNil(WALFetchFastPath.spoolDirectory(call, environment: { _ in nil }), "another repository's spool")
+    }
+
+    /// The location names one key however it is written: file://, trailing or repeated
+    /// slashes, `.` and `..`, relative to the working directory.
+    func testSpoolLocationKeyIsNormalized() {
+        let a = WALSpool.directory(under: "/s", location: "/srv/backup/repo")
+        for same in ["file:///srv/backup/repo", "/srv/backup/repo/", "/srv//backup/./x/../repo"] {
+            XCTAssertEqual(WALSpool.directory(under: "/s", location: same), a, same)
+        }
+        let cwd = FileManager.default.currentDirectoryPath
+        XCTAssertEqual(WALSpool.directory(under: "/s", location: "rel/repo"), WALSpool.directory(under: "/s", location: cwd + "/rel/repo"))
+        XCTAssertNotEqual(WALSpool.directory(under: "/s", location: "s3:http://h/b"), WALSpool.directory(under: "/s", location: "s3:http://h/c"))
     }
 
     /// Each repository location has its own subdirectory of a named spool, the same whether

@@ -71,16 +71,17 @@ extension RepoCommand {
         private func fetch(_ wal: WALFileName) throws {
             let backend = try global.backend()
             let config = try Repository.readConfig(backend: backend)
-            let named = spool ?? ProcessInfo.processInfo.environment["REPO_WAL_SPOOL"].flatMap { $0.isEmpty ? nil : $0 }
+            let named = (spool ?? ProcessInfo.processInfo.environment["REPO_WAL_SPOOL"]).flatMap { $0.isEmpty ? nil : $0 }
             let spoolDirectory = named.map { WALSpool.directory(under: $0, location: global.locationText ?? "") }
                 ?? Self.defaultSpool(cacheDirectory: global.cacheDirectory, config: config)
             let walSpool = WALSpool(directory: spoolDirectory)
             // The spool must hold this repository's WAL (a new repository at the same location
-            // empties it); one that cannot be checked is not used: each segment then comes
-            // from the repository, one process at a time.
+            // empties it); one that cannot be made so is not used: each segment then comes
+            // from the repository, one process at a time (said with -v only, like the
+            // prefetcher's own failures: PostgreSQL logs restore_command's stderr every call).
             let spoolUsable: Bool
             do { try walSpool.adopt(repository: config.id.hex); spoolUsable = true } catch {
-                if !global.quiet { Console.line("repo: warning: not using the WAL prefetch spool \(spoolDirectory): \(error)") }
+                if global.verbose { Console.line("repo: warning: not using the WAL prefetch spool \(spoolDirectory): \(error)") }
                 spoolUsable = false
             }
             if prefetchWorker {
@@ -95,7 +96,7 @@ extension RepoCommand {
                 let workers = backend is LocalBackend ? max(1, min(4, ProcessInfo.processInfo.activeProcessorCount - 1)) : 4
                 let (_, key) = try Repository.unlock(backend: backend, credential: try global.credential())
                 _ = try walSpool.fill(after: wal, archive: WALArchive(backend: backend, config: config, key: key),
-                                      depth: prefetch, workers: workers)
+                                      repository: config.id.hex, depth: prefetch, workers: workers)
                 return
             }
             if spoolUsable, walSpool.take(wal, to: destination) {

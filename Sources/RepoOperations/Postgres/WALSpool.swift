@@ -1,5 +1,6 @@
 public import RepoSnapshot
 import RepoStorage
+import RepoRepository
 import RepoPrimitives
 import Foundation
 #if canImport(Glibc)
@@ -24,12 +25,17 @@ public struct WALSpool: Sendable {
 
     public init(directory: String) { self.directory = directory }
 
-    /// The spool for the repository at `location` (as written: `--repo` or REPO_REPOSITORY)
-    /// under `spool`, a directory the user named: `<spool>/<XXH3-64 of the location's UTF-8,
-    /// 16 lowercase hex digits>` (FORMAT.md §27.6). The location, not the repository id, so
-    /// that `wal-fetch` can find a spooled segment without opening the repository.
+    /// The spool for the repository at `location` (`--repo` or REPO_REPOSITORY) under `spool`,
+    /// a directory the user named: `<spool>/<XXH3-64 of the key's UTF-8, 16 lowercase hex
+    /// digits>` (FORMAT.md §27.6), where the key is the location with a `file://` prefix removed
+    /// and a local path made absolute against the working directory (`FileSystem.normalize`);
+    /// an S3 location as written. The location, not the repository id, so that `wal-fetch` can
+    /// find a spooled segment without opening the repository.
     public static func directory(under spool: String, location: String) -> String {
-        let h = String(XXH3.hash(Array(location.utf8)), radix: 16)
+        var key = location
+        if key.hasPrefix("file://") { key = String(key.dropFirst(7)) }
+        if !key.contains("://"), !key.hasPrefix("s3:") { key = FileSystem.normalize(key) }
+        let h = String(XXH3.hash(Array(key.utf8)), radix: 16)
         return spool + "/" + String(repeating: "0", count: 16 - h.count) + h
     }
 
@@ -57,17 +63,26 @@ public struct WALSpool: Sendable {
     }
 
     /// Makes this the spool of repository `id` (hex): creates the directory (mode 0700) and,
-    /// when its `.repository` file names another repository (a new one at the same location),
-    /// removes the WAL files in it before writing `id` there. Returns how many it removed.
+    /// when its `.repository` file is missing or names another repository (a new one at the
+    /// same location), removes the WAL files in it before writing `id` there, holding `.lock`
+    /// so that no prefetcher fills it meanwhile. Returns how many files it removed.
     ///
-    /// - Throws: `PosixError` or Foundation's error when the directory or the file cannot be
-    ///   created.
+    /// - Throws: `RepoError` `.failure` when a prefetcher holds the spool (for the repository
+    ///   that was there: the caller then does without the spool); `PosixError` or Foundation's
+    ///   error when the directory or a file cannot be created.
     @discardableResult
     public func adopt(repository id: String) throws -> Int {
         guard !holds(repository: id) else { return 0 }
         // Plain WAL lives here, as in pg_wal: only its owner may read it.
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
+        let lock = open(directory + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { throw PosixError("open", Array((directory + "/.lock").utf8), errno) }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            throw RepoError(.failure, "the WAL prefetch spool \(directory) is being filled for another repository")
+        }
+        guard !holds(repository: id) else { return 0 }
         var removed = 0
         for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         where WALFileName(file) != nil || file.hasPrefix(".tmp-") {
@@ -103,14 +118,15 @@ public struct WALSpool: Sendable {
 
     /// Fetches up to `depth` archived segments that follow `name` on its timeline into the
     /// spool, `workers` at a time, and removes spooled segments that come before it. Returns
-    /// how many it fetched; 0 at once when another prefetcher holds the spool.
-    public func fill(after name: WALFileName, archive: WALArchive, depth: Int, workers: Int) throws -> Int {
+    /// how many it fetched; 0 at once when another prefetcher holds the spool, or when the
+    /// spool is no longer repository `id`'s (`adopt`).
+    public func fill(after name: WALFileName, archive: WALArchive, repository id: String, depth: Int, workers: Int) throws -> Int {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         let lock = open(directory + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lock >= 0 else { return 0 }
         defer { close(lock) }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else { return 0 }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0, holds(repository: id) else { return 0 }
         let spooled = Set((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
         for file in spooled {
             if let other = WALFileName(file), other.kind == .segment, other.timeline == name.timeline, other <= name {

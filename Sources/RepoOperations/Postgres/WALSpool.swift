@@ -42,20 +42,21 @@ public struct WALSpool: Sendable {
     /// The file naming the repository whose WAL the spool holds (its id in hex, one line).
     static let ownerFile = ".repository"
 
-    /// True when the spool's `.repository` file names repository `id` (hex).
-    public func holds(repository id: String) -> Bool {
-        guard let text = try? String(contentsOfFile: directory + "/" + Self.ownerFile, encoding: .utf8) else { return false }
-        return text.trimmingCharacters(in: .whitespacesAndNewlines) == id
+    /// The repository id (hex) the spool's `.repository` file names; nil when it has none.
+    private func owner() -> String? {
+        guard let text = try? String(contentsOfFile: directory + "/" + Self.ownerFile, encoding: .utf8) else { return nil }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
+
+    /// True when the spool's `.repository` file names repository `id` (hex).
+    public func holds(repository id: String) -> Bool { owner() == id }
 
     /// True when the spool's `.repository` file names the repository whose `config` object is
     /// `config` (its bytes, unparsed): the config holds the recorded id as a quoted string
     /// (FORMAT.md §6), and ids are random 256-bit values, so no other repository's config holds
     /// it. Saves the spooled `wal-fetch` decoding the config (about 0.5 ms a call).
     public func holds(repositoryConfig config: [UInt8]) -> Bool {
-        guard let text = try? String(contentsOfFile: directory + "/" + Self.ownerFile, encoding: .utf8) else { return false }
-        let id = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard id.count >= 32, id.allSatisfy(\.isHexDigit) else { return false }
+        guard let id = owner(), id.count >= 32, id.allSatisfy(\.isHexDigit) else { return false }
         let needle = Array(("\"" + id + "\"").utf8)
         return config.count >= needle.count && (0...(config.count - needle.count)).contains { i in
             config[i] == needle[0] && config[i..<(i + needle.count)].elementsEqual(needle)
@@ -68,19 +69,17 @@ public struct WALSpool: Sendable {
     /// so that no prefetcher fills it meanwhile. Returns how many files it removed.
     ///
     /// - Throws: `RepoError` `.failure` when a prefetcher holds the spool (for the repository
-    ///   that was there: the caller then does without the spool); `PosixError` or Foundation's
-    ///   error when the directory or a file cannot be created.
+    ///   that was there: the caller then does without the spool); `PosixError` when the
+    ///   directory or a file cannot be created.
     @discardableResult
     public func adopt(repository id: String) throws -> Int {
         guard !holds(repository: id) else { return 0 }
-        // Plain WAL lives here, as in pg_wal: only its owner may read it.
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try Self.makePrivateDirectory(directory)
         let lock = open(directory + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lock >= 0 else { throw PosixError("open", Array((directory + "/.lock").utf8), errno) }
         defer { close(lock) }
         guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
-            throw RepoError(.failure, "the WAL prefetch spool \(directory) is being filled for another repository")
+            throw RepoError(.failure, "a prefetcher is filling the WAL prefetch spool \(directory), which is not yet this repository's")
         }
         guard !holds(repository: id) else { return 0 }
         var removed = 0
@@ -90,6 +89,16 @@ public struct WALSpool: Sendable {
         }
         try Self.write(Array((id + "\n").utf8), to: directory + "/" + Self.ownerFile)
         return removed
+    }
+
+    /// Creates `path` and any missing parents with mode 0700: plain WAL lives here, as in
+    /// pg_wal, and only its owner may read it.
+    ///
+    /// - Throws: `PosixError` naming the directory that could not be created.
+    static func makePrivateDirectory(_ path: String) throws {
+        if access(path, F_OK) == 0 { return }
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex { try makePrivateDirectory(String(path[..<slash])) }
+        if mkdir(path, 0o700) != 0 && errno != EEXIST { throw PosixError("create directory", Array(path.utf8), errno) }
     }
 
     /// Moves the spooled copy of `name` to `destination`; false if there is none.
@@ -121,8 +130,7 @@ public struct WALSpool: Sendable {
     /// how many it fetched; 0 at once when another prefetcher holds the spool, or when the
     /// spool is no longer repository `id`'s (`adopt`).
     public func fill(after name: WALFileName, archive: WALArchive, repository id: String, depth: Int, workers: Int) throws -> Int {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try Self.makePrivateDirectory(directory)
         let lock = open(directory + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lock >= 0 else { return 0 }
         defer { close(lock) }

@@ -44,6 +44,15 @@ static inline int crepo_flush_stdout(void) {
     return ferror(stdout) ? -1 : 0;
 }
 
+// sync_file_range(2) with SYNC_FILE_RANGE_WRITE (2 in glibc's bits/fcntl-linux.h), a GNU
+// extension: starts writeback of `fd`'s dirty pages in [offset, offset + length) (length 0: to
+// the end) and returns without waiting for it, so that a later fsync finds the data on its way
+// to disk. 0, or -1 with errno set.
+extern int sync_file_range(int fd, long long offset, long long nbytes, unsigned int flags);
+static inline int crepo_start_writeback(int fd, long long offset, long long length) {
+    return sync_file_range(fd, offset, length, 2);
+}
+
 // Fixes glibc's mmap threshold (see RepoMain.main).
 static inline int crepo_set_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }
 

@@ -133,6 +133,45 @@ final class PgBackupTests: XCTestCase {
         }
     }
 
+    /// What `pg-restore` restores is on disk when it exits 0. The server replays WAL onto these
+    /// files and first fsyncs them itself, but a power loss between the restore and the start
+    /// would leave files that were never written out empty, with nothing to say so. Seen as the
+    /// system calls the command makes (strace): every restored file and directory, the recovery
+    /// settings and the data directory's entry in its parent are fsynced before it exits.
+    func testRestoredDataDirectoryIsOnDiskBeforeExitZero() throws {
+        try startArchivingCluster()
+        XCTAssertEqual(server.client(["\(server.bin)/pgbench", "-i", "-s", "1", "-q", "postgres"]).0, 0)
+        let backup = asServerUser(["pg-backup", "--pgdata", server.data, "--fast"])
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        let dir = restoreDirectory("durable")
+        // One trace file per thread (-ff): the restore fsyncs on several threads at once, and
+        // in one file their calls would be split into "unfinished" and "resumed" lines.
+        let traces = fx.dir + "/strace"
+        try FileManager.default.createDirectory(atPath: traces, withIntermediateDirectories: true)
+        let r = try fx.shell("strace -ff -qq -y -e trace=fsync -o '\(traces)/t' '\(Fixture.binary)' pg-restore --pgdata '\(dir)' --target latest >/dev/null 2>&1; echo $?",
+                             env: ["REPO_CACHE_DIR": fx.dir + "/cache-test"])
+        XCTAssertEqual(r.out.trimmingCharacters(in: .whitespacesAndNewlines), "0")
+        let log = try FileManager.default.contentsOfDirectory(atPath: traces)
+            .map { try String(contentsOfFile: traces + "/" + $0, encoding: .utf8) }.joined(separator: "\n")
+        XCTAssertTrue(log.contains("fsync("), "strace saw no fsync at all")
+        let synced = Set(log.split(separator: "\n").compactMap { line -> String? in
+            guard let open = line.range(of: "fsync("), line.hasSuffix("= 0"),
+                  let start = line[open.upperBound...].firstIndex(of: "<"),
+                  let end = line[start...].range(of: ">)")?.lowerBound else { return nil }
+            return String(line[line.index(after: start)..<end])
+        })
+        var expected = [dir, (dir as NSString).deletingLastPathComponent]
+        let walker = try XCTUnwrap(FileManager.default.enumerator(atPath: dir))
+        while let relative = walker.nextObject() as? String {
+            let type = walker.fileAttributes?[.type] as? FileAttributeType
+            if type == .typeRegular || type == .typeDirectory { expected.append(dir + "/" + relative) }
+        }
+        XCTAssertGreaterThan(expected.count, 500, "a data directory's files")
+        XCTAssertTrue(expected.contains(dir + "/recovery.signal") && expected.contains(dir + "/pg_wal/archive_status"))
+        let missing = expected.filter { !synced.contains($0) }
+        XCTAssertEqual(missing, [], "not fsynced before pg-restore exited 0")
+    }
+
     func testRecoveryToTheEndOfTheArchivePromotesWithEveryChange() throws {
         try startArchivingCluster()
         _ = try backupUnderLoad()

@@ -217,6 +217,42 @@ final class WALArchiveTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: spool + "/" + Self.name(2)), "moved, not copied")
     }
 
+    /// A prefetched segment appears in the spool under its name only once its bytes are on
+    /// disk: fdatasync of the temporary file, then the rename (FORMAT.md §27.6). A crash never
+    /// leaves an empty or torn segment there for a later `wal-fetch` to hand to PostgreSQL, and
+    /// PostgreSQL's own fsync of the restored file finds nothing left to write. Seen as the
+    /// system calls the prefetcher makes (strace follows it: it is a child, in a session of
+    /// its own, and strace returns when it has ended).
+    func testSpooledSegmentsAreOnDiskBeforeTheyAppearUnderTheirName() throws {
+        for n in 1...4 { try fx.ok(["wal-push", walFile(UInt64(n))]) }
+        let named = fx.dir + "/spool", traces = fx.dir + "/strace"
+        try FileManager.default.createDirectory(atPath: traces, withIntermediateDirectories: true)
+        // One trace file per thread (-ff): with several prefetch threads, one file would split
+        // their calls into "unfinished" and "resumed" lines. Each thread writes, syncs and
+        // renames its segment in that order.
+        let r = try fx.shell("strace -ff -qq -y -e trace=fdatasync,rename -o '\(traces)/t' '\(Fixture.binary)' wal-fetch \(Self.name(1)) '\(fx.dir)/1' --spool '\(named)' --prefetch 3; echo $?")
+        XCTAssertEqual(r.out.trimmingCharacters(in: .whitespacesAndNewlines), "0")
+        let spool = WALSpool.directory(under: named, location: fx.repo)
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: spool).filter { !$0.hasPrefix(".") }),
+                       Set([2, 3, 4].map { Self.name($0) }))
+        let threads = try FileManager.default.contentsOfDirectory(atPath: traces).map {
+            try String(contentsOfFile: traces + "/" + $0, encoding: .utf8).split(separator: "\n").map(String.init)
+        }
+        for n: UInt64 in 2...4 {
+            let final = spool + "/" + Self.name(n)
+            let found = threads.lazy.compactMap { lines in
+                lines.firstIndex { $0.contains("rename(\"") && $0.contains(", \"\(final)\")") && $0.hasSuffix("= 0") }.map { (lines, $0) }
+            }.first
+            let (lines, renamed) = try XCTUnwrap(found, "no rename to \(final) in:\n\(threads.joined().joined(separator: "\n"))")
+            let from = try XCTUnwrap(lines[renamed].range(of: "rename(\"").map { start in
+                String(lines[renamed][start.upperBound...].prefix { $0 != "\"" })
+            })
+            XCTAssertTrue(from.hasPrefix(spool + "/.tmp-" + Self.name(n)), from)
+            XCTAssertTrue(lines[..<renamed].contains { $0.contains("fdatasync(") && $0.contains("<\(from)>") && $0.hasSuffix("= 0") },
+                          "\(final) was renamed into place before its bytes were on disk:\n\(lines.joined(separator: "\n"))")
+        }
+    }
+
     /// A spooled segment is handed over without the repository (the spool holds verified
     /// bytes only), and the prefetcher is started only once fewer than half of `--prefetch`
     /// segments are left ahead of the one taken.

@@ -98,6 +98,15 @@ final class WALFetchFastPathTests: XCTestCase {
         XCTAssertFalse(spool.holds(repositoryConfig: config))
         try Data("zstd:3\n".utf8).write(to: URL(fileURLWithPath: dir + "/.repository"))
         XCTAssertFalse(spool.holds(repositoryConfig: config), "a marker that is not an id matches nothing")
+        // The marker is read and trimmed byte by byte (no Foundation on the spooled path).
+        try Data(" \t\(id)\r\n\n".utf8).write(to: URL(fileURLWithPath: dir + "/.repository"))
+        XCTAssertTrue(spool.holds(repositoryConfig: config), "white space around the id is not part of it")
+        XCTAssertTrue(spool.holds(repository: id))
+        try Data((id + id + id + id + id).utf8).write(to: URL(fileURLWithPath: dir + "/.repository"))
+        XCTAssertFalse(spool.holds(repository: id), "an overlong marker names no repository")
+        XCTAssertFalse(spool.holds(repositoryConfig: config))
+        try Data().write(to: URL(fileURLWithPath: dir + "/.repository"))
+        XCTAssertFalse(spool.holds(repositoryConfig: config), "an empty marker names no repository")
     }
 
     /// On a real repository's config: the fast path serves a named spool that `adopt` made the
@@ -133,6 +142,11 @@ final class WALFetchFastPathTests: XCTestCase {
         let cwd = FileManager.default.currentDirectoryPath
         XCTAssertEqual(WALSpool.directory(under: "/s", location: "rel/repo"), WALSpool.directory(under: "/s", location: cwd + "/rel/repo"))
         XCTAssertNotEqual(WALSpool.directory(under: "/s", location: "s3:http://h/b"), WALSpool.directory(under: "/s", location: "s3:http://h/c"))
+        // The normalization itself, at its edges.
+        for (path, normal) in [("/", "/"), ("//", "/"), ("/..", "/"), ("/a/..", "/"), ("/a/b/", "/a/b"), ("/a/./b//c/../d", "/a/b/d"),
+                               ("x", cwd == "/" ? "/x" : cwd + "/x")] {
+            XCTAssertEqual(FileSystem.normalize(path), normal, path)
+        }
     }
 
     /// Each repository location has its own subdirectory of a named spool, the same whether

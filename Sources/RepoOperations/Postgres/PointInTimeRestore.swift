@@ -82,6 +82,7 @@ public struct PointInTimeRestore {
         op.cancellation = cancellation
         op.warn = warn
         op.owner = effectiveOwner
+        op.durable = true   // the server replays WAL onto these files (see `Restore.durable`)
         let restored = try op.run(tree: tree, snapshotPath: location.path, target: dir)
         if !restored.damagedFiles.isEmpty || !restored.refusedEntries.isEmpty {
             let n = restored.damagedFiles.count + restored.refusedEntries.count
@@ -102,6 +103,19 @@ public struct PointInTimeRestore {
         let settings = RecoverySettings(restoreCommand: restoreCommand, target: target, action: action,
                                         comment: "repo pg-restore \(Timestamp.format(Date())): base backup \(entry.id.hex) (\(pg.label)), recovery to \(target.summary)")
         try settings.write(into: dir, owner: effectiveOwner)
+        // What was made after the restore (the recreated directories, their entries and
+        // recovery.signal's) and the data directory's own entry in its parent, on disk too.
+        var directories = Set([dir])
+        for sub in DataDirectoryExclusions.directoriesToRecreate {
+            directories.insert(dir + "/" + sub)
+            if let slash = sub.lastIndex(of: "/") { directories.insert(dir + "/" + sub[..<slash]) }
+        }
+        for path in directories.sorted(by: >) + [(dir as NSString).deletingLastPathComponent] {
+            do { try FileSystem.makeDurable(Array(path.utf8), directory: true) } catch {
+                throw RepoError(.failure, "cannot make \(dir) durable: \(error)",
+                                hint: "check the disk (`dmesg`); restore again into an empty directory")
+            }
+        }
         return Result(snapshotID: entry.id, postgres: pg, dataDirectory: dir, restore: restored, owner: effectiveOwner,
                       settings: settings, seconds: Date().timeIntervalSince(started))
     }

@@ -214,10 +214,15 @@ public final class ZstdDecompressor {
 
     /// The expected size comes from the repository: allocate it only when the frames can
     /// actually produce that many bytes (a few bytes of zstd cannot make 4 GiB), and never hand
-    /// zstd a negative capacity.
+    /// zstd a negative capacity. `ZSTD_decompressBound` takes a frame's declared content size
+    /// on trust, and a header can declare any size; so the bound is also capped by what the
+    /// input can hold: every block of at most 128 KiB output takes at least 4 input bytes (a
+    /// 3-byte block header and 1 byte of content, RFC 8878 §3.1.1.2), so `n` input bytes make
+    /// at most ⌈n / 4⌉ × 128 KiB.
     private static func checkBound(_ input: UnsafeRawBufferPointer, expectedSize: Int) throws {
-        let bound = crepo_zstd_decompress_bound(input.baseAddress, input.count)
-        guard bound >= 0 else { throw CompressionError.zstd("not a zstd frame") }
+        let declared = crepo_zstd_decompress_bound(input.baseAddress, input.count)
+        guard declared >= 0 else { throw CompressionError.zstd("not a zstd frame") }
+        let bound = min(declared, Int64((input.count + 3) / 4) << 17)
         guard expectedSize >= 0, Int64(expectedSize) <= bound else {
             throw CompressionError.sizeMismatch(expected: expectedSize, actual: Int(bound))
         }

@@ -56,6 +56,31 @@ final class CompressionTests: XCTestCase {
         XCTAssertThrowsError(try small.withUnsafeBytes { try d.decompress($0, expectedSize: 10, into: &buffer) })
     }
 
+    /// A frame header may declare any content size, so that declaration is not taken on trust
+    /// before allocating: a 90-byte frame that claims more than 2 GiB is refused as a size
+    /// mismatch before any buffer is made (the fuzzer's `blob` harness ran out of memory on it,
+    /// Fuzz/regressions/blob/declared-2gib-content-size-on-small-frame), while the most
+    /// compressible real input, zeros, still decodes at the format's limit of expansion.
+    func testADeclaredContentSizeIsNotTakenOnTrust() throws {
+        let frame: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD, 0xE2] + [UInt8](repeating: 0xE2, count: 79) + [0x60, 0x88, 0x12, 0x01, 0x00, 0x00]
+        let d = ZstdDecompressor()
+        var buffer: [UInt8] = []
+        for attempt in 0..<2 {
+            XCTAssertThrowsError(try frame.withUnsafeBytes { raw in
+                if attempt == 0 { _ = try d.decompress(raw, expectedSize: 0x8000_1388) } else { try d.decompress(raw, expectedSize: 0x8000_1388, into: &buffer) }
+            }) { error in
+                guard case CompressionError.sizeMismatch = error else { return XCTFail("refused only after allocating: \(error)") }
+            }
+        }
+        XCTAssertEqual(buffer.capacity, 0, "nothing was allocated")
+        let zeros = [UInt8](repeating: 0, count: 32 << 20)
+        let z = try XCTUnwrap(zeros.withUnsafeBytes { ZstdCompressor(level: 1).compressIfSmaller($0) })
+        XCTAssertLessThan(z.count, 8192)
+        XCTAssertEqual(try z.withUnsafeBytes { try d.decompress($0, expectedSize: zeros.count) }, zeros)
+        try z.withUnsafeBytes { try d.decompress($0, expectedSize: zeros.count, into: &buffer) }
+        XCTAssertEqual(buffer, zeros)
+    }
+
     /// Each frame reaches `emit` once, in order, already in its final place right after the
     /// one before; changing it there (as encryption in place does) changes the result.
     func testFramesAreEmittedInOrderInTheirFinalPlace() throws {

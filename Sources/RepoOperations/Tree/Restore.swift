@@ -47,9 +47,10 @@ public struct Restore {
     public var owner: (uid: UInt32, gid: UInt32)?
     /// Everything restored is on disk before `run` returns: every file and directory is
     /// fsynced, and the writeback of each chunk starts as soon as it is written, so the disk
-    /// works while the rest is restored (a restore is faster than most disks). For a PostgreSQL data directory (`pg-restore`),
-    /// which the server then replays WAL onto: after a crash or power loss, files that were
-    /// never written out would be empty, and the server would not know.
+    /// works while the rest is restored (a restore is faster than most disks). For a
+    /// PostgreSQL data directory (`pg-restore`), which the server then replays WAL onto: after
+    /// a crash or power loss, files that were never written out would be empty, and the server
+    /// would not know.
     public var durable = false
 
     public init(repository: Repository) { self.repository = repository }

@@ -1,4 +1,5 @@
 import RepoPrimitives
+import RepoStorage
 import Foundation
 import Glibc
 
@@ -122,9 +123,14 @@ public struct KeyFile: Sendable {
             unlink(path)
             throw error
         }
+        // Its directory entry too: a key file that a crash can take away is no key file. A
+        // failure here (the entry may not be on disk) removes the file, as any other does.
         let dir = (path as NSString).deletingLastPathComponent
-        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+        if let failure = Durability.sync(dir.isEmpty ? "." : dir, directory: true) {
+            unlink(path)
+            errno = failure.code
+            throw Self.posixFailure(failure.operation + " the directory of", path)
+        }
         return file
     }
 

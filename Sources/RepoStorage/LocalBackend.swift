@@ -302,10 +302,9 @@ public struct LocalBackend: StorageBackend {
     }
 
     fileprivate static func syncDirectory(_ dir: String) throws {
-        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw error("open directory", dir) }
-        defer { close(fd) }
-        if fsync(fd) != 0 && errno != EINVAL { throw error("fsync directory", dir) }
+        guard let failure = Durability.sync(dir, directory: true) else { return }
+        errno = failure.code
+        throw error(failure.operation + " directory", dir)
     }
 }
 

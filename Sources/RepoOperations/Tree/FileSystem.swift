@@ -1,5 +1,6 @@
 public import RepoSnapshot
 import Foundation
+import RepoStorage
 internal import CRepoPosix
 #if canImport(Glibc)
 import Glibc
@@ -188,14 +189,11 @@ public enum FileSystem {
     }
 
     /// `fsync(2)` of the file or directory at `path` (not following a symlink), so that its
-    /// data and, for a directory, its entries survive a crash or power loss.
-    /// - Throws: `PosixError` ("fsync", path, errno).
+    /// data and, for a directory, its entries survive a crash or power loss (`Durability`).
+    /// - Throws: `PosixError` ("open" or "fsync", path, errno).
     static func makeDurable(_ path: [UInt8], directory: Bool) throws {
-        let fd = withCPath(path) { open($0, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (directory ? O_DIRECTORY : 0)) }
-        guard fd >= 0 else { throw PosixError("open", path, errno) }
-        defer { close(fd) }
-        while fsync(fd) != 0 {
-            if errno != EINTR { throw PosixError("fsync", path, errno) }
+        if let failure = withCPath(path, { Durability.sync($0, directory: directory, followingSymlink: false) }) {
+            throw PosixError(failure.operation, path, failure.code)
         }
     }
 

@@ -14,7 +14,9 @@ a=$(readlink -f "$1"); b=$(readlink -f "$2"); work=$3; target=$4; rounds=${5:-3}
 pgbin=/usr/lib/postgresql/15/bin
 data=$work/restore-ab; spool=$work/spool-ab; port=26802
 stop() { runuser -u postgres -- "$pgbin/pg_ctl" -D "$data" stop -m immediate >/dev/null 2>&1 || true; }
-trap 'stop; rm -rf "$data"' EXIT
+# This run's prefetchers only: their command lines name this work directory's repository.
+stop_prefetchers() { pkill -f -- "--repo $work/main/repo .*--prefetch-worker" || true; }
+trap 'stop; stop_prefetchers; rm -rf "$data"' EXIT
 one() {   # BINARY: prints "total_s recovery_s"
     stop; rm -rf "$data" "$spool"
     mkdir -p "$spool"; chown postgres:postgres "$spool"; chmod 700 "$spool"
@@ -28,7 +30,7 @@ one() {   # BINARY: prints "total_s recovery_s"
           --server-options "-k $work/sock -p $port -c listen_addresses= -c archive_mode=off")
     t1=$(date +%s.%N)
     stop
-    pkill -f -- "--prefetch-worker" || true
+    stop_prefetchers
     python3 -c 'import json, sys; j = json.loads(sys.argv[1]); assert j["outcome"] == "paused", j
 print("%.2f %.2f" % (float(sys.argv[3]) - float(sys.argv[2]), j["recovery_seconds"]))' "$out" "$t0" "$t1"
 }

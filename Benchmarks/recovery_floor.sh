@@ -18,15 +18,18 @@
 #
 # Run as root (drops the page cache; the server runs as postgres); PostgreSQL 15 from Debian.
 set -euo pipefail
+shopt -s inherit_errexit     # a failure inside one() (run as $(one …)) ends the script
 repo_bin=$(readlink -f "$1"); work=$2; target=$3; rounds=${4:-3}; modes=${5:-repo spooled mv}
 pgbin=/usr/lib/postgresql/15/bin
 data=$work/restore-floor; spool=$work/spool-floor; staged=$work/floor-wal; port=26797
 dev=$(basename "$(df --output=source "$work" | tail -1)")
 stop() { runuser -u postgres -- "$pgbin/pg_ctl" -D "$data" stop -m immediate >/dev/null 2>&1 || true; }
-trap 'stop; rm -rf "$data" "$spool" "$staged"' EXIT
+# This run's prefetchers only: their command lines name this work directory's repository.
+stop_prefetchers() { pkill -f -- "--repo $work/main/repo .*--prefetch-worker" || true; }
+trap 'stop; stop_prefetchers; rm -rf "$data" "$spool" "$staged"' EXIT
 disk() { awk -v d="$dev" '$3 == d { print $10, $6, $13 }' /proc/diskstats; }
 one() {   # MODE: prints "seconds written_MB read_MB busy_s"
-    stop; pkill -f -- "--prefetch-worker" || true
+    stop; stop_prefetchers
     rm -rf "$data" "$spool" "$staged"
     mkdir -p "$spool"; chown postgres:postgres "$spool"; chmod 700 "$spool"
     REPO_CACHE_DIR=$work/cache-root "$repo_bin" pg-restore -q --repo "$work/main/repo" --key-file "$work/main/repo.key" \
@@ -50,6 +53,11 @@ one() {   # MODE: prints "seconds written_MB read_MB busy_s"
     runuser -u postgres -- "$pgbin/pg_ctl" -D "$data" -l "$data/server.log" -w \
         -o "-k $work/sock -p $port -c listen_addresses= -c archive_mode=off" start >/dev/null
     until [ "$(psql -h "$work/sock" -p $port -U postgres -qAtX -c 'select pg_get_wal_replay_pause_state()' postgres 2>/dev/null)" = paused ]; do
+        if ! runuser -u postgres -- "$pgbin/pg_ctl" -D "$data" status >/dev/null; then   # recovery failed
+            echo "recovery_floor.sh: the server stopped before reaching T ($1); its log ends:" >&2
+            tail -5 "$data/server.log" >&2
+            exit 1
+        fi
         sleep 0.1
     done
     t1=$(date +%s.%N); d1=$(disk)

@@ -10,7 +10,10 @@ let package = Package(
     name: "repo",
     platforms: [.macOS(.v15)],
     products: [
+        // `repo` is a small launcher (RepoLaunch) that serves spooled `wal-fetch` calls itself
+        // and hands every other command line to `repo-core`, installed next to it.
         .executable(name: "repo", targets: ["repo"]),
+        .executable(name: "repo-core", targets: ["repo-core"]),
         // The layers below the CLI, for the separate Benchmarks/ package.
         .library(name: "RepoKit", targets: ["RepoPrimitives", "RepoStorage", "RepoIndex", "RepoRepository",
                                             "RepoSnapshot", "RepoOperations"]),
@@ -42,6 +45,9 @@ let package = Package(
         // Primitives: chunker, crypto, compression, checksums.
         .target(name: "RepoPrimitives", dependencies: ["CRepoZstd", "CRepoCrypto", "CRepoXXHash", "CRepoSHA256x16"],
                 swiftSettings: swiftSettings),
+        // The launcher's code: command lines read without the parser and the WAL prefetch
+        // spool's layout, with no Foundation (FORMAT.md §27.6; Sources/RepoLaunch/Launcher.swift).
+        .target(name: "RepoLaunch", dependencies: ["CRepoXXHash", "CRepoPosix"], swiftSettings: swiftSettings),
         // Storage backend: named immutable objects.
         .target(name: "RepoStorage", dependencies: ["CRepoPosix"], swiftSettings: swiftSettings),
         // S3 backend: SigV4 signing, requests over async-http-client, ListObjectsV2 (README, "S3").
@@ -64,20 +70,22 @@ let package = Package(
         // Snapshot model: plain values.
         .target(name: "RepoSnapshot", dependencies: ["RepoPrimitives"], swiftSettings: swiftSettings),
         // Operations: store, dump, check, stats.
-        .target(name: "RepoOperations", dependencies: ["RepoRepository", "RepoSnapshot", "CRepoPosix", "CRepoPQ"],
+        .target(name: "RepoOperations", dependencies: ["RepoRepository", "RepoSnapshot", "RepoLaunch", "CRepoPosix", "CRepoPQ"],
                 swiftSettings: swiftSettings),
         // Mount: read-only filesystem model over snapshots, served through libfuse 3.
         .target(name: "RepoMount", dependencies: ["RepoOperations", "CRepoFuse"], swiftSettings: swiftSettings),
         // Command line.
         .target(name: "RepoCLI", dependencies: [
             "RepoOperations",
+            "RepoLaunch",
             "RepoMount",
             "RepoS3",
             "RepoKMS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: swiftSettings),
-        .executableTarget(name: "repo", dependencies: ["RepoCLI"], swiftSettings: swiftSettings),
+        .executableTarget(name: "repo", dependencies: ["RepoLaunch"], swiftSettings: swiftSettings),
+        .executableTarget(name: "repo-core", dependencies: ["RepoCLI"], swiftSettings: swiftSettings),
         // What tests share: a real S3 server (radosgw) started and stopped by scripts/s3-server.sh.
         .target(name: "RepoTestSupport", swiftSettings: swiftSettings),
         // Fuzz harnesses: one entry point per parser of repository bytes (Fuzz/README.md).
@@ -88,6 +96,6 @@ let package = Package(
         .testTarget(name: "RepoStorageTests", dependencies: ["RepoStorage", "RepoS3", "RepoTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoRepositoryTests", dependencies: ["RepoOperations"], swiftSettings: swiftSettings),
         .testTarget(name: "RepoMountTests", dependencies: ["RepoMount"], swiftSettings: swiftSettings),
-        .testTarget(name: "RepoIntegrationTests", dependencies: ["repo", "RepoCLI", "RepoFuzzing", "RepoTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RepoIntegrationTests", dependencies: ["repo", "repo-core", "RepoCLI", "RepoLaunch", "RepoFuzzing", "RepoTestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -1386,8 +1386,8 @@ def main():
     C.repo_bin = os.path.realpath(a.repo_bin)
     if "/debug/" in C.repo_bin:
         sys.exit("a debug build is not for benchmarks: pass --repo-bin \"$(scripts/build-release.sh)\"")
-    if not os.access(C.repo_bin, os.X_OK):
-        sys.exit("no repo binary at %s (scripts/build-release.sh builds it)" % C.repo_bin)
+    if not os.access(C.repo_bin, os.X_OK) or not os.access(C.repo_bin + "-core", os.X_OK):
+        sys.exit("no repo and repo-core binaries at %s (scripts/build-release.sh builds them)" % C.repo_bin)
     C.pgbr_bin = shutil.which("pgbackrest") or sys.exit("pgbackrest is not installed")
     only = set(a.only.split(","))
 
@@ -1402,9 +1402,11 @@ def main():
     C.sock = mkdir_pg(os.path.join(C.work, "sock"), 0o755)
     # A copy: a rebuild of .build/release during the run must not change (or break) what is measured.
     C.repo_src = C.repo_bin
+    # The launcher and repo-core, which it runs from its own directory.
     C.repo_bin = os.path.join(mkdir_pg(os.path.join(C.work, "bin"), 0o755), "repo")
-    shutil.copy2(C.repo_src, C.repo_bin)
-    os.chmod(C.repo_bin, 0o755)
+    for src, dst in ((C.repo_src, C.repo_bin), (C.repo_src + "-core", C.repo_bin + "-core")):
+        shutil.copy2(src, dst)
+        os.chmod(dst, 0o755)
     port = 20000 + (os.getpid() % 20000)
     global LOAD
     LOAD = ForeignLoad()

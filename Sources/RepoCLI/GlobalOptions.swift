@@ -5,6 +5,7 @@ import RepoKMS
 import RepoRepository
 import RepoOperations
 import Foundation
+import RepoLaunch
 
 /// Options every command takes (README, "Commands" and "Environment"), with their environment fallbacks.
 struct GlobalOptions: ParsableArguments {
@@ -140,9 +141,7 @@ struct GlobalOptions: ParsableArguments {
 
     /// `--cache-dir`, else REPO_CACHE_DIR, else `$XDG_CACHE_HOME/repo`, else `~/.cache/repo`.
     static func cacheDirectory(option: String?, environment env: FastCommandLine.Environment) -> String {
-        if let d = option ?? env("REPO_CACHE_DIR"), !d.isEmpty { return d }
-        if let x = env("XDG_CACHE_HOME"), !x.isEmpty { return x + "/repo" }
-        return (env("HOME") ?? NSTemporaryDirectory()) + "/.cache/repo"
+        WALFetchFastPath.cacheDirectory(option: option, environment: env) ?? NSTemporaryDirectory() + "/.cache/repo"
     }
 
     /// What opens the repository (README, "Environment"), in this order:

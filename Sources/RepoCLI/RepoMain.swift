@@ -3,6 +3,7 @@ import ArgumentParser
 import RepoRepository
 import Foundation
 import CRepoPosix
+import RepoLaunch
 
 /// The root command: `repo`.
 struct RepoCommand: ParsableCommand {
@@ -22,7 +23,8 @@ struct RepoCommand: ParsableCommand {
     )
 }
 
-/// Entry point for the thin `repo` executable: parses, runs, maps errors to exit codes.
+/// Entry point for `repo-core`, which the `repo` launcher execs (RepoLaunch): parses, runs,
+/// maps errors to exit codes.
 public enum RepoMain {
     /// The command line parsed. `wal-push` and `wal-fetch`, which PostgreSQL starts once per
     /// WAL file, are parsed on their own: building the whole command tree costs the Swift
@@ -65,7 +67,9 @@ public enum RepoMain {
         if CommandLine.arguments.count > 1 {
             let rest = Array(CommandLine.arguments.dropFirst(2)), env = FastCommandLine.processEnvironment
             switch CommandLine.arguments[1] {
-            case "wal-fetch": if let code = WALFetchFastPath.run(rest, environment: env) { exit(code) }
+            case "wal-fetch":
+                let me = Launcher.executablePath() ?? CommandLine.arguments[0]
+                if let code = WALFetchFastPath.run(rest, environment: env, prefetcher: me) { exit(code) }
             case "wal-push": if let code = WALPushFastPath.run(rest, environment: env) { exit(code) }
             default: break
             }

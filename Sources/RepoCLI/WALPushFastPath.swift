@@ -1,6 +1,7 @@
 import RepoRepository
 import RepoStorage
 import Foundation
+import RepoLaunch
 
 /// `wal-push` of a local repository opened with a key file, without the argument parser
 /// (`FastCommandLine`): PostgreSQL starts `archive_command` once per WAL file, and the parser

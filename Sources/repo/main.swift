@@ -1,3 +1,3 @@
-import RepoCLI
+import RepoLaunch
 
-RepoMain.main()
+Launcher.main()

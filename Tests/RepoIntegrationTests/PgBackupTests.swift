@@ -120,6 +120,9 @@ final class PgBackupTests: XCTestCase {
         XCTAssertEqual(settings["recovery_target_action"], "pause")
         XCTAssertEqual(settings["recovery_target_timeline"], "latest")
         XCTAssertTrue(settings["restore_command"]?.hasSuffix(" wal-fetch --repo \(fx.repo) %f %p") == true, settings["restore_command"] ?? "")
+        // The launcher, which serves spooled segments without loading repo-core, not repo-core.
+        let launcher = URL(fileURLWithPath: Fixture.binary).resolvingSymlinksInPath().path
+        XCTAssertTrue(settings["restore_command"]?.hasPrefix(launcher + " wal-fetch ") == true, settings["restore_command"] ?? "")
 
         XCTAssertEqual(server.sql(Self.checksumSQL, port: port), checksum)
         XCTAssertEqual(server.sql("SELECT to_regclass('pgbench_history') IS NOT NULL", port: port), "t")

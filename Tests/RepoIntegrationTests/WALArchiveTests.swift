@@ -298,6 +298,59 @@ final class WALArchiveTests: XCTestCase {
                        Set([8, 9, 10].map { Self.name($0) }))
     }
 
+    /// The `repo` launcher serves a spooled segment itself, without `repo-core` (a copy of
+    /// the launcher alone in a directory), from the default spool and from a named one, and
+    /// hands everything else to `repo-core` unchanged; without `repo-core` next to it that is
+    /// exit 127, which PostgreSQL takes as a reason to stop recovery, not as the end of the
+    /// archive. A spool that names another repository is not served.
+    func testLauncherServesTheSpoolWithoutRepoCore() throws {
+        let alone = fx.dir + "/bin", launcher = alone + "/repo"
+        try FileManager.default.createDirectory(atPath: alone, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: URL(fileURLWithPath: Fixture.binary).resolvingSymlinksInPath().path, toPath: launcher)
+        func lonely(_ args: [String]) throws -> CLIResult {
+            let r = try fx.shell(([launcher] + args).map { "'\($0)'" }.joined(separator: " ") + " 2>'\(fx.dir)/lonely.err'")
+            let err = (try? String(contentsOfFile: fx.dir + "/lonely.err", encoding: .utf8)) ?? ""
+            return CLIResult(status: r.status, stdout: Data(r.out.utf8), stderr: err)
+        }
+        // The full command (repo-core) makes the default spool the repository's.
+        XCTAssertEqual(try fx.run(["wal-fetch", "00000002.history", fx.dir + "/h"]).status, 1)
+        let id = try XCTUnwrap(String(data: try XCTUnwrap(FileManager.default.contents(atPath: fx.repo + "/config")), encoding: .utf8)
+            .flatMap { WALSpoolLayoutProbe.id(in: $0) })
+        let spool = fx.cache + "/" + id + "/wal-prefetch"
+        XCTAssertTrue(FileManager.default.fileExists(atPath: spool + "/.repository"))
+        for n in 1...3 { FileManager.default.createFile(atPath: spool + "/" + Self.name(UInt64(n)), contents: Data("segment \(n)".utf8)) }
+        let served = try lonely(["wal-fetch", "--prefetch", "0", "-v", Self.name(1), fx.dir + "/1"])
+        XCTAssertEqual(served.status, 0, served.stderr)
+        XCTAssertTrue(served.stderr.contains("from the prefetch spool"), served.stderr)
+        XCTAssertEqual(FileManager.default.contents(atPath: fx.dir + "/1"), Data("segment 1".utf8))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: spool + "/" + Self.name(1)), "moved, not copied")
+        // The spool runs low: the prefetcher it starts (repo-core) is missing; said with -v,
+        // and the segment is still served.
+        let low = try lonely(["wal-fetch", "--prefetch", "8", "-v", Self.name(2), fx.dir + "/2"])
+        XCTAssertEqual(low.status, 0, low.stderr)
+        XCTAssertTrue(low.stderr.contains("cannot start the WAL prefetcher"), low.stderr)
+        // Not spooled, or any other command: repo-core's, which is not there.
+        for args in [["wal-fetch", Self.name(9), fx.dir + "/9"], ["snapshots"], ["--version"]] {
+            let r = try lonely(args)
+            XCTAssertEqual(r.status, 127, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("repo-core must be installed in the same directory"), r.stderr)
+        }
+        // Another repository's spool (a new repository at the same location): not served.
+        try Data((String(repeating: "5c", count: 32) + "\n").utf8).write(to: URL(fileURLWithPath: spool + "/.repository"))
+        XCTAssertEqual(try lonely(["wal-fetch", "--prefetch", "0", Self.name(3), fx.dir + "/3"]).status, 127)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: spool + "/" + Self.name(3)))
+        // A named spool, with no repository at all: served by location alone.
+        let named = fx.dir + "/spool", none = fx.dir + "/no-repository"
+        let unreachable = WALSpool.directory(under: named, location: none)
+        try FileManager.default.createDirectory(atPath: unreachable, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: unreachable + "/" + Self.name(4), contents: Data("segment 4".utf8))
+        let byLocation = try lonely(["wal-fetch", "--repo", none, "--spool", named, "--prefetch", "0", Self.name(4), fx.dir + "/4"])
+        XCTAssertEqual(byLocation.status, 0, byLocation.stderr)
+        XCTAssertEqual(FileManager.default.contents(atPath: fx.dir + "/4"), Data("segment 4".utf8))
+        // Next to repo-core, the same launcher runs every command: the real one answers.
+        XCTAssertEqual(try fx.run(["wal-fetch", Self.name(9), fx.dir + "/9"]).status, 1, "not archived")
+    }
+
     /// Two clusters' repositories archive segments of the same names; recoveries from both
     /// with one REPO_WAL_SPOOL each get their own repository's bytes, from the spool too. A
     /// spool left by an earlier repository at the same location is emptied, not served.
@@ -406,5 +459,14 @@ final class WALArchiveTests: XCTestCase {
         env["REPO_REPOSITORY"] = fx.dir + "/nowhere"
         XCTAssertEqual(try fx.run(["wal-push", path], env: env).status, 10)
         XCTAssertEqual(try fx.run(["wal-fetch", Self.name(1), fx.dir + "/x"], env: env).status, 126)
+    }
+}
+
+/// The id in a repository's config text, found as a test would by eye (not with the code under
+/// test): the value of the `"id"` line.
+enum WALSpoolLayoutProbe {
+    static func id(in config: String) -> String? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(config.utf8)) as? [String: Any] else { return nil }
+        return object["id"] as? String
     }
 }

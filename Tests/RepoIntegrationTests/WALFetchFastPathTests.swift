@@ -3,6 +3,7 @@ import Foundation
 import RepoOperations
 import RepoRepository
 import RepoStorage
+import RepoLaunch
 @testable import RepoCLI
 
 /// The fast path of `wal-fetch` (`WALFetchFastPath`) reads its command lines as the argument
@@ -161,5 +162,39 @@ final class WALFetchFastPathTests: XCTestCase {
         XCTAssertEqual(WALFetchFastPath.spoolDirectory(viaOption, environment: { _ in nil }),
                        WALFetchFastPath.spoolDirectory(viaEnvironment, environment: { ["REPO_REPOSITORY": "/nonexistent/a"][$0] }))
         XCTAssertNil(WALFetchFastPath.spoolDirectory(viaEnvironment, environment: { _ in nil }))
+    }
+
+    /// The launcher finds the default spool (`<cache>/<id>/wal-prefetch`) from the id in the
+    /// config's bytes, and serves it only once `.repository` there names this repository.
+    func testDefaultSpoolIsTheRepositorysOwnOnly() throws {
+        let fx = Fixture()
+        try fx.initRepo()
+        let id = try Repository.readConfig(backend: LocalBackend(path: fx.repo)).id.hex
+        let config = try XCTUnwrap(FileManager.default.contents(atPath: fx.repo + "/config"))
+        XCTAssertEqual(WALSpoolLayout.repositoryID(inConfig: [UInt8](config)), id)
+        let call = try XCTUnwrap(WALFetchFastPath.parse(["--repo", fx.repo, segment, "d"]))
+        let env: FastCommandLine.Environment = { ["REPO_CACHE_DIR": fx.cache][$0] }
+        let spool = WALSpool(directory: WALSpoolLayout.defaultDirectory(cacheDirectory: fx.cache, repository: id))
+        XCTAssertEqual(spool.directory, RepoCommand.WalFetch.defaultSpool(cacheDirectory: fx.cache,
+                                                                          config: try Repository.readConfig(backend: LocalBackend(path: fx.repo))))
+        XCTAssertNil(WALFetchFastPath.spoolDirectory(call, environment: env), "no spool yet")
+        try spool.adopt(repository: id)
+        XCTAssertEqual(WALFetchFastPath.spoolDirectory(call, environment: env), spool.directory)
+        XCTAssertNil(WALFetchFastPath.spoolDirectory(call, environment: { _ in nil }), "no cache directory, no HOME: the full command decides")
+        try Data((String(repeating: "5c", count: 32) + "\n").utf8).write(to: URL(fileURLWithPath: spool.directory + "/.repository"))
+        XCTAssertNil(WALFetchFastPath.spoolDirectory(call, environment: env), "a spool that names another repository")
+    }
+
+    /// The config's id is read from its bytes: any JSON layout, not from a value that merely
+    /// says "id", not from a string too short to be an id.
+    func testRepositoryIDIsReadFromTheConfigBytes() {
+        let id = String(repeating: "0f", count: 32)
+        for text in ["{\"id\":\"\(id)\"}", "{\n  \"compression\" : \"id\",\n  \"id\" : \"\(id)\"\n}\n",
+                     "{ \"idx\": \"\(String(repeating: "aa", count: 32))\", \"id\"\t:\n\"\(id)\" }"] {
+            XCTAssertEqual(WALSpoolLayout.repositoryID(inConfig: Array(text.utf8)), id, text)
+        }
+        for text in ["{}", "{\"id\": \"abc\"}", "{\"id\": \"\(id)", "{\"id\": 5}", "{\"ID\": \"\(id)\"}", ""] {
+            XCTAssertNil(WALSpoolLayout.repositoryID(inConfig: Array(text.utf8)), text)
+        }
     }
 }

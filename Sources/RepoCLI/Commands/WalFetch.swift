@@ -3,7 +3,7 @@ import RepoRepository
 import RepoSnapshot
 import RepoOperations
 import RepoStorage
-import CRepoPosix
+import RepoLaunch
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -35,7 +35,7 @@ extension RepoCommand {
         @Option(help: "Segments to fetch ahead into the spool (0: no prefetching).")
         var prefetch = Self.defaultPrefetch
 
-        static let defaultPrefetch = 32
+        static let defaultPrefetch = WALFetchFastPath.defaultPrefetch
 
         @Option(help: ArgumentHelp("Spool directory for prefetched segments (env REPO_WAL_SPOOL; default: in the cache directory).", valueName: "DIR"))
         var spool: String?
@@ -119,22 +119,16 @@ extension RepoCommand {
 
         /// The spool when neither `--spool` nor REPO_WAL_SPOOL names one.
         static func defaultSpool(cacheDirectory: String, config: RepositoryConfig) -> String {
-            cacheDirectory + "/" + config.id.hex + "/wal-prefetch"
+            WALSpoolLayout.defaultDirectory(cacheDirectory: cacheDirectory, repository: config.id.hex)
         }
 
-        /// Starts `repo wal-fetch … --prefetch-worker` detached with this command's arguments
-        /// and environment, unless the spool still holds at least half of `depth` segments
-        /// after `wal` (a prefetcher started every time would mostly find its work done, and
-        /// each costs a process start on the core replay is not using). It exits at once if
-        /// another prefetcher holds the spool.
+        /// Starts `repo-core wal-fetch … --prefetch-worker` detached with this command's
+        /// arguments and environment when the spool runs low (`WALFetchFastPath.startPrefetcher`).
         static func startPrefetcher(after wal: WALFileName, spool: WALSpool, depth prefetch: Int, verbose: Bool) {
-            guard prefetch > 0, wal.kind == .segment, spool.segmentsAhead(of: wal) < (prefetch + 1) / 2 else { return }
-            let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-            let args = [exe] + CommandLine.arguments.dropFirst() + ["--prefetch-worker"]
-            var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
-            defer { argv.forEach { free($0) } }
-            let pid = crepo_spawn_detached(exe, &argv, environ)
-            if pid < 0, verbose { Console.line("repo: warning: cannot start the WAL prefetcher: \(String(cString: strerror(errno)))") }
+            guard wal.kind == .segment else { return }
+            WALFetchFastPath.startPrefetcher(Launcher.executablePath() ?? CommandLine.arguments[0],
+                                             arguments: Array(CommandLine.arguments.dropFirst(2)), after: wal.text,
+                                             spool: spool.directory, depth: prefetch, verbose: verbose)
         }
     }
 }

@@ -2,6 +2,7 @@ public import RepoSnapshot
 import RepoStorage
 import RepoRepository
 import RepoPrimitives
+import RepoLaunch
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -26,58 +27,18 @@ public struct WALSpool: Sendable {
     public init(directory: String) { self.directory = directory }
 
     /// The spool for the repository at `location` (`--repo` or REPO_REPOSITORY) under `spool`,
-    /// a directory the user named: `<spool>/<XXH3-64 of the key's UTF-8, 16 lowercase hex
-    /// digits>` (FORMAT.md §27.6), where the key is the location with a `file://` prefix removed
-    /// and a local path made absolute against the working directory (`FileSystem.normalize`);
-    /// an S3 location as written. The location, not the repository id, so that `wal-fetch` can
-    /// find a spooled segment without opening the repository.
+    /// a directory the user named (`WALSpoolLayout.directory(under:location:)`, FORMAT.md §27.6).
     public static func directory(under spool: String, location: String) -> String {
-        var key = location
-        if key.hasPrefix("file://") { key = String(key.dropFirst(7)) }
-        if !key.contains("://"), !key.hasPrefix("s3:") { key = FileSystem.normalize(key) }
-        let h = String(XXH3.hash(Array(key.utf8)), radix: 16)
-        return spool + "/" + String(repeating: "0", count: 16 - h.count) + h
-    }
-
-    /// The file naming the repository whose WAL the spool holds (its id in hex, one line).
-    static let ownerFile = ".repository"
-
-    /// The repository id (hex) the spool's `.repository` file names; nil when it has none.
-    /// Read with POSIX calls and trimmed by hand: Foundation's file reading and trimming cost
-    /// the spooled `wal-fetch`, which runs once per segment, about 1 ms in run-time type lookups.
-    private func owner() -> String? {
-        let fd = open(directory + "/" + Self.ownerFile, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 256)   // an id is 64 hex digits and a newline
-        var count = 0
-        while count < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { return nil }
-            if n == 0 { break }
-            count += n
-        }
-        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0D) }
-        var text = bytes[..<count]
-        while let first = text.first, isSpace(first) { text = text.dropFirst() }
-        while let last = text.last, isSpace(last) { text = text.dropLast() }
-        return String(decoding: text, as: UTF8.self)
+        WALSpoolLayout.directory(under: spool, location: location)
     }
 
     /// True when the spool's `.repository` file names repository `id` (hex).
-    public func holds(repository id: String) -> Bool { owner() == id }
+    public func holds(repository id: String) -> Bool { WALSpoolLayout.owner(of: directory) == id }
 
     /// True when the spool's `.repository` file names the repository whose `config` object is
-    /// `config` (its bytes, unparsed): the config holds the recorded id as a quoted string
-    /// (FORMAT.md §6), and ids are random 256-bit values, so no other repository's config holds
-    /// it. Saves the spooled `wal-fetch` decoding the config (about 0.5 ms a call).
+    /// `config` (its bytes, unparsed; `WALSpoolLayout.holds(_:repositoryConfig:)`).
     public func holds(repositoryConfig config: [UInt8]) -> Bool {
-        guard let id = owner(), id.count >= 32, id.allSatisfy(\.isHexDigit) else { return false }
-        let needle = Array(("\"" + id + "\"").utf8)
-        return config.count >= needle.count && (0...(config.count - needle.count)).contains { i in
-            config[i] == needle[0] && config[i..<(i + needle.count)].elementsEqual(needle)
-        }
+        WALSpoolLayout.holds(directory, repositoryConfig: config)
     }
 
     /// Makes this the spool of repository `id` (hex): creates the directory (mode 0700) and,
@@ -104,7 +65,7 @@ public struct WALSpool: Sendable {
         where WALFileName(file) != nil || file.hasPrefix(".tmp-") {
             if unlink(directory + "/" + file) == 0 { removed += 1 }
         }
-        try Self.write(Array((id + "\n").utf8), to: directory + "/" + Self.ownerFile)
+        try Self.write(Array((id + "\n").utf8), to: directory + "/" + WALSpoolLayout.ownerFile)
         return removed
     }
 
@@ -122,7 +83,7 @@ public struct WALSpool: Sendable {
     public func take(_ name: WALFileName, to destination: String) -> Bool {
         let path = directory + "/" + name.text
         guard access(path, F_OK) == 0 else { return false }
-        if rename(path, destination) == 0 { return true }
+        if WALSpoolLayout.take(name.text, from: directory, to: destination) { return true }
         // Another file system: copy through a temporary name, then drop the spooled copy.
         guard let bytes = FileManager.default.contents(atPath: path),
               (try? Self.write([UInt8](bytes), to: destination)) != nil else { return false }
@@ -132,14 +93,7 @@ public struct WALSpool: Sendable {
 
     /// How many complete segments of `name`'s timeline after `name` the spool holds.
     public func segmentsAhead(of name: WALFileName) -> Int {
-        guard let dir = opendir(directory) else { return 0 }
-        defer { closedir(dir) }
-        var count = 0
-        while let entry = readdir(dir) {
-            let file = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if let other = WALFileName(file), other.kind == .segment, other.timeline == name.timeline, other > name { count += 1 }
-        }
-        return count
+        WALSpoolLayout.segmentsAhead(of: name.segmentName, in: directory)
     }
 
     /// Fetches up to `depth` archived segments that follow `name` on its timeline into the

@@ -1,6 +1,7 @@
 public import RepoSnapshot
 import Foundation
 import RepoStorage
+import RepoLaunch
 internal import CRepoPosix
 #if canImport(Glibc)
 import Glibc
@@ -199,22 +200,7 @@ public enum FileSystem {
 
     /// Makes `path` absolute against the working directory and removes `.`, `..`, repeated
     /// and trailing slashes, without resolving symlinks.
-    public static func normalize(_ path: String) -> String {
-        var full = path
-        if !full.hasPrefix("/") { full = FileManager.default.currentDirectoryPath + "/" + full }
-        var parts: [Substring] = []
-        for part in full.split(separator: "/", omittingEmptySubsequences: true) {
-            if part == "." { continue }
-            if part == ".." { _ = parts.popLast(); continue }
-            parts.append(part)
-        }
-        // Concatenated by hand: `joined(separator:)` looks up a generic witness at run time the
-        // first time, a scan of every conformance record that costs the spooled `wal-fetch`
-        // (which calls this once per WAL segment) about 0.5 ms.
-        var out = ""
-        for part in parts { out += "/"; out += part }
-        return out.isEmpty ? "/" : out
-    }
+    public static func normalize(_ path: String) -> String { LocalPath.normalize(path) }
 }
 
 /// Renders paths for people: printable text as is; control characters, backslashes and bytes

@@ -17,19 +17,19 @@ import Glibc
 /// "Speed against pgBackRest"). The same goes for `ProcessInfo.processInfo.environment`, a
 /// `[String: String]` of every variable: the fast paths read single variables through
 /// `Environment` instead.
-struct FastCommandLine {
+public struct FastCommandLine {
     /// One environment variable's value, or nil when it is not set.
-    typealias Environment = (String) -> String?
+    public typealias Environment = (String) -> String?
 
     /// The process environment, one `getenv` per lookup.
-    static func processEnvironment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+    public static func processEnvironment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
 
-    private(set) var values: [(name: String, value: String)] = []
-    private(set) var flags: [String] = []
-    private(set) var operands: [String] = []
+    public private(set) var values: [(name: String, value: String)] = []
+    public private(set) var flags: [String] = []
+    public private(set) var operands: [String] = []
 
     /// `arguments` after the command word; nil outside the subset.
-    init?(_ arguments: [String], options: [String], flags allowed: [String], operands count: Int) {
+    public init?(_ arguments: [String], options: [String], flags allowed: [String], operands count: Int) {
         var i = 0
         while i < arguments.count {
             let arg = arguments[i]
@@ -57,19 +57,19 @@ struct FastCommandLine {
     }
 
     /// The value given to option `name`, or nil.
-    func value(_ name: String) -> String? { values.first { $0.name == name }?.value }
+    public func value(_ name: String) -> String? { values.first { $0.name == name }?.value }
 
     /// `-v`/`--verbose` given (with `-q`/`--quiet` as well: nil, the parser decides).
-    var verbose: Bool? {
+    public var verbose: Bool? {
         let v = flags.contains("-v") || flags.contains("--verbose"), q = flags.contains("-q") || flags.contains("--quiet")
         return v && q ? nil : v
     }
 
-    var quiet: Bool { flags.contains("-q") || flags.contains("--quiet") }
+    public var quiet: Bool { flags.contains("-q") || flags.contains("--quiet") }
 
     /// The local repository directory from `--repo` (`option`) or REPO_REPOSITORY; nil for
     /// none or S3.
-    static func localRepository(option: String?, environment: Environment) -> String? {
+    public static func localRepository(option: String?, environment: Environment) -> String? {
         guard var location = option ?? environment("REPO_REPOSITORY"), !location.isEmpty else { return nil }
         if location.hasPrefix("file://") { location = String(location.dropFirst(7)) }
         return location.contains("://") || location.hasPrefix("s3:") ? nil : location

@@ -1,0 +1,3 @@
+import RepoCLI
+
+RepoMain.main()

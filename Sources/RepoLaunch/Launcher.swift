@@ -25,21 +25,32 @@ public enum Launcher {
     static let cannotRun: Int32 = 127
 
     public static func main() -> Never {
-        let arguments = CommandLine.arguments
-        let me = executablePath() ?? arguments[0]
+        let me = executablePath() ?? String(cString: CommandLine.unsafeArgv[0]!)
         let core = directory(of: me) + "/" + coreName
-        if arguments.count > 1, arguments[1] == "wal-fetch",
+        if let arguments = utf8Arguments(), arguments.count > 1, arguments[1] == "wal-fetch",
            let code = WALFetchFastPath.run(Array(arguments.dropFirst(2)), environment: FastCommandLine.processEnvironment,
                                            prefetcher: core) {
             exit(code)
         }
         setenv(executableVariable, me, 1)
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        execv(core, &argv)
+        // The bytes as given: paths need not be UTF-8, and `CommandLine.arguments` would have
+        // replaced what is not (repo-core reads them as bytes, RawArguments).
+        execv(core, CommandLine.unsafeArgv)
         let reason = String(cString: strerror(errno))
         WALFetchFastPath.standardError("repo: error: cannot run \(core): \(reason)\n"
                                        + "repo: \(coreName) must be installed in the same directory as repo (README, \"Two commands on a fresh machine\")\n")
         exit(cannotRun)
+    }
+
+    /// The command line as strings when every argument is UTF-8; nil otherwise (such a line
+    /// goes to repo-core as it is).
+    static func utf8Arguments() -> [String]? {
+        var out: [String] = []
+        for i in 0..<Int(CommandLine.argc) {
+            guard let raw = CommandLine.unsafeArgv[i], let text = String(validatingCString: raw) else { return nil }
+            out.append(text)
+        }
+        return out
     }
 
     /// This program's path (`/proc/self/exe`), nil when it cannot be read.

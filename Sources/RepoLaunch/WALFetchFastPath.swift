@@ -53,8 +53,7 @@ public enum WALFetchFastPath {
               let directory = spoolDirectory(call, environment: environment),
               WALSpoolLayout.take(call.name, from: directory, to: call.destination) else { return nil }
         if call.verbose { standardError("restored \(call.name) from the prefetch spool\n") }
-        startPrefetcher(prefetcher, arguments: arguments, after: call.name, spool: directory, depth: call.prefetch,
-                        verbose: call.verbose)
+        startPrefetcher(prefetcher, after: call.name, spool: directory, depth: call.prefetch, verbose: call.verbose)
         return 0
     }
 
@@ -88,17 +87,18 @@ public enum WALFetchFastPath {
         return env("HOME").map { $0 + "/.cache/repo" }
     }
 
-    /// Starts `executable` with `arguments` after `wal-fetch` and `--prefetch-worker`, detached
-    /// and with this process's environment, unless the spool still holds at least half of
-    /// `depth` segments after `name` (a prefetcher started every time would mostly find its
-    /// work done, and each costs a process start on the core replay is not using). The
-    /// prefetcher exits at once if another one holds the spool.
-    public static func startPrefetcher(_ executable: String, arguments: [String], after name: String, spool: String,
-                                       depth: Int, verbose: Bool) {
+    /// Starts `executable` with this process's command line after its program name (`wal-fetch
+    /// …`, byte for byte: paths need not be UTF-8) and `--prefetch-worker`, detached and with
+    /// this process's environment, unless the spool still holds at least half of `depth`
+    /// segments after `name` (a prefetcher started every time would mostly find its work done,
+    /// and each costs a process start on the core replay is not using). The prefetcher exits
+    /// at once if another one holds the spool.
+    public static func startPrefetcher(_ executable: String, after name: String, spool: String, depth: Int, verbose: Bool) {
         guard depth > 0, WALSpoolLayout.isSegmentName(name),
               WALSpoolLayout.segmentsAhead(of: name, in: spool) < (depth + 1) / 2 else { return }
-        let args = [executable, "wal-fetch"] + arguments + ["--prefetch-worker"]
-        var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+        var argv: [UnsafeMutablePointer<CChar>?] = [strdup(executable)]
+        for i in 1..<Int(CommandLine.argc) { argv.append(strdup(CommandLine.unsafeArgv[i]!)) }
+        argv += [strdup("--prefetch-worker"), nil]
         defer { argv.forEach { free($0) } }
         if crepo_spawn_detached(executable, &argv, environ) < 0, verbose {
             standardError("repo: warning: cannot start the WAL prefetcher: \(String(cString: strerror(errno)))\n")

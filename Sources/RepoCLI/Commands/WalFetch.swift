@@ -126,8 +126,7 @@ extension RepoCommand {
         /// arguments and environment when the spool runs low (`WALFetchFastPath.startPrefetcher`).
         static func startPrefetcher(after wal: WALFileName, spool: WALSpool, depth prefetch: Int, verbose: Bool) {
             guard wal.kind == .segment else { return }
-            WALFetchFastPath.startPrefetcher(Launcher.executablePath() ?? CommandLine.arguments[0],
-                                             arguments: Array(CommandLine.arguments.dropFirst(2)), after: wal.text,
+            WALFetchFastPath.startPrefetcher(Launcher.executablePath() ?? CommandLine.arguments[0], after: wal.text,
                                              spool: spool.directory, depth: prefetch, verbose: verbose)
         }
     }

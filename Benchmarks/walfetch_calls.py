@@ -5,7 +5,8 @@ against pgBackRest"). Uses the repository of a kept `pg_compare.py --only 3 --ke
 first binary's prefetcher spools one segment, which is then linked back into the spool before
 every call. The binaries are called in turn (interleaved), each with --prefetch 0 so that no
 prefetcher starts; prints each one's median wall time, user and system CPU, and minor page
-faults (os.wait4).
+faults (os.wait4). A copied `repo` launcher needs `repo-core` beside it; passing
+`.build/release/repo-core` measures the call without the launcher.
 
   python3 Benchmarks/pg_compare.py --only 3 --keep --work /tmp/pgc3w
   python3 Benchmarks/walfetch_calls.py --work /tmp/pgc3w --calls 300 OLD_BINARY NEW_BINARY

@@ -5,7 +5,8 @@ Each round makes a fresh repository (with a machine key file, no password KDF) p
 pushes every segment with both binaries, alternating which goes first; running repo-fuzz
 processes are stopped (SIGSTOP, under a second at a time) while a segment is timed. Prints the
 median and mean per binary. Segments are real WAL files, e.g. what `archive_command = 'cp %p
-DIR/%f'` collected while pgbench ran.
+DIR/%f'` collected while pgbench ran. A copied `repo` launcher (since 5d318b7) needs
+`repo-core` copied beside it.
 
   python3 Benchmarks/walpush_ab.py --a /tmp/repo-old --b .build/release/repo \\
       --segments /tmp/pgw/segs --last 4 --rounds 6

@@ -64,7 +64,9 @@ public enum RepoMain {
         }
         // PostgreSQL's archive_command and restore_command, once per WAL file: without the
         // argument parser where the command line allows (FastCommandLine).
-        if CommandLine.arguments.count > 1 {
+        // Only a command line that is UTF-8 throughout: `CommandLine.arguments` replaces
+        // other bytes, and a path changed that way names another file.
+        if CommandLine.arguments.count > 1, Launcher.utf8Arguments() != nil {
             let rest = Array(CommandLine.arguments.dropFirst(2)), env = FastCommandLine.processEnvironment
             switch CommandLine.arguments[1] {
             case "wal-fetch":

@@ -63,10 +63,14 @@ public enum WALFetchFastPath {
     /// repository's `config`; nil for S3, whose config the full command reads (and reports any
     /// failure of). A local repository whose config can be read must be the one whose WAL the
     /// spool holds (its `.repository` file), else nil: the full command then empties the spool
-    /// of the other repository's WAL (`WALSpool.adopt`).
+    /// of the other repository's WAL (`WALSpool.adopt`); one whose config exists but cannot
+    /// be read here: nil.
     public static func spoolDirectory(_ call: Invocation, environment: FastCommandLine.Environment) -> String? {
         let local = FastCommandLine.localRepository(option: call.repository, environment: environment)
         let config = local.flatMap { WALSpoolLayout.readSmallFile($0 + "/config", limit: 1 << 16) }
+        // A config that is there but cannot be read here (too large, unreadable): the full
+        // command decides, rather than serving by location alone.
+        if let local, config == nil, access(local + "/config", F_OK) == 0 { return nil }
         if let named = (call.spool ?? environment("REPO_WAL_SPOOL")).flatMap({ $0.isEmpty ? nil : $0 }) {
             guard let location = call.repository ?? environment("REPO_REPOSITORY"), !location.isEmpty else { return nil }
             let directory = WALSpoolLayout.directory(under: named, location: location)

@@ -32,7 +32,7 @@ public enum WALSpoolLayout {
     public static let ownerFile = ".repository"
 
     /// The repository id (hex) the spool's `.repository` file names, white space around it
-    /// removed; nil when there is none or it is longer than 255 bytes.
+    /// removed; nil when there is none or it is longer than 256 bytes.
     public static func owner(of directory: String) -> String? {
         guard let bytes = readSmallFile(directory + "/" + ownerFile, limit: 256) else { return nil }
         let isSpace: (UInt8) -> Bool = { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0D) }
@@ -84,10 +84,48 @@ public enum WALSpoolLayout {
         name.utf8.count == 24 && name.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x41...0x46).contains($0) }
     }
 
-    /// Moves the spooled copy of segment `name` to `destination` by `rename(2)`; false when
-    /// there is none or it cannot be renamed (another file system: `WALSpool.take` copies).
+    /// Moves the spooled copy of segment `name` to `destination`: `rename(2)`, or, when the
+    /// spool is on another file system (a tmpfs spool, a data directory on its own volume), a
+    /// copy through a temporary name in the destination's directory, renamed into place, and
+    /// then the spooled copy removed. False when there is none or it cannot be moved.
     public static func take(_ name: String, from directory: String, to destination: String) -> Bool {
-        rename(directory + "/" + name, destination) == 0
+        let path = directory + "/" + name
+        if rename(path, destination) == 0 { return true }
+        guard errno == EXDEV else { return false }
+        guard copy(path, to: destination) else { return false }
+        unlink(path)
+        return true
+    }
+
+    /// Copies the file at `source` to `destination` through `.tmp-<name>-<random>` beside it;
+    /// false (and no temporary file left) on any failure.
+    static func copy(_ source: String, to destination: String) -> Bool {
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { return false }
+        defer { close(input) }
+        let slash = destination.lastIndex(of: "/")
+        let dir = slash.map { String(destination[..<$0]) } ?? "."
+        let base = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
+        let tmp = dir + "/.tmp-" + base + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let output = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard output >= 0 else { return false }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var ok = true
+        copying: while true {
+            let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { ok = n == 0; break }
+            var done = 0
+            while done < n {
+                let w = buffer.withUnsafeBytes { write(output, $0.baseAddress! + done, n - done) }
+                if w < 0 && errno == EINTR { continue }
+                guard w > 0 else { ok = false; break copying }
+                done += w
+            }
+        }
+        if close(output) != 0 { ok = false }
+        guard ok, rename(tmp, destination) == 0 else { unlink(tmp); return false }
+        return true
     }
 
     /// How many complete segments of segment `name`'s timeline after it the spool holds.

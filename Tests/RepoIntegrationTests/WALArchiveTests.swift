@@ -351,6 +351,51 @@ final class WALArchiveTests: XCTestCase {
         XCTAssertEqual(try fx.run(["wal-fetch", Self.name(9), fx.dir + "/9"]).status, 1, "not archived")
     }
 
+    /// A spool on another file system than the destination (a tmpfs spool, a data directory
+    /// on its own volume): the segment is copied through a temporary name and the spooled copy
+    /// removed, by the launcher alone as by the full command.
+    func testSpoolOnAnotherFileSystemIsCopied() throws {
+        let named = "/dev/shm/repo-spool-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: named) }
+        let spool = WALSpool.directory(under: named, location: fx.repo)
+        var shm = stat(), here = stat()
+        try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+        XCTAssertEqual(stat(spool, &shm), 0)
+        XCTAssertEqual(stat(fx.dir, &here), 0)
+        XCTAssertNotEqual(shm.st_dev, here.st_dev, "the spool must be on another file system for this test")
+        // The full command makes the spool the repository's (a history file that is not archived).
+        XCTAssertEqual(try fx.run(["wal-fetch", "--spool", named, "00000002.history", fx.dir + "/h"]).status, 1)
+        let alone = fx.dir + "/bin"
+        try FileManager.default.createDirectory(atPath: alone, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: URL(fileURLWithPath: Fixture.binary).resolvingSymlinksInPath().path, toPath: alone + "/repo")
+        let dest = fx.dir + "/pg_wal"
+        try FileManager.default.createDirectory(atPath: dest, withIntermediateDirectories: true)
+        for n in 1...2 { FileManager.default.createFile(atPath: spool + "/" + Self.name(UInt64(n)), contents: Data("segment \(n)".utf8)) }
+        for (n, binary) in [(1, alone + "/repo"), (2, Fixture.binary)] {
+            let r = try fx.shell("'\(binary)' wal-fetch --spool '\(named)' --prefetch 0 \(Self.name(UInt64(n))) '\(dest)/RECOVERYXLOG'; echo $?")
+            XCTAssertEqual(r.out.trimmingCharacters(in: .whitespacesAndNewlines), "0", "\(binary)")
+            XCTAssertEqual(FileManager.default.contents(atPath: dest + "/RECOVERYXLOG"), Data("segment \(n)".utf8))
+            XCTAssertFalse(FileManager.default.fileExists(atPath: spool + "/" + Self.name(UInt64(n))), "the spooled copy is removed")
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dest), ["RECOVERYXLOG"], "no temporary file left")
+            try FileManager.default.removeItem(atPath: dest + "/RECOVERYXLOG")
+        }
+    }
+
+    /// A destination that is not UTF-8 (PostgreSQL's own is pg_wal/RECOVERYXLOG) is refused
+    /// with 126, which stops recovery: decoded, it would name another file, where the server
+    /// would not find the segment and would take that for the end of the archive.
+    func testDestinationThatIsNotUTF8IsRefused() throws {
+        let named = fx.dir + "/spool"
+        XCTAssertEqual(try fx.run(["wal-fetch", "--spool", named, "00000002.history", fx.dir + "/h"]).status, 1)
+        let spool = WALSpool.directory(under: named, location: fx.repo)
+        FileManager.default.createFile(atPath: spool + "/" + Self.name(1), contents: Data("segment 1".utf8))
+        let r = try fx.shell("'\(Fixture.binary)' wal-fetch --spool '\(named)' --prefetch 0 \(Self.name(1)) \"$(printf '\(fx.dir)/dest-\\376')\" 2>'\(fx.dir)/err'; echo $?")
+        XCTAssertEqual(r.out.trimmingCharacters(in: .whitespacesAndNewlines), "126")
+        XCTAssertTrue(((try? String(contentsOfFile: fx.dir + "/err", encoding: .utf8)) ?? "").contains("not UTF-8"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: spool + "/" + Self.name(1)), "the segment stays in the spool")
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: fx.dir).contains { $0.hasPrefix("dest-") }, "nothing written")
+    }
+
     /// Two clusters' repositories archive segments of the same names; recoveries from both
     /// with one REPO_WAL_SPOOL each get their own repository's bytes, from the spool too. A
     /// spool left by an earlier repository at the same location is emptied, not served.

@@ -197,4 +197,18 @@ final class WALFetchFastPathTests: XCTestCase {
             XCTAssertNil(WALSpoolLayout.repositoryID(inConfig: Array(text.utf8)), text)
         }
     }
+
+    /// `pg-restore` writes the launcher beside repo-core into restore_command when it is there
+    /// and executable, else repo-core itself.
+    func testRestoreCommandNamesTheLauncherBesideRepoCore() throws {
+        let dir = FileManager.default.temporaryDirectory.path + "/launcher-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let core = dir + "/repo-core"
+        XCTAssertEqual(Launcher.launcher(besideCore: core), core, "no launcher there")
+        FileManager.default.createFile(atPath: dir + "/repo", contents: Data(), attributes: [.posixPermissions: 0o644])
+        XCTAssertEqual(Launcher.launcher(besideCore: core), core, "not executable")
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir + "/repo")
+        XCTAssertEqual(Launcher.launcher(besideCore: core), dir + "/repo")
+    }
 }

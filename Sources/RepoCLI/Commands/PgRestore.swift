@@ -171,22 +171,14 @@ extension RepoCommand {
             }
         }
 
-        /// The program `restore_command` runs: the `repo` launcher that started this process
-        /// (`REPO_EXECUTABLE`, an executable absolute path), which serves spooled segments
-        /// without loading `repo-core`; else this program itself.
-        static func walFetchExecutable(environment env: [String: String]) -> String {
-            if let launcher = env[Launcher.executableVariable], launcher.hasPrefix("/"), access(launcher, X_OK) == 0 {
-                return launcher
-            }
-            return Launcher.executablePath() ?? CommandLine.arguments[0]
-        }
-
         /// `restore_command` for the restored server: this binary's `wal-fetch` on this
         /// repository, opened the way this command was (`GlobalOptions.credential`'s order),
         /// with files as absolute paths: the server cannot prompt, and its environment is not ours.
         func restoreCommand(location: String) throws -> String {
             let env = ProcessInfo.processInfo.environment
-            let exe = Self.walFetchExecutable(environment: env)
+            // The launcher beside this program: it serves spooled segments without loading
+            // repo-core (RepoLaunch).
+            let exe = Launcher.launcher(besideCore: Launcher.executablePath() ?? CommandLine.arguments[0])
             func set(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
             var extra: [String] = []
             if let file = global.keyFile {

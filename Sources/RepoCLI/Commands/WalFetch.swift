@@ -55,6 +55,13 @@ extension RepoCommand {
                 if !global.quiet { Console.line("repo: \(name) is not the name of a WAL file") }
                 throw ExitCode(1)
             }
+            // DEST as PostgreSQL passes it (pg_wal/RECOVERYXLOG) is UTF-8; another path would
+            // reach us with its bytes replaced (CommandLine.arguments) and name another file:
+            // stop recovery rather than write the segment where the server will not look.
+            guard RawArguments.bytes(of: destination) == Array(destination.utf8) else {
+                Console.error(RepoError(.usage, "the destination \(destination) is not UTF-8; wal-fetch writes only to UTF-8 paths"))
+                throw ExitCode(Self.abortRecovery)
+            }
             do {
                 try fetch(wal)
             } catch let error as ExitCode {

@@ -80,15 +80,9 @@ public struct WALSpool: Sendable {
     }
 
     /// Moves the spooled copy of `name` to `destination`; false if there is none.
+    /// (`WALSpoolLayout.take`: a rename, or a copy from another file system.)
     public func take(_ name: WALFileName, to destination: String) -> Bool {
-        let path = directory + "/" + name.text
-        guard access(path, F_OK) == 0 else { return false }
-        if WALSpoolLayout.take(name.text, from: directory, to: destination) { return true }
-        // Another file system: copy through a temporary name, then drop the spooled copy.
-        guard let bytes = FileManager.default.contents(atPath: path),
-              (try? Self.write([UInt8](bytes), to: destination)) != nil else { return false }
-        unlink(path)
-        return true
+        WALSpoolLayout.take(name.text, from: directory, to: destination)
     }
 
     /// How many complete segments of `name`'s timeline after `name` the spool holds.

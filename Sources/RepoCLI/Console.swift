@@ -1,13 +1,14 @@
 import RepoRepository
 import RepoOperations
 import Foundation
+import RepoLaunch
 
 /// Writing to the terminal: errors and warnings on stderr, prompts on /dev/tty.
 enum Console {
     static let stderrIsTerminal = isatty(2) != 0
 
     static func line(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        StandardError.write(text + "\n")
     }
 
     /// Prints an error as `repo: error: …` with its hint on the next line.
@@ -112,7 +113,7 @@ final class ProgressLine: @unchecked Sendable {
         if let items = r.items { parts.append(items) }
         let text = parts.joined(separator: "  ")
         if interactive {
-            FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+            StandardError.write("\r\u{1B}[K" + text)
             Self.shown = true
         } else {
             Console.line(text)
@@ -127,7 +128,7 @@ final class ProgressLine: @unchecked Sendable {
 
     static func clearIfShown() {
         if shown {
-            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            StandardError.write("\r\u{1B}[K")
             shown = false
         }
     }

@@ -41,6 +41,8 @@ public enum RepoMain {
     }
 
     public static func main() -> Never {
+        // Run directly, not through the launcher, repo-core reserves them itself.
+        StandardError.reserveStandardDescriptors()
         // Blocks of 256 KiB and more (chunks, compressed blobs, pack buffers) get mappings of
         // their own and go back to the system when freed. Left alone, glibc raises its threshold
         // once the 32 MiB scrypt buffer is freed, and 1 MiB chunks then churn through per-thread

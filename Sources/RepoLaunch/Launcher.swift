@@ -27,6 +27,7 @@ public enum Launcher {
     static let cannotRun: Int32 = 127
 
     public static func main() -> Never {
+        StandardError.reserveStandardDescriptors()
         // A closed stderr (with -v) must not kill the fast path after its rename: PostgreSQL
         // would take the signal for a failed restore_command and stop recovery.
         let pipeDisposition = signal(SIGPIPE, SIG_IGN)
@@ -50,7 +51,7 @@ public enum Launcher {
     }
 
     static func fail(_ message: String) -> Never {
-        WALFetchFastPath.standardError("repo: error: " + message + "\n")
+        StandardError.write("repo: error: " + message + "\n")
         exit(cannotRun)
     }
 

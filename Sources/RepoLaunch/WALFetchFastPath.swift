@@ -52,7 +52,7 @@ public enum WALFetchFastPath {
         guard let call = parse(arguments), WALSpoolLayout.isSegmentName(call.name),
               let directory = spoolDirectory(call, environment: environment),
               WALSpoolLayout.take(call.name, from: directory, to: call.destination) else { return nil }
-        if call.verbose { standardError("restored \(call.name) from the prefetch spool\n") }
+        if call.verbose { StandardError.write("restored \(call.name) from the prefetch spool\n") }
         startPrefetcher(prefetcher, after: call.name, spool: directory, depth: call.prefetch, verbose: call.verbose)
         return 0
     }
@@ -105,18 +105,7 @@ public enum WALFetchFastPath {
         argv += [strdup("--prefetch-worker"), nil]
         defer { argv.forEach { free($0) } }
         if crepo_spawn_detached(executable, &argv, environ) < 0, verbose {
-            standardError("repo: warning: cannot start the WAL prefetcher: \(String(cString: strerror(errno)))\n")
-        }
-    }
-
-    static func standardError(_ text: String) {
-        var bytes = Array(text.utf8)
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + done, $0.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return }
-            done += n
+            StandardError.write("repo: warning: cannot start the WAL prefetcher: \(String(cString: strerror(errno)))\n")
         }
     }
 }

@@ -116,6 +116,27 @@ final class WALArchiveTests: XCTestCase {
         }
     }
 
+    /// With standard error closed (`2>&-`) or a reader of it gone, a message costs nothing
+    /// but itself: `-v` on a file that is not archived still exits 1 (it used to die of
+    /// SIGILL, 132, which PostgreSQL takes as fatal), and a spooled segment is still served.
+    func testClosedOrBrokenStandardErrorChangesNoExitCode() throws {
+        let bin = Fixture.binary
+        let closed = try fx.shell("'\(bin)' wal-fetch -v --prefetch 0 \(Self.name(9)) '\(fx.dir)/x' 2>&-; echo $?")
+        XCTAssertEqual(closed.out.trimmingCharacters(in: .whitespacesAndNewlines), "1")
+        // The reader (`true`) is gone before the message is written: EPIPE, SIGPIPE being ignored.
+        let broken = try fx.shell("{ '\(bin)' wal-fetch -v --prefetch 0 \(Self.name(9)) '\(fx.dir)/x' 2>&1 >/dev/null; echo \"rc=$?\" >'\(fx.dir)/rc'; } | true; cat '\(fx.dir)/rc'")
+        XCTAssertEqual(broken.out.trimmingCharacters(in: .whitespacesAndNewlines), "rc=1")
+        // Served from the spool with stderr closed: the segment arrives, exit 0.
+        try fx.ok(["wal-push", walFile(1)])
+        let named = fx.dir + "/spool"
+        XCTAssertEqual(try fx.run(["wal-fetch", "--spool", named, "00000002.history", fx.dir + "/h"]).status, 1)
+        let spool = WALSpool.directory(under: named, location: fx.repo)
+        FileManager.default.createFile(atPath: spool + "/" + Self.name(1), contents: Self.segment(1))
+        let served = try fx.shell("'\(bin)' wal-fetch -v --spool '\(named)' --prefetch 0 \(Self.name(1)) '\(fx.dir)/1' 2>&-; echo $?")
+        XCTAssertEqual(served.out.trimmingCharacters(in: .whitespacesAndNewlines), "0")
+        XCTAssertEqual(FileManager.default.contents(atPath: fx.dir + "/1"), Self.segment(1))
+    }
+
     func testSameNameIsNeverOverwritten() throws {
         let path = walFile(3)
         try fx.ok(["wal-push", path])

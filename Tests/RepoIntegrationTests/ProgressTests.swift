@@ -27,7 +27,9 @@ final class ProgressTests: XCTestCase {
         XCTAssertTrue(shown.contains("stored "), shown)
         XCTAssertTrue(shown.contains("MB/s"), shown)
         XCTAssertTrue(shown.contains("\u{1B}[K"), "the line is redrawn in place")
-        let dumped = try onTerminal(fx, "'\(Fixture.binary)' dump latest > /dev/null")
+        // A dump of 150 MB can end inside the first 0.2 s interval on a fast machine (0.37 s
+        // here in debug), so the dump draws with the test seam's 1 ms interval.
+        let dumped = try onTerminal(fx, "REPO_TEST_PROGRESS_INTERVAL_MS=1 '\(Fixture.binary)' dump latest > /dev/null")
         XCTAssertTrue(dumped.contains("ETA"), dumped)
         // Not a terminal: nothing on stderr but the snapshot id on stdout.
         let piped = try fx.run(["store", "--name", "big"], stdinPath: path)

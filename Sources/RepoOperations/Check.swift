@@ -169,6 +169,8 @@ public struct Check {
                     if String(header.systemIdentifier) != cluster.systemIdentifier {
                         report.errors.append("\(e.name.objectName): from cluster \(header.systemIdentifier), not the archived cluster \(cluster.systemIdentifier)")
                     }
+                } else if e.name.kind == .history {
+                    _ = try TimelineHistory.strict(timeline: e.name.timeline, bytes: bytes)
                 }
             } catch {
                 report.errors.append("\(e.name.objectName): \(error)")

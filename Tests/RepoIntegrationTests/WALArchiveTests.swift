@@ -1,6 +1,8 @@
 import XCTest
 import Foundation
 import RepoOperations
+import RepoRepository
+import RepoStorage
 
 /// `wal-push` and `wal-fetch` as PostgreSQL runs them (archive_command, restore_command), on
 /// synthetic segments with a real long page header (FORMAT.md §27). The tests with a running
@@ -107,6 +109,19 @@ final class WALArchiveTests: XCTestCase {
         XCTAssertEqual(try fx.run(["wal-push", walFile(23), "--compression", "lz4"]).status, 2)
     }
 
+    /// NAME is always a WAL file's name when PostgreSQL runs restore_command; anything else is
+    /// a restore_command written wrong (here %p and %f swapped), and exit 1 would read as the
+    /// end of the archive and end recovery early at whatever pg_wal holds. 126 stops it.
+    func testNameThatIsNotAWALFileStopsRecovery() throws {
+        try fx.ok(["wal-push", walFile(6)])
+        for name in ["pg_wal/RECOVERYXLOG", "../../etc/passwd", ""] {
+            let r = try fx.run(["wal-fetch", name, Self.name(6), "--prefetch", "0"])
+            XCTAssertEqual(r.status, 126, "\(name): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("is not the name of a WAL file") && r.stderr.contains("%f %p"), r.stderr)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Self.name(6)))
+    }
+
     func testMissingFileExitsOneQuietly() throws {
         for name in ["00000002.history", Self.name(9)] {
             let r = try fx.run(["wal-fetch", name, fx.dir + "/x", "--prefetch", "0"])
@@ -175,6 +190,40 @@ final class WALArchiveTests: XCTestCase {
         FileManager.default.createFile(atPath: garbage, contents: TestData.random(Self.segmentSize))
         XCTAssertEqual(try fx.run(["wal-push", garbage]).status, 2)
         XCTAssertEqual(try fx.run(["wal-push", fx.dir + "/pg_wal/" + Self.name(7)]).status, 1, "a missing file")
+    }
+
+    /// A history file PostgreSQL could not read is refused before it is archived for good:
+    /// once in, it broke `pg-status` and `status` (exit 13) with no way out but deleting it.
+    func testMalformedHistoryFileIsRefused() throws {
+        let cases: [(String, String)] = [
+            ("00000009.history", "hello\n"),
+            ("00000003.history", "1\t0/3000198\tx\n1\t0/4000000\ty\n"),   // IDs must increase
+            ("00000004.history", "5\t0/3000198\tx\n"),                      // ancestor above 4
+        ]
+        for (name, text) in cases {
+            let path = fx.file(name, Data(text.utf8))
+            let r = try fx.run(["wal-push", path])
+            XCTAssertEqual(r.status, 2, "\(name): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("is not a timeline history file"), r.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: fx.repo + "/wal/" + name.prefix(8) + "/" + name))
+        }
+        // Comments and blank lines are PostgreSQL's too.
+        let good = fx.file("00000002.history", Data("# made by hand\n\n1\t0/3000198\tno recovery target specified\n".utf8))
+        try fx.ok(["wal-push", good])
+        // pg-status reads every history file: it reports (exit 1: no base backup yet), not 13.
+        let status = try fx.run(["pg-status"])
+        XCTAssertEqual(status.status, 1, status.out + status.stderr)
+        XCTAssertFalse(status.stderr.contains("malformed"), status.stderr)
+        try fx.ok(["check", "--read-data"])
+        // One that got in another way (an older version's push, an object copied by hand),
+        // sealed properly under its name: `check --read-data` reports it, exit 13.
+        let backend = LocalBackend(path: fx.repo)
+        let (_, key) = try Repository.unlock(backend: backend, password: Array(fx.password.utf8))
+        let name = "00000005.history"
+        try backend.put("wal/00000005/" + name, data: try SealedObject.seal(Array("hello\n".utf8), kind: .wal, key: key, context: Array(name.utf8)))
+        let check = try fx.run(["check", "--read-data"])
+        XCTAssertEqual(check.status, 13, check.out + check.stderr)
+        XCTAssertTrue((check.out + check.stderr).contains(name) && (check.out + check.stderr).contains("malformed timeline history line: hello"), check.out + check.stderr)
     }
 
     func testHistoryAndBackupFiles() throws {

@@ -51,9 +51,13 @@ extension RepoCommand {
         static let abortRecovery: Int32 = 126
 
         func run() throws {
+            // PostgreSQL passes only WAL file names as %f; another NAME means a restore_command
+            // written wrong (%p and %f swapped, say). Exit 1 would read as the end of the
+            // archive and let recovery finish early, at whatever pg_wal holds: stop it instead.
             guard let wal = WALFileName(name) else {
-                if !global.quiet { Console.line("repo: \(name) is not the name of a WAL file") }
-                throw ExitCode(1)
+                Console.error(RepoError(.usage, "\(name) is not the name of a WAL file (a segment, .partial, .backup or .history file)",
+                                        hint: "use restore_command = 'repo wal-fetch %f %p' (the name first, then the destination)"))
+                throw ExitCode(Self.abortRecovery)
             }
             // DEST as PostgreSQL passes it (pg_wal/RECOVERYXLOG) is UTF-8; another path would
             // reach us with its bytes replaced (CommandLine.arguments) and name another file:

@@ -118,7 +118,8 @@ public struct WALArchive: Sendable {
 
     /// Archives one file under its name. Segments (and `.partial` segments) are checked first:
     /// a WAL page header whose position matches the name, a size of one segment, and the
-    /// cluster's system identifier. Durable when this returns.
+    /// cluster's system identifier; timeline history files must parse
+    /// (`TimelineHistory.strict`). Durable when this returns.
     ///
     /// - Throws: `RepoError(.usage)` for a file that is not WAL, `.failure` when the name is
     ///   archived with different bytes or belongs to another cluster, storage errors as they come.
@@ -133,6 +134,13 @@ public struct WALArchive: Sendable {
                                 hint: "archive_command must pass %p, the path of the file PostgreSQL names in %f")
             }
             try claim(systemIdentifier: header.systemIdentifier, segmentSize: header.segmentSize)
+        } else if name.kind == .history {
+            // Archived for good and read by every recovery, pg-status and status: one that
+            // does not parse must not get in (PostgreSQL would stop recovery on it too).
+            do { _ = try TimelineHistory.strict(timeline: name.timeline, bytes: Array(bytes)) } catch {
+                throw RepoError(.usage, "\(name) is not a timeline history file: \(error)",
+                                hint: "archive_command must pass %p, the path of the file PostgreSQL names in %f")
+            }
         }
         let level = compressionLevel ?? 0
         let object = try SealedObject.seal(bytes, kind: .wal, key: key, context: Array(name.text.utf8), level: level,

@@ -30,6 +30,31 @@ public struct TimelineHistory: Sendable, Equatable {
         }
     }
 
+    /// Parses the file's bytes as PostgreSQL reads a history file (`readTimeLineHistory` in
+    /// `timeline.c`): every line blank, a comment or an entry, and the ancestors' timeline IDs
+    /// increasing and below this file's own. What `wal-push` archives and `check --read-data`
+    /// accepts; PostgreSQL stops recovery on a file that fails this ("invalid data in history
+    /// file").
+    ///
+    /// - Throws: `TimelineHistoryError` naming the first line at fault.
+    public static func strict(timeline: UInt32, bytes: [UInt8]) throws -> TimelineHistory {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw TimelineHistoryError(line: "(the file is not text)")
+        }
+        let history = try TimelineHistory(timeline: timeline, text: text)
+        var previous: UInt32? = nil
+        for e in history.entries {
+            if let previous, e.timeline <= previous {
+                throw TimelineHistoryError(line: "\(e.timeline)\t\(e.switchpoint) (timeline IDs must increase)")
+            }
+            if e.timeline >= timeline {
+                throw TimelineHistoryError(line: "\(e.timeline)\t\(e.switchpoint) (an ancestor of timeline \(timeline) must have a lower ID)")
+            }
+            previous = e.timeline
+        }
+        return history
+    }
+
     /// The timeline that holds `lsn` when following this history: the first ancestor whose
     /// switchpoint lies beyond it, else this file's own timeline.
     public func timeline(at lsn: LSN) -> UInt32 {

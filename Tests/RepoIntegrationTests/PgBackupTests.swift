@@ -79,12 +79,7 @@ final class PgBackupTests: XCTestCase {
     func changeAfterTarget() throws {
         _ = server.sql("UPDATE pgbench_accounts SET abalance = abalance + 7 WHERE aid <= 5000")
         _ = server.sql("DROP TABLE pgbench_history")
-        let segment = server.sql("SELECT pg_walfile_name(pg_switch_wal())")
-        let deadline = Date().addingTimeInterval(30)
-        while server.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") < segment {
-            guard Date() < deadline else { return XCTFail("\(segment) was not archived within 30 s") }
-            usleep(100_000)
-        }
+        switchAndWaitArchived()
     }
 
     /// A new directory for a restored cluster, whose parent belongs to the server's user.
@@ -239,6 +234,98 @@ final class PgBackupTests: XCTestCase {
         XCTAssertEqual(second.status, 0, second.stderr)
         XCTAssertEqual(server.sql("SELECT string_agg(v, ',' ORDER BY v) FROM marks", port: port3), "timeline 1,timeline 2")
         XCTAssertEqual(server.sql("SELECT timeline_id FROM pg_control_checkpoint()", port: port3), "3")
+    }
+
+    /// Waits until the server on `port` has archived the segment it switches away from now.
+    func switchAndWaitArchived(port: String? = nil) {
+        let segment = server.sql("SELECT pg_walfile_name(pg_switch_wal())", port: port)
+        let deadline = Date().addingTimeInterval(30)
+        while server.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver", port: port) < segment {
+            guard Date() < deadline else { return XCTFail("\(segment) was not archived within 30 s") }
+            usleep(100_000)
+        }
+    }
+
+    /// A restored copy promoted with archiving still on (its postgresql.conf is production's)
+    /// adds timeline 2 to production's archive while production goes on along timeline 1.
+    /// PostgreSQL's 'latest' would then recover a later target along the copy's history and
+    /// exit 0 with the wrong data: pg-restore refuses to guess, and --target-timeline chooses.
+    func testDivergedHistoriesNeedATimelineAndEachIsRecoverable() throws {
+        try startArchivingCluster()
+        _ = server.sql("CREATE TABLE marks (v text); INSERT INTO marks VALUES ('a: before the branch')")
+        let backup = asServerUser(["pg-backup", "--pgdata", server.data, "--fast"])
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        _ = server.sql("INSERT INTO marks VALUES ('b: before the branch')")
+        let beforeBranch = server.sql("SELECT pg_current_wal_lsn()")
+        usleep(20_000)
+        let branchTime = serverTime()
+        usleep(20_000)
+        _ = server.sql("INSERT INTO marks VALUES ('c: production after the branch')")
+        switchAndWaitArchived()
+
+        // The copy: recovered to branchTime, promoted, writes, archives timeline 2, stops.
+        let copy = restoreDirectory("copy")
+        let port2 = String(Int(server.port)! + 5)
+        let promoted = try asTestUser(["pg-restore", "--pgdata", copy, "--target-time", branchTime, "--target-action", "promote",
+                                       "--start", "--server-options", server.options(port: port2)])
+        XCTAssertEqual(promoted.status, 0, promoted.stderr)
+        _ = server.sql("INSERT INTO marks VALUES ('d: the copy')", port: port2)
+        switchAndWaitArchived(port: port2)
+        _ = server.run(server.bin + "/pg_ctl", "-D", copy, "-m", "fast", "-w", "stop")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: fx.repo + "/wal/00000002/00000002.history"))
+
+        // Production goes on along timeline 1.
+        _ = server.sql("INSERT INTO marks VALUES ('e: production later')")
+        usleep(20_000)
+        let later = serverTime()
+        usleep(20_000)
+        // Recovery to a time stops at the first commit past it: there must be one.
+        _ = server.sql("INSERT INTO marks VALUES ('f: production after the target')")
+        switchAndWaitArchived()
+        let marks = "SELECT string_agg(v, ',' ORDER BY v) FROM marks"
+
+        // Without a timeline: refused, naming both, nothing restored.
+        let refusedDir = restoreDirectory("refused")
+        let refused = try asTestUser(["pg-restore", "--pgdata", refusedDir, "--target-time", later])
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("two histories") && refused.stderr.contains("--target-timeline 2")
+                      && refused.stderr.contains("--target-timeline 1"), refused.stderr)
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: refusedDir)) ?? [], [])
+        // The same for the end of the archive.
+        XCTAssertEqual(try asTestUser(["pg-restore", "--pgdata", restoreDirectory("refused-latest"), "--target", "latest"]).status, 1)
+
+        // Timeline 1: production's history at `later`.
+        let one = restoreDirectory("one")
+        let port3 = String(Int(server.port)! + 6)
+        let r1 = try asTestUser(["pg-restore", "--pgdata", one, "--target-time", later, "--target-timeline", "1", "--start",
+                                 "--archive-mode", "off", "--server-options", server.options(port: port3), "--json"])
+        XCTAssertEqual(r1.status, 0, r1.stderr + ((try? String(contentsOfFile: one + "/pg-restore-start.log", encoding: .utf8)) ?? ""))
+        XCTAssertEqual(try XCTUnwrap(try json(r1)["settings"] as? [String: String])["recovery_target_timeline"], "1")
+        XCTAssertEqual(server.sql("SHOW archive_mode", port: port3), "off", "--archive-mode off wins over the restored postgresql.conf")
+        XCTAssertEqual(server.sql(marks, port: port3),
+                       "a: before the branch,b: before the branch,c: production after the branch,e: production later")
+        _ = server.run(server.bin + "/pg_ctl", "-D", one, "-m", "immediate", "-w", "stop")
+
+        // Timeline 2, asked for by number or as latest: the copy's history.
+        let two = restoreDirectory("two")
+        let r2 = try asTestUser(["pg-restore", "--pgdata", two, "--target", "latest", "--target-timeline", "latest", "--start",
+                                 "--archive-mode", "off", "--server-options", server.options(port: port3)])
+        XCTAssertEqual(r2.status, 0, r2.stderr)
+        XCTAssertEqual(server.sql(marks, port: port3), "a: before the branch,b: before the branch,d: the copy")
+        // A fast shutdown lets the archiver finish: with archiving on, 00000003.history would be there.
+        _ = server.run(server.bin + "/pg_ctl", "-D", two, "-m", "fast", "-w", "stop")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: fx.repo + "/wal/00000003/00000003.history"),
+                       "promoted with --archive-mode off: its timeline 3 is not archived")
+
+        // A position before the branch is the same along either: no timeline needed.
+        let early = try asTestUser(["pg-restore", "--pgdata", restoreDirectory("early"), "--target-lsn", beforeBranch, "--json"])
+        XCTAssertEqual(early.status, 0, early.stderr)
+        XCTAssertEqual(try XCTUnwrap(try json(early)["settings"] as? [String: String])["recovery_target_timeline"], "latest")
+        // A timeline the archive does not have.
+        let missing = try asTestUser(["pg-restore", "--pgdata", restoreDirectory("missing"), "--target", "latest", "--target-timeline", "9"])
+        XCTAssertEqual(missing.status, 1, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("00000009.history"), missing.stderr)
+        XCTAssertEqual(try asTestUser(["pg-restore", "--pgdata", restoreDirectory("bad"), "--target", "latest", "--target-timeline", "two"]).status, 2)
     }
 
     /// `repo status` (README, "Monitoring") on a live archive: the base backup is a tree group,

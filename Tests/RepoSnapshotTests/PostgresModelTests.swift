@@ -110,4 +110,31 @@ final class PostgresModelTests: XCTestCase {
         XCTAssertTrue(bad.problems.contains { $0.contains(seg(12).text) && $0.contains("after the newest base backup") })
         XCTAssertTrue(WALStatus(files: files, histories: [:], backups: [], segmentSize: size).problems.contains { $0.contains("no base backup") })
     }
+
+    /// The path from a backup to a timeline, PostgreSQL's 'latest', and where histories diverge.
+    func testTimelinePathLatestAndDivergence() throws {
+        let h2 = try TimelineHistory.strict(timeline: 2, bytes: Array("1\t0/5000100\tbefore 2026-12-02 16:16:21+00\n".utf8))
+        let h3 = try TimelineHistory.strict(timeline: 3, bytes: Array("1\t0/5000100\tx\n2\t0/7000000\ty\n".utf8))
+        let histories: [UInt32: TimelineHistory] = [2: h2, 3: h3]
+        XCTAssertEqual(TimelinePath.newest(from: 1, histories: histories), 3)
+        XCTAssertEqual(TimelinePath.newest(from: 1, histories: [3: h3]), 1, "probing stops at the first missing history")
+        let p = try XCTUnwrap(TimelinePath(from: 1, at: LSN(0x2000028), to: 3, histories: histories))
+        XCTAssertEqual(p.branches.map { [$0.parent, $0.child] }, [[1, 2], [2, 3]])
+        XCTAssertEqual(TimelinePath(from: 1, at: LSN(0x2000028), to: 1, histories: histories)?.branches, [])
+        // A backup on timeline 1 after the branch, or on a timeline not in the history: none.
+        XCTAssertNil(TimelinePath(from: 1, at: LSN(0x6000028), to: 2, histories: histories))
+        XCTAssertNil(TimelinePath(from: 4, at: LSN(0x2000028), to: 3, histories: histories))
+        XCTAssertNil(TimelinePath(from: 1, at: LSN(0x2000028), to: 5, histories: histories))
+        XCTAssertNotNil(TimelinePath(from: 2, at: LSN(0x6000000), to: 3, histories: histories))
+        // Timeline 1 archived past segment 5 (the switchpoint's): diverged there; timeline 2
+        // ends in segment 6, before its switchpoint's segment 7: not diverged.
+        let seg = 16 << 20
+        XCTAssertEqual(p.divergences(lastSegment: [1: 5, 2: 6], segmentSize: seg).map(\.parent), [1])
+        XCTAssertEqual(p.divergences(lastSegment: [1: 4, 2: 7], segmentSize: seg).map(\.parent), [2])
+        XCTAssertEqual(p.divergences(lastSegment: [1: 4], segmentSize: seg), [])
+        // History files as PostgreSQL reads them.
+        XCTAssertThrowsError(try TimelineHistory.strict(timeline: 3, bytes: Array("2\t0/1\tx\n1\t0/2\ty\n".utf8)))
+        XCTAssertThrowsError(try TimelineHistory.strict(timeline: 2, bytes: Array("2\t0/1\tx\n".utf8)))
+        XCTAssertThrowsError(try TimelineHistory.strict(timeline: 2, bytes: [0x31, 0x09, 0xFF, 0x0A]))
+    }
 }

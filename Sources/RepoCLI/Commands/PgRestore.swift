@@ -24,10 +24,14 @@ extension RepoCommand {
                 the recovery_target_* settings. As root, the files are given to --owner, else to \
                 the owner of DIR or of its parent (unless root), else to the owner recorded in \
                 the backup. --start then runs `pg_ctl -D DIR -w start` (as that owner) and waits \
-                until recovery reached the target.
+                until recovery reached the target. Recovery follows the newest timeline \
+                (PostgreSQL's 'latest') unless --target-timeline names one; where two histories \
+                diverge after the base backup (a promoted copy beside a server that kept \
+                archiving) and the target may lie past the branch, --target-timeline is required.
                 Examples:
                   repo pg-restore --pgdata /srv/pg-restored --target-time 2026-11-30T10:29:59Z --start
-                  repo pg-restore --pgdata /srv/pg-restored --target latest --target-action promote
+                  repo pg-restore --pgdata /srv/pg-restored --target latest
+                  repo pg-restore --pgdata /tmp/pg-test --target-time 2026-11-30T10:29:59Z --target-timeline 1 --archive-mode off --start
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -52,6 +56,12 @@ extension RepoCommand {
 
         @Option(help: ArgumentHelp("At the target: pause (PostgreSQL's default), promote or shutdown.", valueName: "ACTION"))
         var targetAction: String?
+
+        @Option(help: ArgumentHelp("Timeline to recover along: latest (the newest, PostgreSQL's default) or an ID. Required where two histories diverge after the base backup and the target may lie past the branch (a promoted restore beside a server that kept running).", valueName: "TLI"))
+        var targetTimeline: String?
+
+        @Option(help: ArgumentHelp("off: the restored server archives no WAL (for a test restore beside a running production server, which must not gain the copy's timeline); preserve (default): as the restored postgresql.conf says.", valueName: "MODE"))
+        var archiveMode: String?
 
         @Option(help: ArgumentHelp("Zone for --target-time values without an offset (IANA name; default: local).", valueName: "TZ"))
         var tz: String?
@@ -95,6 +105,20 @@ extension RepoCommand {
                 throw ValidationError("--server-options, --pg-ctl and --log apply only with --start")
             }
             if timeout < 1 { throw ValidationError("--timeout must be at least 1") }
+            _ = try timelineID()
+            if let archiveMode, archiveMode != "off" && archiveMode != "preserve" {
+                throw ValidationError("--archive-mode must be off or preserve")
+            }
+        }
+
+        /// `--target-timeline`: nil for none given; .some(nil) for `latest`.
+        func timelineID() throws -> UInt32?? {
+            guard let targetTimeline else { return nil }
+            if targetTimeline == "latest" { return .some(nil) }
+            guard let id = UInt32(targetTimeline), id >= 1 else {
+                throw ValidationError("--target-timeline must be latest or a timeline ID (1, 2, …), as `repo pg-status` lists them")
+            }
+            return .some(id)
         }
 
         func recoveryTarget() throws -> RecoveryTarget {
@@ -124,6 +148,11 @@ extension RepoCommand {
                                         restoreCommand: try restoreCommand(location: repo.backend.location))
             op.snapshot = try snapshot.map { try repo.findSnapshot($0, filter: SnapshotFilter()) }
             op.action = targetAction.flatMap(RecoveryTarget.Action.init(rawValue:))
+            op.archiveOff = archiveMode == "off"
+            if let chosen = try timelineID() {
+                op.timeline = chosen
+                op.checkDivergence = false
+            }
             op.owner = owner
             op.cancellation = SignalTrap.cancellation
             op.warn = global.warningPrinter
@@ -139,7 +168,9 @@ extension RepoCommand {
             let pg = result.postgres
             if !global.quiet && !global.json {
                 print("restored base backup \(result.snapshotID.shortHex) (\(pg.label); WAL \(pg.startLSN)–\(pg.stopLSN), ended \(pg.stopTime)) into \(result.dataDirectory): \(result.restore.files) files, \(Format.bytes(result.restore.bytes)) in \(String(format: "%.1f", result.seconds)) s")
-                print("recovery to \(target.summary): recovery.signal and postgresql.auto.conf written")
+                let along = result.path.branches.isEmpty ? "on timeline \(result.path.target)"
+                    : "along timelines " + (result.path.branches.map { String($0.parent) } + [String(result.path.target)]).joined(separator: " → ")
+                print("recovery to \(target.summary) \(along): recovery.signal and postgresql.auto.conf written")
             }
             var started: RecoveryStart.Result?
             if start {

@@ -21,6 +21,15 @@ public struct PointInTimeRestore {
     public var dataDirectory: String
     public var target: RecoveryTarget
     public var action: RecoveryTarget.Action?
+    /// The timeline to recover along (`--target-timeline`, `recovery_target_timeline`); nil:
+    /// PostgreSQL's `latest`, refused where two histories diverge after the base backup and
+    /// the target may lie past the branch (`TimelinePath.divergences`).
+    public var timeline: UInt32?
+    /// Refuse a recovery along 'latest' where two histories diverge (see `timeline`); false
+    /// once the user said `--target-timeline latest`.
+    public var checkDivergence = true
+    /// `--archive-mode off` (`RecoverySettings.archiveOff`).
+    public var archiveOff = false
     /// `restore_command` for the restored server (see `RecoverySettings.walFetchCommand`).
     public var restoreCommand: String
     /// The base backup to restore; nil chooses one (`choose`).
@@ -48,15 +57,21 @@ public struct PointInTimeRestore {
         /// The owner given to the restored files (root only).
         public var owner: (uid: UInt32, gid: UInt32)?
         public var settings: RecoverySettings
+        /// The timelines recovery follows from the base backup.
+        public var path: TimelinePath
         public var seconds: Double
     }
 
     /// The newest base backup in `entries` (oldest first, as `Repository.snapshots` lists them)
     /// from which `target` is reachable (`RecoveryTarget.isReachable`); nil when none is.
-    public static func choose(_ target: RecoveryTarget, among entries: [SnapshotEntry]) -> SnapshotEntry? {
+    /// The newest base backup in `entries` (oldest first, as `Repository.snapshots` lists them)
+    /// from which `target` is reachable (`RecoveryTarget.isReachable`) and that `follows`
+    /// accepts; nil when none is.
+    public static func choose(_ target: RecoveryTarget, among entries: [SnapshotEntry],
+                              where follows: (PostgresBackup) -> Bool = { _ in true }) -> SnapshotEntry? {
         entries.last { entry in
             guard let pg = entry.snapshot.postgres, entry.snapshot.partial != true else { return false }
-            return target.isReachable(from: pg)
+            return target.isReachable(from: pg) && follows(pg)
         }
     }
 
@@ -68,7 +83,7 @@ public struct PointInTimeRestore {
         let started = Date()
         let dir = FileSystem.normalize(dataDirectory)
         _ = try Self.existingDirectory(dir)   // refuse a non-empty one before anything else
-        let entry = try chosen()
+        let (entry, path) = try chosen()
         let pg = entry.snapshot.postgres!
         let location = try repository.locate(path: pg.dataDirectory, in: entry)
         guard let tree = location.tree, location.node?.type == .dir else {
@@ -100,8 +115,9 @@ public struct PointInTimeRestore {
                 throw RepoError(.failure, "cannot create \(path): \(String(cString: strerror(errno)))")
             }
         }
-        let settings = RecoverySettings(restoreCommand: restoreCommand, target: target, action: action,
+        var settings = RecoverySettings(restoreCommand: restoreCommand, target: target, action: action, timeline: timeline,
                                         comment: "repo pg-restore \(Timestamp.format(Date())): base backup \(entry.id.hex) (\(pg.label)), recovery to \(target.summary)")
+        settings.archiveOff = archiveOff
         try settings.write(into: dir, owner: effectiveOwner)
         // What was made after the restore (the recreated directories, their entries and
         // recovery.signal's) and the data directory's own entry in its parent, on disk too.
@@ -117,11 +133,21 @@ public struct PointInTimeRestore {
             }
         }
         return Result(snapshotID: entry.id, postgres: pg, dataDirectory: dir, restore: restored, owner: effectiveOwner,
-                      settings: settings, seconds: Date().timeIntervalSince(started))
+                      settings: settings, path: path, seconds: Date().timeIntervalSince(started))
     }
 
-    /// The snapshot to restore: the given one, checked, or the newest that reaches the target.
-    private func chosen() throws -> SnapshotEntry {
+    /// The snapshot to restore — the given one, checked, or the newest that reaches the target
+    /// along the timeline asked for — and the timelines recovery follows from it.
+    private func chosen() throws -> (SnapshotEntry, TimelinePath) {
+        let archive = WALArchive(backend: repository.backend, config: repository.config, key: repository.key)
+        let timelines = TimelineHistories(archive: archive)
+        /// The path from `pg` to the timeline asked for, or to PostgreSQL's 'latest' from it.
+        func path(_ pg: PostgresBackup) throws -> TimelinePath? {
+            let end = try timeline ?? timelines.newest(from: pg.timeline)
+            if end != pg.timeline { _ = try timelines.history(end) }
+            return TimelinePath(from: pg.timeline, at: pg.startLSN, to: end, histories: timelines.known)
+        }
+        let entry: SnapshotEntry
         if let snapshot {
             guard let pg = snapshot.snapshot.postgres else {
                 throw RepoError(.failure, "snapshot \(snapshot.id.shortHex) is not a base backup (it was not made by `repo pg-backup`)",
@@ -131,23 +157,62 @@ public struct PointInTimeRestore {
                 throw RepoError(.failure, "base backup \(snapshot.id.shortHex) ended at \(pg.stopTime) (LSN \(pg.stopLSN)), after the target \(target.summary): recovery cannot go back in time",
                                 hint: "name an older base backup, or leave SNAPSHOT out to choose one")
             }
-            return snapshot
+            guard try path(pg) != nil else { throw try offPath(pg, snapshot.id, timelines) }
+            entry = snapshot
+        } else {
+            let (entries, damaged) = try repository.snapshotsAndDamage()
+            if !damaged.isEmpty {
+                throw RepoError(.integrity, "\(damaged.count) snapshot(s) cannot be read (\(damaged.prefix(3).map(\.shortHex).joined(separator: ", "))); one of them could be the base backup to choose",
+                                hint: "name the base backup as SNAPSHOT (`repo snapshots --tag pg-backup`); run `repo check` to see the damage")
+            }
+            let cluster = try archive.cluster()
+            let candidates = entries.filter { e in cluster.map { e.snapshot.postgres?.systemIdentifier == $0.systemIdentifier } ?? true }
+            guard let reaching = Self.choose(target, among: candidates) else {
+                let count = candidates.filter { $0.snapshot.postgres != nil }.count
+                throw RepoError(.failure, count == 0 ? "the repository holds no base backup" + (cluster.map { " of the cluster \($0.systemIdentifier) whose WAL it archives" } ?? "")
+                                                     : "none of the \(count) base backups ended before the target \(target.summary)",
+                                hint: count == 0 ? "make one with `repo pg-backup --pgdata DIR`" : "list them with `repo snapshots --tag pg-backup`; a target must lie after a backup's stop time")
+            }
+            var pathError: Error?
+            let following = Self.choose(target, among: candidates) { pg in
+                do { return try path(pg) != nil } catch { pathError = error; return false }
+            }
+            if let pathError { throw pathError }
+            guard let following else { throw try offPath(reaching.snapshot.postgres!, reaching.id, timelines) }
+            entry = following
         }
-        let (entries, damaged) = try repository.snapshotsAndDamage()
-        if !damaged.isEmpty {
-            throw RepoError(.integrity, "\(damaged.count) snapshot(s) cannot be read (\(damaged.prefix(3).map(\.shortHex).joined(separator: ", "))); one of them could be the base backup to choose",
-                            hint: "name the base backup as SNAPSHOT (`repo snapshots --tag pg-backup`); run `repo check` to see the damage")
+        let pg = entry.snapshot.postgres!
+        let chosenPath = try path(pg)!
+        if timeline == nil && checkDivergence {
+            var lastSegment: [UInt32: UInt64] = [:]
+            for parent in Set(chosenPath.branches.map(\.parent)) {
+                lastSegment[parent] = try archive.list(timeline: parent).filter { $0.name.kind == .segment }
+                    .map { $0.name.segmentNumber(segmentSize: pg.walSegmentSize) }.max()
+            }
+            let ambiguous = chosenPath.divergences(lastSegment: lastSegment, segmentSize: pg.walSegmentSize).filter { b in
+                if case .lsn(let l) = target { return l > b.switchpoint }
+                return true   // a time or a name cannot be placed against the switchpoint
+            }
+            if let b = ambiguous.first {
+                let why = b.reason.isEmpty ? "" : " (its history file says: \(b.reason))"
+                throw RepoError(.failure, "base backup \(entry.id.shortHex) can recover along two histories: timeline \(b.parent) goes on past \(b.switchpoint), where timeline \(b.child) branched off it\(why); \(target.summary) may lie past that point, and PostgreSQL's recovery_target_timeline 'latest' would follow timeline \(chosenPath.target)",
+                                hint: "say which with --target-timeline \(chosenPath.target) (the newest) or --target-timeline \(b.parent) (the history that went on past \(b.switchpoint), such as production's after a restored copy was promoted); a target before \(b.switchpoint) gives the same result along either; `repo pg-status` lists the timelines")
+            }
         }
-        let archive = WALArchive(backend: repository.backend, config: repository.config, key: repository.key)
-        let cluster = try archive.cluster()
-        let candidates = entries.filter { e in cluster.map { e.snapshot.postgres?.systemIdentifier == $0.systemIdentifier } ?? true }
-        guard let entry = Self.choose(target, among: candidates) else {
-            let count = candidates.filter { $0.snapshot.postgres != nil }.count
-            throw RepoError(.failure, count == 0 ? "the repository holds no base backup" + (cluster.map { " of the cluster \($0.systemIdentifier) whose WAL it archives" } ?? "")
-                                                 : "none of the \(count) base backups ended before the target \(target.summary)",
-                            hint: count == 0 ? "make one with `repo pg-backup --pgdata DIR`" : "list them with `repo snapshots --tag pg-backup`; a target must lie after a backup's stop time")
+        return (entry, chosenPath)
+    }
+
+    /// The error for a base backup from which no recovery reaches the timeline asked for (or
+    /// PostgreSQL's 'latest' from it).
+    private func offPath(_ pg: PostgresBackup, _ id: Hash256, _ timelines: TimelineHistories) throws -> RepoError {
+        let end = try timeline ?? timelines.newest(from: pg.timeline)
+        if end != pg.timeline, try timelines.history(end) == nil {
+            return RepoError(.failure, "timeline \(end) has no history file (\(WALFileName.hex8(end)).history) in the archive, so recovery cannot follow it",
+                             hint: "`repo pg-status` lists the archived timelines")
         }
-        return entry
+        return RepoError(.failure, "base backup \(id.shortHex) (timeline \(pg.timeline), from \(pg.startLSN)) is not on the history of timeline \(end): recovery from it cannot follow timeline \(end)",
+                         hint: timeline == nil ? "give --target-timeline, or name an older base backup as SNAPSHOT; `repo pg-status` lists the timelines"
+                                               : "choose another --target-timeline, or name a base backup on its history as SNAPSHOT; `repo pg-status` lists the timelines")
     }
 
     /// The status of `dir` when it is an empty directory, nil when it is missing (and its

@@ -15,16 +15,24 @@ public struct RecoverySettings: Sendable {
     public var restoreCommand: String
     public var target: RecoveryTarget
     public var action: RecoveryTarget.Action?
+    /// `recovery_target_timeline`: a timeline ID, or nil for `latest`.
+    public var timeline: UInt32?
+    /// Writes `archive_mode = 'off'`: the restored server archives nothing, whatever the
+    /// restored `postgresql.conf` says (a test restore must not archive into production's
+    /// repository: once promoted, its new timeline becomes the newest there).
+    public var archiveOff = false
     /// A comment line written above the block (who wrote it, from which snapshot).
     public var comment: String
 
-    public init(restoreCommand: String, target: RecoveryTarget, action: RecoveryTarget.Action?, comment: String) {
-        self.restoreCommand = restoreCommand; self.target = target; self.action = action; self.comment = comment
+    public init(restoreCommand: String, target: RecoveryTarget, action: RecoveryTarget.Action?, timeline: UInt32? = nil, comment: String) {
+        self.restoreCommand = restoreCommand; self.target = target; self.action = action; self.timeline = timeline
+        self.comment = comment
     }
 
     /// Every setting, in the order written.
     public var settings: [(name: String, value: String)] {
-        [("restore_command", restoreCommand)] + target.settings(action: action)
+        [("restore_command", restoreCommand)] + target.settings(action: action, timeline: timeline)
+            + (archiveOff ? [("archive_mode", "off")] : [])
     }
 
     /// The block appended to `postgresql.auto.conf`.

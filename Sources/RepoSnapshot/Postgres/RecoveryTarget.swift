@@ -35,8 +35,9 @@ public enum RecoveryTarget: Sendable, Equatable {
     /// The `recovery_target*` settings for this target, in the order they are written. All
     /// five kinds are set, the unused ones to `''` and before the one used, so that settings an
     /// earlier restore left in `postgresql.auto.conf` cannot add a second target: PostgreSQL
-    /// refuses more than one, checking as it assigns them in file order.
-    public func settings(action: Action?) -> [(name: String, value: String)] {
+    /// refuses more than one, checking as it assigns them in file order. `timeline` is
+    /// `recovery_target_timeline`: a timeline ID, or nil for `latest`.
+    public func settings(action: Action?, timeline: UInt32? = nil) -> [(name: String, value: String)] {
         var chosen: (name: String, value: String)?
         switch self {
         case .time(let s, let ns): chosen = ("recovery_target_time", Self.postgresTime(seconds: s, nanoseconds: ns))
@@ -50,7 +51,7 @@ public enum RecoveryTarget: Sendable, Equatable {
             out.append(chosen)
             out.append(("recovery_target_action", (action ?? .pause).rawValue))
         }
-        out.append(("recovery_target_timeline", "latest"))
+        out.append(("recovery_target_timeline", timeline.map { String($0) } ?? "latest"))
         return out
     }
 

@@ -210,6 +210,8 @@ final class WALArchiveTests: XCTestCase {
         // Comments and blank lines are PostgreSQL's too.
         let good = fx.file("00000002.history", Data("# made by hand\n\n1\t0/3000198\tno recovery target specified\n".utf8))
         try fx.ok(["wal-push", good])
+        // A reason that is not UTF-8 (a restore point named in a LATIN1 server) is PostgreSQL's.
+        try fx.ok(["wal-push", fx.file("00000006.history", Data("1\t0/3000198\tat restore point \"caf".utf8) + Data([0xE9, 0x22, 0x0A]))])
         // pg-status reads every history file: it reports (exit 1: no base backup yet), not 13.
         let status = try fx.run(["pg-status"])
         XCTAssertEqual(status.status, 1, status.out + status.stderr)

@@ -136,5 +136,9 @@ final class PostgresModelTests: XCTestCase {
         XCTAssertThrowsError(try TimelineHistory.strict(timeline: 3, bytes: Array("2\t0/1\tx\n1\t0/2\ty\n".utf8)))
         XCTAssertThrowsError(try TimelineHistory.strict(timeline: 2, bytes: Array("2\t0/1\tx\n".utf8)))
         XCTAssertThrowsError(try TimelineHistory.strict(timeline: 2, bytes: [0x31, 0x09, 0xFF, 0x0A]))
+        // A restore point name in LATIN1 in the reason is PostgreSQL's own output: refusing it
+        // would fail archive_command for good and fill pg_wal.
+        let latin1 = Array("1\t0/3000198\tat restore point \"caf".utf8) + [0xE9, 0x22, 0x0A]
+        XCTAssertEqual(try TimelineHistory.strict(timeline: 2, bytes: latin1).entries.map(\.switchpoint), [LSN(0x3000198)])
     }
 }

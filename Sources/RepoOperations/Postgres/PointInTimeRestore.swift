@@ -63,8 +63,6 @@ public struct PointInTimeRestore {
     }
 
     /// The newest base backup in `entries` (oldest first, as `Repository.snapshots` lists them)
-    /// from which `target` is reachable (`RecoveryTarget.isReachable`); nil when none is.
-    /// The newest base backup in `entries` (oldest first, as `Repository.snapshots` lists them)
     /// from which `target` is reachable (`RecoveryTarget.isReachable`) and that `follows`
     /// accepts; nil when none is.
     public static func choose(_ target: RecoveryTarget, among entries: [SnapshotEntry],

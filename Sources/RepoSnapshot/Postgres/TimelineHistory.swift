@@ -34,14 +34,12 @@ public struct TimelineHistory: Sendable, Equatable {
     /// `timeline.c`): every line blank, a comment or an entry, and the ancestors' timeline IDs
     /// increasing and below this file's own. What `wal-push` archives and `check --read-data`
     /// accepts; PostgreSQL stops recovery on a file that fails this ("invalid data in history
-    /// file").
+    /// file"). The reason text is free: a restore point's name in it is in the server's
+    /// encoding, which need not be UTF-8 (such bytes are replaced in `reason`).
     ///
     /// - Throws: `TimelineHistoryError` naming the first line at fault.
     public static func strict(timeline: UInt32, bytes: [UInt8]) throws -> TimelineHistory {
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw TimelineHistoryError(line: "(the file is not text)")
-        }
-        let history = try TimelineHistory(timeline: timeline, text: text)
+        let history = try TimelineHistory(timeline: timeline, text: String(decoding: bytes, as: UTF8.self))
         var previous: UInt32? = nil
         for e in history.entries {
             if let previous, e.timeline <= previous {
